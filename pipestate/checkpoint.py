@@ -1,0 +1,253 @@
+"""Checkpoint bytes: the envelope, the payload, operator states, and validation on restore.
+
+The format is specified in ``docs/checkpoint-format.md``; the message definitions are in
+``proto/pipestate/v1/checkpoint.proto``. Nothing here pickles: every field is a number, a string or
+opaque bytes owned by an operator, so a checkpoint from an untrusted source is safe to parse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import NamedTuple, Union
+
+from google.protobuf.message import DecodeError
+
+from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb
+from pipestate.errors import (
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UnsupportedCheckpointVersionError,
+)
+
+MAGIC = 0x54535350  # b"PSST" read as a little-endian uint32
+FORMAT_VERSION = 1
+
+
+class RngState(NamedTuple):
+    """State of a counter-based random stream: its Philox key and the index of the next sample."""
+
+    key: int
+    counter: int
+
+
+class ReaderState(NamedTuple):
+    """Position of a reader: its own epoch and how many samples of that epoch's order it has taken."""
+
+    epoch: int
+    consumed: int
+
+
+class ExternalSourceState(NamedTuple):
+    """Position of an external source, plus the bytes of a stateful source object's ``state()``."""
+
+    epoch: int
+    iteration: int
+    source_state: bytes | None = None
+
+
+class CustomState(NamedTuple):
+    """Opaque bytes owned by an operator."""
+
+    data: bytes
+
+
+OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorRecord:
+    """One operator's entry: identity for validation, and its state (``None`` when stateless)."""
+
+    name: str
+    type: str
+    digest: int
+    arg_names: tuple[str, ...]
+    arg_digests: tuple[int, ...]
+    state: OperatorStateValue = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointData:
+    """The decoded payload of a checkpoint."""
+
+    library_version: str
+    fingerprint: bytes
+    batch_size: int
+    seed: int
+    iteration: int
+    epoch: int
+    iteration_in_epoch: int
+    operators: tuple[OperatorRecord, ...]
+
+
+def encode(data: CheckpointData) -> bytes:
+    """Serialize ``data`` into checkpoint bytes (payload inside the checksummed envelope)."""
+    payload = pb.Payload(
+        library_version=data.library_version,
+        fingerprint=data.fingerprint,
+        batch_size=data.batch_size,
+        seed=data.seed,
+        iteration=data.iteration,
+        epoch=data.epoch,
+        iteration_in_epoch=data.iteration_in_epoch,
+    )
+    for record in data.operators:
+        msg = payload.operators.add(
+            name=record.name, type=record.type, digest=record.digest, arg_digests=record.arg_digests
+        )
+        _state_to_proto(record.state, msg)
+    body = payload.SerializeToString(deterministic=True)
+    envelope = pb.Checkpoint(
+        magic=MAGIC, format_version=FORMAT_VERSION, payload_crc32=zlib.crc32(body), payload=body
+    )
+    return envelope.SerializeToString(deterministic=True)
+
+
+def decode(blob: bytes) -> CheckpointData:
+    """Parse and check checkpoint bytes.
+
+    Returns:
+        The decoded payload. Operator ``arg_names`` are empty: the names come from the schema of the
+        pipeline being restored, not from the file.
+
+    Raises:
+        CorruptCheckpointError: the bytes are not an intact pipestate checkpoint.
+        UnsupportedCheckpointVersionError: the format version is not one this library reads.
+    """
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a checkpoint is bytes, not {type(blob).__name__}; read the file in binary mode")
+    blob = bytes(blob)
+    if not blob:
+        raise CorruptCheckpointError("the checkpoint is empty (0 bytes)")
+    envelope = pb.Checkpoint()
+    try:
+        envelope.ParseFromString(blob)
+    except DecodeError as exc:
+        raise CorruptCheckpointError(
+            f"not a pipestate checkpoint, or truncated: the envelope does not parse ({len(blob)} bytes)"
+        ) from exc
+    if envelope.magic != MAGIC:
+        raise CorruptCheckpointError(
+            f"not a pipestate checkpoint: magic is {envelope.magic:#010x}, expected {MAGIC:#010x}"
+        )
+    if zlib.crc32(envelope.payload) != envelope.payload_crc32:
+        raise CorruptCheckpointError(
+            "the checkpoint is damaged: the payload checksum does not match (truncated or altered bytes)"
+        )
+    if envelope.format_version != FORMAT_VERSION:
+        raise UnsupportedCheckpointVersionError(
+            f"checkpoint format version {envelope.format_version} is not supported; this pipestate reads "
+            f"version {FORMAT_VERSION}. Restore it with the pipestate release that wrote it."
+        )
+    payload = pb.Payload()
+    try:
+        payload.ParseFromString(envelope.payload)
+    except DecodeError as exc:
+        raise CorruptCheckpointError("the checkpoint payload does not parse") from exc
+    return CheckpointData(
+        library_version=payload.library_version,
+        fingerprint=payload.fingerprint,
+        batch_size=payload.batch_size,
+        seed=payload.seed,
+        iteration=payload.iteration,
+        epoch=payload.epoch,
+        iteration_in_epoch=payload.iteration_in_epoch,
+        operators=tuple(
+            OperatorRecord(
+                name=op.name,
+                type=op.type,
+                digest=op.digest,
+                arg_names=(),
+                arg_digests=tuple(op.arg_digests),
+                state=_state_from_proto(op),
+            )
+            for op in payload.operators
+        ),
+    )
+
+
+def _state_to_proto(state: OperatorStateValue, msg: pb.OperatorState) -> None:
+    if state is None:
+        return
+    if isinstance(state, RngState):
+        msg.rng.key, msg.rng.counter = state.key, state.counter
+    elif isinstance(state, ReaderState):
+        msg.reader.epoch, msg.reader.consumed = state.epoch, state.consumed
+    elif isinstance(state, ExternalSourceState):
+        msg.external_source.epoch, msg.external_source.iteration = state.epoch, state.iteration
+        if state.source_state is not None:
+            msg.external_source.source_state = state.source_state
+    elif isinstance(state, CustomState):
+        msg.custom = state.data
+    else:
+        raise TypeError(f"operator state of type {type(state).__name__} has no protobuf form")
+
+
+def _state_from_proto(msg: pb.OperatorState) -> OperatorStateValue:
+    kind = msg.WhichOneof("state")
+    if kind == "rng":
+        return RngState(msg.rng.key, msg.rng.counter)
+    if kind == "reader":
+        return ReaderState(msg.reader.epoch, msg.reader.consumed)
+    if kind == "external_source":
+        es = msg.external_source
+        return ExternalSourceState(
+            es.epoch, es.iteration, es.source_state if es.HasField("source_state") else None
+        )
+    if kind == "custom":
+        return CustomState(msg.custom)
+    return None
+
+
+def check_matches(expected: CheckpointData, found: CheckpointData) -> None:
+    """Raise :class:`CheckpointMismatchError` if ``found`` was not taken from the pipeline ``expected``.
+
+    ``expected`` describes the pipeline being restored (its operators carry ``arg_names``); only its
+    identity fields are read.
+    """
+    if expected.fingerprint == found.fingerprint:
+        return
+    differences = describe_differences(expected, found)
+    if not differences:
+        differences = ["the graph's structure or outputs differ (operator wiring or set_outputs)"]
+    raise CheckpointMismatchError(
+        "the checkpoint was taken from a different pipeline:\n  - "
+        + "\n  - ".join(differences)
+        + "\nRestore it into the pipeline definition that wrote it, or start without checkpoint=.",
+        differences,
+    )
+
+
+def describe_differences(expected: CheckpointData, found: CheckpointData) -> list[str]:
+    """List what differs between the pipeline ``expected`` and the one that wrote ``found``."""
+    diffs = []
+    if expected.batch_size != found.batch_size:
+        diffs.append(f"batch_size is {expected.batch_size}, the checkpoint has {found.batch_size}")
+    if expected.seed != found.seed:
+        diffs.append(f"seed is {expected.seed}, the checkpoint has {found.seed}")
+    ours = {op.name: op for op in expected.operators}
+    theirs = {op.name: op for op in found.operators}
+    missing = [name for name in theirs if name not in ours]
+    extra = [name for name in ours if name not in theirs]
+    if missing:
+        diffs.append(f"operators in the checkpoint but not in this pipeline: {', '.join(missing)}")
+    if extra:
+        diffs.append(f"operators in this pipeline but not in the checkpoint: {', '.join(extra)}")
+    for name, op in ours.items():
+        other = theirs.get(name)
+        if other is None or op.digest == other.digest:
+            continue
+        if op.type != other.type:
+            diffs.append(f"operator {name!r} is {op.type}, the checkpoint's is {other.type}")
+            continue
+        changed = [
+            arg
+            for arg, mine, old in zip(op.arg_names, op.arg_digests, other.arg_digests)
+            if mine != old
+        ]
+        if changed:
+            diffs.append(f"operator {name!r} ({op.type}): changed arguments: {', '.join(changed)}")
+        else:
+            diffs.append(f"operator {name!r} ({op.type}): its inputs are wired differently")
+    return diffs
