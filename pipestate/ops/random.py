@@ -85,8 +85,12 @@ class RandomOperator(Operator):
     def param(self, params: dict[str, np.ndarray], key: str, dtype: type = np.float64) -> np.ndarray:
         """The argument ``key`` as an array broadcastable against (samples, n) values."""
         if key in params:
-            value = params[key].astype(dtype)
-            return value.reshape(len(value), -1) if value.ndim > 1 else value[:, None]
+            value = params[key]
+            if value.size != len(value):
+                raise ValueError(
+                    f"argument {key!r} must be a scalar per sample; got samples of shape {value.shape[1:]}"
+                )
+            return value.astype(dtype).reshape(len(value), 1)
         return np.asarray(self.args[key], dtype=dtype)
 
 
