@@ -32,10 +32,14 @@ class RngState(NamedTuple):
 
 
 class ReaderState(NamedTuple):
-    """Position of a reader: its own epoch and how many samples of that epoch's order it has taken."""
+    """Position of a reader: its own epoch and how many samples of that epoch's order it has taken.
+
+    ``dataset_digest`` identifies the dataset listing the position refers to (0: not checked).
+    """
 
     epoch: int
     consumed: int
+    dataset_digest: int = 0
 
 
 class ExternalSourceState(NamedTuple):
@@ -174,6 +178,7 @@ def _state_to_proto(state: OperatorStateValue, msg: pb.OperatorState) -> None:
         msg.rng.key, msg.rng.counter = state.key, state.counter
     elif isinstance(state, ReaderState):
         msg.reader.epoch, msg.reader.consumed = state.epoch, state.consumed
+        msg.reader.dataset_digest = state.dataset_digest
     elif isinstance(state, ExternalSourceState):
         msg.external_source.epoch, msg.external_source.iteration = state.epoch, state.iteration
         if state.source_state is not None:
@@ -189,7 +194,7 @@ def _state_from_proto(msg: pb.OperatorState) -> OperatorStateValue:
     if kind == "rng":
         return RngState(msg.rng.key, msg.rng.counter)
     if kind == "reader":
-        return ReaderState(msg.reader.epoch, msg.reader.consumed)
+        return ReaderState(msg.reader.epoch, msg.reader.consumed, msg.reader.dataset_digest)
     if kind == "external_source":
         es = msg.external_source
         return ExternalSourceState(

@@ -319,6 +319,37 @@ class Pipeline:
         """The stable names of the pipeline's operators, in graph order."""
         return [op.name for op in self._graph.ops]
 
+    # ---- readers ----------------------------------------------------------------------------------
+    def reader_meta(self, name: str | None = None) -> dict[str, Any]:
+        """Return a reader's metadata (DALI's ``reader_meta``), or ``{reader name: metadata}`` for all.
+
+        The metadata holds ``epoch_size``, ``epoch_size_padded``, ``number_of_shards``, ``shard_id``,
+        ``pad_last_batch`` and ``stick_to_shard``.
+
+        Raises:
+            KeyError: no operator is called ``name``.
+            ValueError: the operator ``name`` is not a reader.
+        """
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("reader_meta() before set_outputs(): define the pipeline's outputs first")
+        if name is None:
+            return {op.name: op.reader_meta() for op in self._graph.ops if hasattr(op, "reader_meta")}
+        op = self._graph.op(name)
+        if not hasattr(op, "reader_meta"):
+            raise ValueError(f"operator {name!r} ({op.type}) is not a reader; readers: {list(self.reader_meta())}")
+        return op.reader_meta()
+
+    def epoch_size(self, name: str | None = None) -> int | dict[str, int]:
+        """Return a reader's ``epoch_size_padded`` (as DALI), or ``{reader name: size}`` when ``name`` is None.
+
+        Raises:
+            KeyError: no operator is called ``name``.
+            ValueError: the operator ``name`` is not a reader.
+        """
+        if name is None:
+            return {k: v["epoch_size_padded"] for k, v in self.reader_meta().items()}
+        return self.reader_meta(name)["epoch_size_padded"]
+
 
 def _shutdown(pool: WorkerPool, ops: list) -> None:
     pool.shutdown()

@@ -67,12 +67,14 @@ class RngState(_message.Message):
     def __init__(self, key: _Optional[int] = ..., counter: _Optional[int] = ...) -> None: ...
 
 class ReaderState(_message.Message):
-    __slots__ = ("epoch", "consumed")
+    __slots__ = ("epoch", "consumed", "dataset_digest")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     CONSUMED_FIELD_NUMBER: _ClassVar[int]
+    DATASET_DIGEST_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     consumed: int
-    def __init__(self, epoch: _Optional[int] = ..., consumed: _Optional[int] = ...) -> None: ...
+    dataset_digest: int
+    def __init__(self, epoch: _Optional[int] = ..., consumed: _Optional[int] = ..., dataset_digest: _Optional[int] = ...) -> None: ...
 
 class ExternalSourceState(_message.Message):
     __slots__ = ("epoch", "iteration", "source_state")

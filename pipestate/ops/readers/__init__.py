@@ -1,0 +1,10 @@
+"""``fn.readers.*``: file, numpy and TFRecord readers with DALI's sharding and O(1) restore.
+
+The sample order is a pure function of a few numbers (``_sampler``); the reader base class (``_base``)
+turns it into batches and keeps the position as its checkpoint state.
+"""
+
+from pipestate.ops.readers import file  # noqa: F401
+from pipestate.ops.readers._base import Reader
+
+__all__ = ["Reader"]

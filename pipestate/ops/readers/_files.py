@@ -1,0 +1,154 @@
+"""Listing a dataset's files (class sub-directories, trees, ``file_list`` text files) and reading them.
+
+Errors name the directory, file or ``file_list`` line at fault.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+
+DEFAULT_FILE_FILTERS = (
+    "*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff", "*.pnm", "*.ppm", "*.pgm", "*.pbm",
+    "*.jp2", "*.webp", "*.flac", "*.ogg", "*.wav",
+)
+
+
+def as_patterns(value: str | Sequence[str], argument: str, where: str) -> tuple[str, ...]:
+    """Return ``value`` (a glob or a list of globs) as a tuple, or raise ``TypeError`` naming ``argument``."""
+    patterns = (value,) if isinstance(value, str) else tuple(value)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise TypeError(f"{where}: {argument}={value!r} must be a glob string or a non-empty list of them")
+    return patterns
+
+
+def matches(name: str, patterns: Sequence[str], case_sensitive: bool) -> bool:
+    """True if the file ``name`` matches one of the glob ``patterns``."""
+    if not case_sensitive:
+        name = name.lower()
+        return any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns)
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _scandir_sorted(path: str, argument: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{argument}: directory {path!r} does not exist") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"{argument}: {path!r} is not a directory") from None
+    except PermissionError:
+        raise PermissionError(f"{argument}: directory {path!r} cannot be read (permission denied)") from None
+
+
+def list_class_dirs(root: str, patterns: Sequence[str], case_sensitive: bool) -> tuple[list[str], list[int]]:
+    """List ``root/<class>/<file>`` as DALI's file reader does.
+
+    Sub-directories are sorted by name and numbered from 0 (empty ones too); the files directly inside
+    each, matching ``patterns``, are sorted by name and get their directory's number as label.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError / PermissionError: ``root`` cannot be listed.
+        ValueError: no file matches (the message names ``root`` and the filters).
+    """
+    paths, labels = [], []
+    classes = [e for e in _scandir_sorted(root, "file_root") if e.is_dir()]
+    for label, entry in enumerate(classes):
+        for f in _scandir_sorted(entry.path, "file_root"):
+            if f.is_file() and matches(f.name, patterns, case_sensitive):
+                paths.append(f.path)
+                labels.append(label)
+    if not paths:
+        raise ValueError(
+            f"file_root={root!r}: no files found in its {len(classes)} sub-director"
+            f"{'y' if len(classes) == 1 else 'ies'} matching file_filters={list(patterns)} "
+            "(file_root holds one sub-directory per class; files directly in file_root are ignored)"
+        )
+    return paths, labels
+
+
+def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[str]:
+    """List the files under ``root`` matching ``patterns``, recursively, as DALI's numpy reader does:
+    a directory's own files (sorted) come before its sub-directories (sorted, each recursively).
+
+    Raises:
+        FileNotFoundError / NotADirectoryError / PermissionError: ``root`` cannot be listed.
+        ValueError: no file matches.
+    """
+    out: list[str] = []
+
+    def walk(path: str) -> None:
+        entries = _scandir_sorted(path, "file_root")
+        out.extend(e.path for e in entries if e.is_file() and matches(e.name, patterns, case_sensitive))
+        for e in entries:
+            if e.is_dir():
+                walk(e.path)
+
+    walk(root)
+    if not out:
+        raise ValueError(f"file_root={root!r}: no files found under it matching {list(patterns)}")
+    return out
+
+
+def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tuple[list[str], list[int], list[int]]:
+    """Parse a ``file_list`` text file: one ``path label`` (or just ``path``) per line.
+
+    The label is the last whitespace-separated field; the path is the rest of the line. Paths are relative
+    to ``root`` if given, else to the directory of the list. Blank lines are skipped.
+
+    Returns:
+        (paths, labels, line numbers); labels are empty when ``with_labels`` is false.
+
+    Raises:
+        FileNotFoundError: the list does not exist.
+        ValueError: a malformed line (the message gives ``file:line`` and the line).
+    """
+    base = root if root is not None else os.path.dirname(os.path.abspath(list_path))
+    try:
+        with open(list_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"file_list={list_path!r} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"file_list={list_path!r} is not UTF-8 text: {exc}") from None
+    paths, labels, numbers = [], [], []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if with_labels:
+            parts = text.rsplit(None, 1)
+            label = parts[1] if len(parts) == 2 else ""
+            try:
+                value = int(label)
+            except ValueError:
+                raise ValueError(
+                    f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {line!r}"
+                ) from None
+            if not -(2**31) <= value < 2**31:
+                raise ValueError(f"{list_path}:{number}: label {value} does not fit in int32")
+            text = parts[0]
+            labels.append(value)
+        paths.append(os.path.join(base, text))
+        numbers.append(number)
+    if not paths:
+        raise ValueError(f"file_list={list_path!r} lists no files")
+    return paths, labels, numbers
+
+
+def read_bytes(path: str) -> bytes:
+    """Return the whole content of ``path`` (``os.open``/``os.read``: no Python file object)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size) if size else b""
+        if len(data) == size and size:
+            return data
+        chunks = [data]  # a short read, or a file whose size stat does not report
+        while more := os.read(fd, 1 << 20):
+            chunks.append(more)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

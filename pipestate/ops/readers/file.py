@@ -1,0 +1,157 @@
+"""``fn.readers.file``: whole files as 1-D uint8 arrays, with int32 labels of shape (1,)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from pipestate.batch import Batch
+from pipestate.ops.base import BuildEnv, RunContext, register
+from pipestate.ops.readers import _files
+from pipestate.ops.readers._base import SHARD_ARGS, Reader
+
+
+def read_samples(paths: list[str], where: list[str] | None, indices: list[int]) -> list[np.ndarray]:
+    """Read the files ``paths[i]`` for ``i`` in ``indices`` as uint8 arrays.
+
+    Raises:
+        FileNotFoundError / PermissionError / IsADirectoryError: naming the file (and its ``file_list``
+            line in ``where``, when it came from one).
+    """
+    out = []
+    for i in indices:
+        try:
+            data = _files.read_bytes(paths[i])
+        except OSError as exc:
+            origin = f" (listed at {where[i]})" if where else ""
+            raise type(exc)(exc.errno, f"cannot read {paths[i]!r}{origin}: {exc.strerror}") from None
+        out.append(np.frombuffer(data, dtype=np.uint8))
+    return out
+
+
+def chunked(indices: list[int], parts: int) -> list[list[int]]:
+    """Split ``indices`` into at most ``parts`` contiguous chunks of near-equal length."""
+    parts = max(1, min(parts, len(indices)))
+    step, extra = divmod(len(indices), parts)
+    chunks, start = [], 0
+    for k in range(parts):
+        end = start + step + (k < extra)
+        chunks.append(indices[start:end])
+        start = end
+    return chunks
+
+
+@register
+class FileReader(Reader):
+    """Read whole files, with a label each, sharded and optionally shuffled (DALI's ``fn.readers.file``).
+
+    Exactly one source of files: ``file_root`` alone (one sub-directory per class, labels in sorted
+    sub-directory order), ``file_list`` (lines of ``relative/path label``), or ``files`` (+ ``labels``).
+
+    Args:
+        file_root: Directory of class sub-directories; with ``file_list``/``files``, the directory their
+            relative paths start from.
+        file_list: Text file with one ``path label`` per line (paths relative to ``file_root``, else to
+            the list's own directory).
+        files: List of file paths.
+        labels: One int label per entry of ``files`` (default: the file's position in ``files``).
+        file_filters: Glob(s) a file name must match when listing ``file_root``.
+        case_sensitive_filter: Match ``file_filters`` case-sensitively (default: no, as DALI).
+        random_shuffle: Shuffle with a buffer of ``initial_fill`` samples (per reader epoch).
+        initial_fill: Shuffle buffer size.
+        shuffle_after_epoch: Permute the whole dataset every epoch, identically on every shard.
+        seed: Shuffle seed; -1 derives it from the pipeline seed (a fixed one for ``shuffle_after_epoch``).
+        shard_id: Shard to read (0-based).
+        num_shards: Number of shards.
+        stick_to_shard: Read the same shard every epoch instead of moving to the next.
+        pad_last_batch: Repeat the last sample so every shard gives the same whole number of batches.
+
+    Returns:
+        (file contents as 1-D uint8 arrays, labels as int32 arrays of shape (1,)).
+
+    Raises:
+        ValueError / TypeError: invalid or conflicting arguments (at definition), an empty listing or a
+            malformed ``file_list`` line (at build).
+        FileNotFoundError: a missing ``file_root`` or ``file_list`` (at build); a missing file is reported
+            when it is read, naming it and its ``file_list`` line.
+    """
+
+    type = "readers.file"
+    ARGS = {
+        "file_root": None,
+        "file_list": None,
+        "files": None,
+        "labels": None,
+        "file_filters": _files.DEFAULT_FILE_FILTERS,
+        "case_sensitive_filter": False,
+        **SHARD_ARGS,
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        self.num_outputs = 2
+        a, where = self.args, "fn.readers.file()"
+        for name in ("file_root", "file_list"):
+            if a[name] is not None and not isinstance(a[name], (str, os.PathLike)):
+                raise TypeError(f"{where}: {name}={a[name]!r} must be a path")
+            if a[name] is not None:
+                a[name] = os.fspath(a[name])
+        if a["files"] is not None and a["file_list"] is not None:
+            raise ValueError(f"{where}: give file_list= or files=, not both")
+        if a["files"] is None and a["file_list"] is None and a["file_root"] is None:
+            raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
+        if a["files"] is not None:
+            if isinstance(a["files"], (str, os.PathLike)) or not all(
+                isinstance(f, (str, os.PathLike)) for f in a["files"]
+            ):
+                raise TypeError(f"{where}: files= must be a list of paths")
+            a["files"] = [os.fspath(f) for f in a["files"]]
+            if not a["files"]:
+                raise ValueError(f"{where}: files= is empty")
+        if a["labels"] is not None:
+            if a["files"] is None:
+                raise ValueError(f"{where}: labels= goes with files=; file_list= lines carry their own labels")
+            if len(a["labels"]) != len(a["files"]):
+                raise ValueError(
+                    f"{where}: labels= has {len(a['labels'])} entries but files= has {len(a['files'])}"
+                )
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in a["labels"]):
+                raise TypeError(f"{where}: labels= must be ints")
+            a["labels"] = [int(v) for v in a["labels"]]
+        a["file_filters"] = _files.as_patterns(a["file_filters"], "file_filters", where)
+
+    def setup(self, env: BuildEnv) -> None:
+        super().setup(env)
+        self.num_workers = env.num_threads
+
+    def discover(self) -> tuple[int, Iterable[str]]:
+        a = self.args
+        self.where: list[str] | None = None
+        if a["files"] is not None:
+            root = a["file_root"]
+            paths = [os.path.join(root, f) if root is not None else f for f in a["files"]]
+            labels = a["labels"] if a["labels"] is not None else list(range(len(paths)))
+        elif a["file_list"] is not None:
+            paths, labels, lines = _files.parse_file_list(a["file_list"], a["file_root"], with_labels=True)
+            self.where = [f"{a['file_list']}:{n}" for n in lines]
+        else:
+            paths, labels = _files.list_class_dirs(a["file_root"], a["file_filters"], a["case_sensitive_filter"])
+        self.paths = paths
+        self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
+        return len(paths), (f"{p}\t{v}" for p, v in zip(paths, labels))
+
+    def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
+        labels = Batch(self.labels[indices])
+        if self.num_workers > 1 and len(indices) >= 2 * self.num_workers:
+            parts = ctx.map(
+                read_samples,
+                [self.paths] * self.num_workers,
+                [self.where] * self.num_workers,
+                chunked(indices, self.num_workers),
+            )
+            samples = [s for part in parts for s in part]
+        else:
+            samples = read_samples(self.paths, self.where, indices)
+        return Batch(samples), labels
