@@ -1,0 +1,100 @@
+"""Resume tests over a grid like DALI's own: run 2 epochs plus k iterations, checkpoint, restore, and
+compare the next (num_shards + 1) epochs with the uninterrupted run; restore time is flat in the position."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import numpy as np
+import pytest
+
+from pipestate import fn, pipeline_def
+
+SHUFFLES = {
+    "none": {},
+    "buffer1": {"random_shuffle": True, "initial_fill": 1},
+    "buffer5": {"random_shuffle": True, "initial_fill": 5},
+    "buffer100": {"random_shuffle": True, "initial_fill": 100},
+    "after_epoch": {"shuffle_after_epoch": True},
+}
+
+
+@pipeline_def(seed=7, num_threads=1, enable_checkpointing=True)
+def reader_pipe(list_path: str, **reader_args):
+    data, label = fn.readers.file(file_list=list_path, name="r", **reader_args)
+    return label, fn.random.coin_flip()
+
+
+def labels(pipe, steps: int) -> list[list[int]]:
+    out = []
+    for _ in range(steps):
+        label, coin = pipe.run()
+        out.append([int(v[0]) for v in label] + [int(c) for c in coin])
+    return out
+
+
+@pytest.mark.parametrize("shuffle", sorted(SHUFFLES))
+@pytest.mark.parametrize("shard_id,num_shards", [(0, 1), (1, 2), (0, 3), (2, 3), (3, 4)])
+@pytest.mark.parametrize("batch_size", [1, 4, 7])
+def test_resume_continues_exactly(
+    tmp_path_factory, shuffle: str, shard_id: int, num_shards: int, batch_size: int
+) -> None:
+    from tests.ops.readers.conftest import make_files
+
+    root = tmp_path_factory.getbasetemp() / "grid23"
+    list_path = os.fspath(root / "list.txt")
+    if not os.path.exists(list_path):
+        make_files(os.fspath(root), 23)
+    for stick, pad in itertools.product([False, True], [False, True]):
+        if stick and shuffle == "after_epoch":
+            continue
+        args = dict(
+            SHUFFLES[shuffle], shard_id=shard_id, num_shards=num_shards, stick_to_shard=stick, pad_last_batch=pad
+        )
+        make = lambda **kw: reader_pipe(list_path, batch_size=batch_size, **args, **kw)  # noqa: E731
+        ref = make()
+        meta = ref.reader_meta("r")
+        per_epoch = -(-meta["epoch_size_padded"] // (num_shards * batch_size))
+        for k in sorted({0, 1, per_epoch - 1}):
+            ref = make()
+            labels(ref, 2 * per_epoch + k)
+            blob = ref.checkpoint()
+            expected = labels(ref, (num_shards + 1) * per_epoch)
+            ref.close()
+            restored = make(checkpoint=blob)
+            got = labels(restored, (num_shards + 1) * per_epoch)
+            restored.close()
+            assert got == expected, f"{args}, batch_size={batch_size}, restored at 2 epochs + {k}"
+
+
+def test_restore_time_is_flat_in_the_position(files_20k: str) -> None:
+    """Restoring at 0 %, 50 % and 95 % of a 20,000-file epoch costs the same (within 2x)."""
+
+    def make(**kw):
+        return reader_pipe(files_20k, batch_size=64, random_shuffle=True, initial_fill=1024, **kw)
+
+    pipe = make()
+    per_epoch = -(-pipe.reader_meta("r")["epoch_size"] // 64)
+    blobs, done = {}, 0
+    for fraction in (0.0, 0.5, 0.95):
+        target = int(per_epoch * fraction)
+        labels(pipe, target - done)
+        done = target
+        blobs[fraction] = (pipe.checkpoint(), labels(pipe, 1))
+        done += 1
+    pipe.close()
+    times = {}
+    for fraction, (blob, expected_next) in blobs.items():
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            restored = make(checkpoint=blob)
+            got = labels(restored, 1)
+            samples.append(time.perf_counter() - start)
+            restored.close()
+            assert got == expected_next
+        times[fraction] = min(samples)
+    assert max(times.values()) < 2 * min(times.values()), f"restore seconds by position: {times}"
+    assert np.isfinite(list(times.values())).all()
