@@ -79,11 +79,11 @@ class Reader(Operator):
             )
 
     # ---- to implement -----------------------------------------------------------------------------
-    def discover(self) -> tuple[int, Iterable[str]]:
+    def discover(self) -> tuple[int, Iterable[bytes]]:
         """List the dataset (at build time).
 
         Returns:
-            The number of samples, and strings describing the listing (paths, labels, offsets) whose
+            The number of samples, and byte strings describing the listing (paths, labels, offsets) whose
             digest guards restores against a changed dataset.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement discover()")
@@ -101,11 +101,8 @@ class Reader(Operator):
                 f"fn.{self.type}() ({self.name}): the dataset has {size} sample(s), fewer than "
                 f"num_shards={a['num_shards']}; every shard needs at least one sample"
             )
-        digest = hashlib.sha256()
-        for item in listing:
-            digest.update(item.encode("utf-8", "surrogateescape"))
-            digest.update(b"\0")
-        self.dataset_digest = int.from_bytes(digest.digest()[:8], "little")
+        digest = hashlib.sha256(b"\0".join(listing)).digest()
+        self.dataset_digest = int.from_bytes(digest[:8], "little")
         self.shard = _sampler.ShardConfig(
             size, int(a["shard_id"]), int(a["num_shards"]), env.batch_size,
             bool(a["stick_to_shard"]), bool(a["pad_last_batch"]),

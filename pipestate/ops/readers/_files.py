@@ -9,6 +9,8 @@ import fnmatch
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 DEFAULT_FILE_FILTERS = (
     "*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff", "*.pnm", "*.ppm", "*.pgm", "*.pbm",
     "*.jp2", "*.webp", "*.flac", "*.ogg", "*.wav",
@@ -113,29 +115,47 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
         raise FileNotFoundError(f"file_list={list_path!r} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"file_list={list_path!r} is not UTF-8 text: {exc}") from None
-    paths, labels, numbers = [], [], []
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text:
-            continue
-        if with_labels:
-            parts = text.rsplit(None, 1)
-            label = parts[1] if len(parts) == 2 else ""
-            try:
-                value = int(label)
-            except ValueError:
-                raise ValueError(
-                    f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {line!r}"
-                ) from None
-            if not -(2**31) <= value < 2**31:
-                raise ValueError(f"{list_path}:{number}: label {value} does not fit in int32")
-            text = parts[0]
-            labels.append(value)
-        paths.append(os.path.join(base, text))
-        numbers.append(number)
-    if not paths:
+    prefix = os.path.join(base, "")
+    numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line and not line.isspace()]
+    if not numbered:
         raise ValueError(f"file_list={list_path!r} lists no files")
+    numbers = [n for n, _ in numbered]
+    if not with_labels:
+        names = [text for _, text in numbered]
+        labels: list[int] = []
+    else:
+        fields = [text.rsplit(None, 1) for _, text in numbered]
+        try:
+            names = [f[0] for f in fields if len(f) == 2]
+            labels = [int(f[1]) for f in fields]
+            if len(names) != len(fields):
+                raise ValueError
+        except (ValueError, IndexError):
+            for (number, text), f in zip(numbered, fields):
+                if len(f) != 2 or not _is_int(f[1]):
+                    raise ValueError(
+                        f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {text!r}"
+                    ) from None
+            raise
+        values = np.asarray(labels, dtype=np.int64)
+        bad = np.flatnonzero((values < -(2**31)) | (values >= 2**31))
+        if bad.size:
+            raise ValueError(f"{list_path}:{numbers[bad[0]]}: label {labels[bad[0]]} does not fit in int32")
+    paths = [name if name.startswith("/") else prefix + name for name in names]
     return paths, labels, numbers
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def encode_paths(paths: Sequence[str]) -> bytes:
+    """Return the paths as one byte string (for the dataset digest)."""
+    return "\0".join(paths).encode("utf-8", "surrogateescape")
 
 
 def read_bytes(path: str) -> bytes:

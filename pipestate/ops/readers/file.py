@@ -126,7 +126,7 @@ class FileReader(Reader):
         super().setup(env)
         self.num_workers = env.num_threads
 
-    def discover(self) -> tuple[int, Iterable[str]]:
+    def discover(self) -> tuple[int, Iterable[bytes]]:
         a = self.args
         self.where: list[str] | None = None
         if a["files"] is not None:
@@ -140,7 +140,7 @@ class FileReader(Reader):
             paths, labels = _files.list_class_dirs(a["file_root"], a["file_filters"], a["case_sensitive_filter"])
         self.paths = paths
         self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
-        return len(paths), (f"{p}\t{v}" for p, v in zip(paths, labels))
+        return len(paths), [_files.encode_paths(paths), self.labels.tobytes()]
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         labels = Batch(self.labels[indices])
