@@ -56,7 +56,9 @@ def make_dali(list_path: str, checkpoint: str | None = None):
     from nvidia.dali import fn as dfn
     from nvidia.dali import pipeline_def as dali_pipeline_def
 
-    @dali_pipeline_def(batch_size=BATCH, num_threads=THREADS, device_id=None, seed=42, enable_checkpointing=True)
+    @dali_pipeline_def(
+        batch_size=BATCH, num_threads=THREADS, device_id=None, seed=42, enable_checkpointing=True
+    )
     def pipe():
         data, label = dfn.readers.file(file_list=list_path, random_shuffle=True, initial_fill=FILL, name="r")
         return data, label, dfn.random.uniform(range=(0.0, 1.0)), dfn.random.coin_flip()
@@ -135,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):  # interleaved: A B A B
         for name, make in peers.items():
             rates[name].append(throughput(make, list_path, args.iters))
-    restores = {name: restore_times(make, list_path, [0.0, 0.5, 0.95], args.repeats) for name, make in peers.items()}
+    restores = {
+        name: restore_times(make, list_path, [0.0, 0.5, 0.95], args.repeats) for name, make in peers.items()
+    }
 
     lines = [
         f"small files: {N_FILES} x {FILE_SIZE} B, batch {BATCH}, {THREADS} threads, random_shuffle "
@@ -145,16 +149,24 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|---|---|",
     ]
 
-    def row(label: str, a: list[float], b: list[float] | None, scale: float, digits: int, lower_better: bool) -> None:
+    def row(
+        label: str, a: list[float], b: list[float] | None, scale: float, digits: int, lower_better: bool
+    ) -> None:
         ratio = ""
         if b:
             r = statistics.median(a) / statistics.median(b)
             ratio = f"{1 / r if lower_better else r:.2f}x {'faster' if lower_better else ''}".strip()
-        lines.append(f"| {label} | {fmt(a, scale, digits)} | {fmt(b, scale, digits) if b else '–'} | {ratio} |")
+        lines.append(
+            f"| {label} | {fmt(a, scale, digits)} | {fmt(b, scale, digits) if b else '–'} | {ratio} |"
+        )
 
     row("batches/s", rates["pipestate"], rates.get("DALI"), 1.0, 0, False)
     for key in ["fresh", "0%", "50%", "95%"]:
-        label = "fresh build + 1st batch (ms)" if key == "fresh" else f"restore at {key} of epoch + 1st batch (ms)"
+        label = (
+            "fresh build + 1st batch (ms)"
+            if key == "fresh"
+            else f"restore at {key} of epoch + 1st batch (ms)"
+        )
         row(label, restores["pipestate"][key], restores.get("DALI", {}).get(key), 1e3, 1, True)
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -165,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     names = list(peers)
-    ax1.bar(names, [statistics.median(rates[n]) for n in names], color=["tab:blue", "tab:green"][: len(names)])
+    ax1.bar(
+        names, [statistics.median(rates[n]) for n in names], color=["tab:blue", "tab:green"][: len(names)]
+    )
     ax1.set_ylabel("batches/s (batch 64)")
     ax1.set_title("fn.readers.file throughput")
     keys = ["0%", "50%", "95%"]

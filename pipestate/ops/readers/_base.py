@@ -104,8 +104,12 @@ class Reader(Operator):
         digest = hashlib.sha256(b"\0".join(listing)).digest()
         self.dataset_digest = int.from_bytes(digest[:8], "little")
         self.shard = _sampler.ShardConfig(
-            size, int(a["shard_id"]), int(a["num_shards"]), env.batch_size,
-            bool(a["stick_to_shard"]), bool(a["pad_last_batch"]),
+            size,
+            int(a["shard_id"]),
+            int(a["num_shards"]),
+            env.batch_size,
+            bool(a["stick_to_shard"]),
+            bool(a["pad_last_batch"]),
         )
         seed = int(a["seed"])
         if seed >= 0:

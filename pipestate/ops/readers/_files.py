@@ -12,8 +12,21 @@ from collections.abc import Sequence
 import numpy as np
 
 DEFAULT_FILE_FILTERS = (
-    "*.jpg", "*.jpeg", "*.png", "*.bmp", "*.tif", "*.tiff", "*.pnm", "*.ppm", "*.pgm", "*.pbm",
-    "*.jp2", "*.webp", "*.flac", "*.ogg", "*.wav",
+    "*.jpg",
+    "*.jpeg",
+    "*.png",
+    "*.bmp",
+    "*.tif",
+    "*.tiff",
+    "*.pnm",
+    "*.ppm",
+    "*.pgm",
+    "*.pbm",
+    "*.jp2",
+    "*.webp",
+    "*.flac",
+    "*.ogg",
+    "*.wav",
 )
 
 
@@ -94,7 +107,9 @@ def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[
     return out
 
 
-def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tuple[list[str], list[int], list[int]]:
+def parse_file_list(
+    list_path: str, root: str | None, with_labels: bool
+) -> tuple[list[str], list[int], list[int]]:
     """Parse a ``file_list`` text file: one ``path label`` (or just ``path``) per line.
 
     The label is the last whitespace-separated field; the path is the rest of the line. Paths are relative
@@ -131,10 +146,11 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
             if len(names) != len(fields):
                 raise ValueError
         except (ValueError, IndexError):
-            for (number, text), f in zip(numbered, fields):
+            for (number, text), f in zip(numbered, fields, strict=False):
                 if len(f) != 2 or not _is_int(f[1]):
                     raise ValueError(
-                        f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {text!r}"
+                        f"{list_path}:{number}: expected 'relative/path label' with an integer label, "
+                        f"got {text!r}"
                     ) from None
             raise
         values = np.asarray(labels, dtype=np.int64)

@@ -112,7 +112,9 @@ class FileReader(Reader):
                 raise ValueError(f"{where}: files= is empty")
         if a["labels"] is not None:
             if a["files"] is None:
-                raise ValueError(f"{where}: labels= goes with files=; file_list= lines carry their own labels")
+                raise ValueError(
+                    f"{where}: labels= goes with files=; file_list= lines carry their own labels"
+                )
             if len(a["labels"]) != len(a["files"]):
                 raise ValueError(
                     f"{where}: labels= has {len(a['labels'])} entries but files= has {len(a['files'])}"
@@ -137,7 +139,9 @@ class FileReader(Reader):
             paths, labels, lines = _files.parse_file_list(a["file_list"], a["file_root"], with_labels=True)
             self.where = [f"{a['file_list']}:{n}" for n in lines]
         else:
-            paths, labels = _files.list_class_dirs(a["file_root"], a["file_filters"], a["case_sensitive_filter"])
+            paths, labels = _files.list_class_dirs(
+                a["file_root"], a["file_filters"], a["case_sensitive_filter"]
+            )
         self.paths = paths
         self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
         return len(paths), [_files.encode_paths(paths), self.labels.tobytes()]

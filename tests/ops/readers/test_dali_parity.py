@@ -4,6 +4,7 @@ reader_meta, for every shard_id/num_shards (1..4), stick_to_shard, pad_last_batc
 from __future__ import annotations
 
 import itertools
+import math
 import os
 
 import numpy as np
@@ -12,7 +13,9 @@ import pytest
 from pipestate import fn, pipeline_def
 from tests.ops.readers.conftest import make_files
 
-dali = pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)")
+dali = pytest.importorskip(
+    "nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)"
+)
 
 SHARD_CONFIGS = [(sid, ns) for ns in range(1, 5) for sid in range(ns)]
 
@@ -21,7 +24,11 @@ def dali_labels(list_path: str, bs: int, sid: int, ns: int, stick: bool, pad: bo
     @dali.pipeline_def(batch_size=bs, num_threads=1, device_id=None, seed=1, prefetch_queue_depth=1)
     def pipe():
         data, label = dali.fn.readers.file(
-            file_list=list_path, shard_id=sid, num_shards=ns, stick_to_shard=stick, pad_last_batch=pad,
+            file_list=list_path,
+            shard_id=sid,
+            num_shards=ns,
+            stick_to_shard=stick,
+            pad_last_batch=pad,
             name="r",
         )
         return data, label
@@ -41,7 +48,11 @@ def pipestate_labels(list_path: str, bs: int, sid: int, ns: int, stick: bool, pa
     @pipeline_def(batch_size=bs, num_threads=1, seed=1, prefetch_queue_depth=1)
     def pipe():
         data, label = fn.readers.file(
-            file_list=list_path, shard_id=sid, num_shards=ns, stick_to_shard=stick, pad_last_batch=pad,
+            file_list=list_path,
+            shard_id=sid,
+            num_shards=ns,
+            stick_to_shard=stick,
+            pad_last_batch=pad,
             name="r",
         )
         return data, label
@@ -64,7 +75,7 @@ def test_same_sequence_and_meta_as_dali(tmp_path, n: int, bs: int) -> None:
     list_path = make_files(os.fspath(tmp_path), n)
     failures = []
     for (sid, ns), stick, pad in itertools.product(SHARD_CONFIGS, [False, True], [False, True]):
-        per_epoch = -(-(-(-n // ns)) // bs)  # batches in the longest (padded) reader epoch
+        per_epoch = math.ceil(math.ceil(n / ns) / bs)  # batches in the longest (padded) reader epoch
         iters = (ns + 1) * per_epoch + 2  # num_shards + 1 reader epochs and a bit
         expected = dali_labels(list_path, bs, sid, ns, stick, pad, iters)
         got = pipestate_labels(list_path, bs, sid, ns, stick, pad, iters)

@@ -23,7 +23,7 @@ def run_all(pipe, steps: int) -> list[tuple[bytes, int]]:
     out = []
     for _ in range(steps):
         data, label = pipe.run()
-        out += [(bytes(d), int(v[0])) for d, v in zip(data, label)]
+        out += [(bytes(d), int(v[0])) for d, v in zip(data, label, strict=False)]
     return out
 
 
@@ -35,7 +35,16 @@ def write(path: str, data: bytes = b"x") -> None:
 
 def test_file_root_labels_by_sorted_subdirectory(tmp_path) -> None:
     root = os.fspath(tmp_path)
-    for name in ["b/2.jpg", "b/10.jpg", "b/x.txt", "a/z.png", "a/B.JPG", "c/sub/deep.jpg", "c/top.jpg", "root.jpg"]:
+    for name in [
+        "b/2.jpg",
+        "b/10.jpg",
+        "b/x.txt",
+        "a/z.png",
+        "a/B.JPG",
+        "c/sub/deep.jpg",
+        "c/top.jpg",
+        "root.jpg",
+    ]:
         write(os.path.join(root, name), name.encode())
     os.makedirs(os.path.join(root, "b_empty"))
     pipe = file_pipe(file_root=root, batch_size=1)
@@ -67,18 +76,28 @@ def test_file_list_relative_to_its_directory_or_file_root(tmp_path) -> None:
 
 
 def test_checkpoint_conformance(small_list: str) -> None:
-    for args in [{}, {"random_shuffle": True, "initial_fill": 4}, {"shuffle_after_epoch": True, "num_shards": 2}]:
+    for args in [
+        {},
+        {"random_shuffle": True, "initial_fill": 4},
+        {"shuffle_after_epoch": True, "num_shards": 2},
+    ]:
         make = functools.partial(file_pipe, file_list=small_list, **args)
         assert_equal_output_after_checkpoint(make, steps=10)
         assert_restore_chain(make, [3, 1, 5])
 
 
 def test_outputs_do_not_depend_on_threads_or_prefetch(small_list: str) -> None:
-    make = functools.partial(file_pipe, file_list=small_list, random_shuffle=True, initial_fill=3, batch_size=8)
+    make = functools.partial(
+        file_pipe, file_list=small_list, random_shuffle=True, initial_fill=3, batch_size=8
+    )
     assert_same_output(
         make,
-        [{"num_threads": 1}, {"num_threads": 2}, {"num_threads": 3, "prefetch_queue_depth": 1},
-         {"prefetch_queue_depth": 4}],
+        [
+            {"num_threads": 1},
+            {"num_threads": 2},
+            {"num_threads": 3, "prefetch_queue_depth": 1},
+            {"prefetch_queue_depth": 4},
+        ],
     )
 
 
@@ -92,8 +111,12 @@ def test_two_readers_in_one_pipeline_and_reader_meta(small_list: str) -> None:
     p = pipe()
     assert set(p.reader_meta()) == {"a", "b"}
     assert p.reader_meta("b") == {
-        "epoch_size": 10, "epoch_size_padded": 10, "number_of_shards": 2, "shard_id": 1,
-        "pad_last_batch": 1, "stick_to_shard": 0,
+        "epoch_size": 10,
+        "epoch_size_padded": 10,
+        "number_of_shards": 2,
+        "shard_id": 1,
+        "pad_last_batch": 1,
+        "stick_to_shard": 0,
     }
     assert p.epoch_size() == {"a": 10, "b": 10}
     assert p.epoch_size("a") == 10
@@ -120,8 +143,16 @@ def test_restore_into_a_changed_dataset_is_rejected(tmp_path) -> None:
 @pytest.mark.parametrize(
     "args, error, match",
     [
-        ({"shuffle_after_epoch": True, "random_shuffle": True}, ValueError, "shuffle_after_epoch.*random_shuffle"),
-        ({"shuffle_after_epoch": True, "stick_to_shard": True}, ValueError, "shuffle_after_epoch.*stick_to_shard"),
+        (
+            {"shuffle_after_epoch": True, "random_shuffle": True},
+            ValueError,
+            "shuffle_after_epoch.*random_shuffle",
+        ),
+        (
+            {"shuffle_after_epoch": True, "stick_to_shard": True},
+            ValueError,
+            "shuffle_after_epoch.*stick_to_shard",
+        ),
         ({"shard_id": 2, "num_shards": 2}, ValueError, "shard_id=2"),
         ({"num_shards": 0}, ValueError, "num_shards=0"),
         ({"initial_fill": 0}, ValueError, "initial_fill"),

@@ -3,6 +3,7 @@ compare the next (num_shards + 1) epochs with the uninterrupted run; restore tim
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
@@ -51,9 +52,13 @@ def test_resume_continues_exactly(
         if stick and shuffle == "after_epoch":
             continue
         args = dict(
-            SHUFFLES[shuffle], shard_id=shard_id, num_shards=num_shards, stick_to_shard=stick, pad_last_batch=pad
+            SHUFFLES[shuffle],
+            shard_id=shard_id,
+            num_shards=num_shards,
+            stick_to_shard=stick,
+            pad_last_batch=pad,
         )
-        make = lambda **kw: reader_pipe(list_path, batch_size=batch_size, **args, **kw)  # noqa: E731
+        make = functools.partial(reader_pipe, list_path, batch_size=batch_size, **args)
         ref = make()
         meta = ref.reader_meta("r")
         per_epoch = -(-meta["epoch_size_padded"] // (num_shards * batch_size))

@@ -72,7 +72,9 @@ def test_padding_and_rotation() -> None:
     cfg = s.ShardConfig(10, 1, 3, 3, False, True)
     none = s.ShuffleConfig()
     assert [s.epoch_order(cfg, none, e).tolist() for e in range(3)] == [
-        [3, 4, 5, 5, 5, 5], [6, 7, 8, 9, 9, 9], [0, 1, 2, 2, 2, 2]
+        [3, 4, 5, 5, 5, 5],
+        [6, 7, 8, 9, 9, 9],
+        [0, 1, 2, 2, 2, 2],
     ]
     assert s.epoch_size_padded(cfg) == 12
     sticky = s.ShardConfig(10, 1, 3, 3, True, False)

@@ -1,0 +1,186 @@
+"""``fn.readers.numpy``: arrays from ``.npy`` files, dtype and shape from each file's header."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+
+from pipestate.batch import Batch
+from pipestate.ops.base import BuildEnv, RunContext, register
+from pipestate.ops.readers import _files
+from pipestate.ops.readers._base import SHARD_ARGS, Reader
+from pipestate.ops.readers.file import chunked
+
+_MAGIC = b"\x93NUMPY"
+
+
+class NpyHeader(NamedTuple):
+    """What a ``.npy`` header says: element type, shape, Fortran order, and where the data starts."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    fortran_order: bool
+    offset: int
+
+
+def parse_header(path: str, head: bytes) -> NpyHeader:
+    """Parse the header at the start of a ``.npy`` file (``head`` holds at least its first bytes).
+
+    Raises:
+        ValueError: not a ``.npy`` file, an unsupported version, or an object/structured dtype.
+    """
+    if not head.startswith(_MAGIC) or len(head) < 10:
+        raise ValueError(f"{path!r} is not a .npy file (bad magic)")
+    major = head[6]
+    if major == 1:
+        size, start = int.from_bytes(head[8:10], "little"), 10
+    elif major in (2, 3):
+        size, start = int.from_bytes(head[8:12], "little"), 12
+    else:
+        raise ValueError(f"{path!r}: .npy format version {major}.{head[7]} is not supported")
+    if len(head) < start + size:
+        raise ValueError(f"{path!r}: the .npy header is truncated")
+    try:
+        meta = ast.literal_eval(head[start : start + size].decode("latin1" if major < 3 else "utf8"))
+        dtype = np.dtype(np.lib.format.descr_to_dtype(meta["descr"]))
+        shape = tuple(int(d) for d in meta["shape"])
+        fortran = bool(meta["fortran_order"])
+    except (ValueError, SyntaxError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r}: malformed .npy header: {exc}") from None
+    if dtype.hasobject or dtype.names is not None:
+        raise ValueError(f"{path!r}: dtype {dtype} is not supported (object or structured arrays)")
+    return NpyHeader(dtype, shape, fortran, start + size)
+
+
+def read_npy(path: str, headers: dict[str, NpyHeader]) -> np.ndarray:
+    """Read the array in ``path`` in C order; ``headers`` caches parsed headers by path.
+
+    The data is read with ``readinto`` straight into the result: one copy from the page cache and no
+    intermediate bytes object (a memory map would need the same copy, since a batch owns its data).
+
+    Raises:
+        FileNotFoundError / PermissionError: naming the file. ValueError: a damaged or truncated file.
+    """
+    with open(path, "rb", buffering=0) as f:
+        header = headers.get(path)
+        if header is None:
+            head = f.read(12)
+            if len(head) == 12 and head.startswith(_MAGIC):
+                size = (
+                    int.from_bytes(head[8:10], "little") - 2
+                    if head[6] == 1
+                    else int.from_bytes(head[8:12], "little")
+                )
+                head += f.read(size)
+            header = headers[path] = parse_header(path, head)
+        f.seek(header.offset)
+        arr = np.empty(header.shape[::-1] if header.fortran_order else header.shape, header.dtype)
+        view = memoryview(arr.reshape(-1).view(np.uint8))
+        got = 0
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                raise ValueError(
+                    f"{path!r} is truncated: {got} of {len(view)} data bytes for shape {header.shape} "
+                    f"{header.dtype}"
+                )
+            got += n
+    return np.ascontiguousarray(arr.T) if header.fortran_order else arr
+
+
+def read_chunk(paths: list[str], headers: dict[str, NpyHeader], indices: list[int]) -> list[np.ndarray]:
+    """Read the arrays ``paths[i]`` for ``i`` in ``indices``, naming the file in any error."""
+    out = []
+    for i in indices:
+        try:
+            out.append(read_npy(paths[i], headers))
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot read {paths[i]!r}: {exc.strerror}") from None
+    return out
+
+
+@register
+class NumpyReader(Reader):
+    """Read ``.npy`` files as arrays (DALI's ``fn.readers.numpy``), sharded and optionally shuffled.
+
+    Args:
+        file_root: Directory searched recursively for files matching ``file_filter`` (a directory's own
+            files, sorted, before its sub-directories, as DALI); with ``files``/``file_list``, the
+            directory their relative paths start from.
+        files: List of ``.npy`` paths.
+        file_list: Text file with one path per line.
+        file_filter: Glob a file name must match when listing ``file_root`` (default ``"*.npy"``).
+        case_sensitive_filter: Match ``file_filter`` case-sensitively (default: no, as DALI).
+        random_shuffle, initial_fill, shuffle_after_epoch, seed, shard_id, num_shards, stick_to_shard,
+        pad_last_batch: As in ``fn.readers.file``.
+
+    Returns:
+        The arrays, with the dtype and shape of each file's header (C order).
+
+    Raises:
+        ValueError / TypeError: invalid arguments or an empty listing; a file that is not ``.npy``, is
+            truncated or holds an object array (when read, naming it).
+        FileNotFoundError: a missing ``file_root``/``file_list`` (at build) or file (when read).
+    """
+
+    type = "readers.numpy"
+    ARGS = {
+        "file_root": None,
+        "files": None,
+        "file_list": None,
+        "file_filter": "*.npy",
+        "case_sensitive_filter": False,
+        **SHARD_ARGS,
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        a, where = self.args, "fn.readers.numpy()"
+        for name in ("file_root", "file_list"):
+            if a[name] is not None:
+                if not isinstance(a[name], (str, os.PathLike)):
+                    raise TypeError(f"{where}: {name}={a[name]!r} must be a path")
+                a[name] = os.fspath(a[name])
+        if a["files"] is not None and a["file_list"] is not None:
+            raise ValueError(f"{where}: give file_list= or files=, not both")
+        if a["files"] is None and a["file_list"] is None and a["file_root"] is None:
+            raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
+        if a["files"] is not None:
+            if isinstance(a["files"], (str, os.PathLike)) or not a["files"]:
+                raise TypeError(f"{where}: files= must be a non-empty list of paths")
+            a["files"] = [os.fspath(f) for f in a["files"]]
+        a["file_filter"] = _files.as_patterns(a["file_filter"], "file_filter", where)
+
+    def setup(self, env: BuildEnv) -> None:
+        super().setup(env)
+        self.num_workers = env.num_threads
+        self.headers: dict[str, NpyHeader] = {}
+
+    def discover(self) -> tuple[int, Iterable[bytes]]:
+        a = self.args
+        root = a["file_root"]
+        if a["files"] is not None:
+            paths = [os.path.join(root, f) if root is not None else f for f in a["files"]]
+        elif a["file_list"] is not None:
+            paths, _, _ = _files.parse_file_list(a["file_list"], root, with_labels=False)
+        else:
+            paths = _files.list_tree(root, a["file_filter"], a["case_sensitive_filter"])
+        self.paths = paths
+        return len(paths), [_files.encode_paths(paths)]
+
+    def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
+        if self.num_workers > 1 and len(indices) >= 2 * self.num_workers:
+            parts = ctx.map(
+                read_chunk,
+                [self.paths] * self.num_workers,
+                [self.headers] * self.num_workers,
+                chunked(indices, self.num_workers),
+            )
+            samples = [s for part in parts for s in part]
+        else:
+            samples = read_chunk(self.paths, self.headers, indices)
+        return (Batch.from_samples(samples),)
