@@ -89,6 +89,10 @@ class Operator:
     def close(self) -> None:
         """Release resources (files, iterators)."""
 
+    def user_outputs(self, outputs: list[DataNode]) -> Any:
+        """What the ``fn.*`` call returns: the single output, or the list of them (override for a dict)."""
+        return outputs[0] if len(outputs) == 1 else outputs
+
     @property
     def arg_inputs(self) -> dict[str, DataNode]:
         """The arguments given as DataNodes (per-sample values computed by other operators)."""
@@ -134,8 +138,7 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
             )
     op = cls(inputs, {**cls.ARGS, **kwargs})
     graph.add(op, name)
-    outputs = [DataNode(op, i) for i in range(op.num_outputs)]
-    return outputs[0] if len(outputs) == 1 else outputs
+    return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])
 
 
 def make_function(cls: type[Operator]) -> Callable[..., Any]:
