@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         f"small files: {N_FILES} x {FILE_SIZE} B, batch {BATCH}, {THREADS} threads, random_shuffle "
         f"initial_fill={FILL}, + uniform + coin_flip; median (min–max) of {args.repeats} repeats",
         "",
-        "| metric | pipestate | DALI | ratio pipestate/DALI |",
+        "| metric | pipestate | DALI | pipestate / DALI |",
         "|---|---|---|---|",
     ]
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         ratio = ""
         if b:
             r = statistics.median(a) / statistics.median(b)
-            ratio = f"{1 / r if lower_better else r:.2f}x {'faster' if lower_better else ''}".strip()
+            ratio = f"{r:.2f}"
         lines.append(
             f"| {label} | {fmt(a, scale, digits)} | {fmt(b, scale, digits) if b else '–'} | {ratio} |"
         )

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
+
+_TWO_FIELDS_PER_LINE = re.compile(r"(?:[ \t]*\S+[ \t]+\S+[ \t]*(?:\r?\n|\Z))+")
 
 DEFAULT_FILE_FILTERS = (
     "*.jpg",
@@ -109,7 +112,7 @@ def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[
 
 def parse_file_list(
     list_path: str, root: str | None, with_labels: bool
-) -> tuple[list[str], list[int], list[int]]:
+) -> tuple[list[str], Sequence[int], list[int]]:
     """Parse a ``file_list`` text file: one ``path label`` (or just ``path``) per line.
 
     The label is the last whitespace-separated field; the path is the rest of the line. Paths are relative
@@ -125,12 +128,22 @@ def parse_file_list(
     base = root if root is not None else os.path.dirname(os.path.abspath(list_path))
     try:
         with open(list_path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"file_list={list_path!r} does not exist") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"file_list={list_path!r} is not UTF-8 text: {exc}") from None
     prefix = os.path.join(base, "")
+    if with_labels and _TWO_FIELDS_PER_LINE.fullmatch(text):  # fast path: every line is `path label`
+        tokens = text.split()
+        try:
+            values = np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2)
+        except (ValueError, OverflowError):
+            values = None  # the slow path below names the bad line
+        if values is not None and ((values >= -(2**31)) & (values < 2**31)).all():
+            paths = [name if name.startswith("/") else prefix + name for name in tokens[0::2]]
+            return paths, values, list(range(1, len(paths) + 1))
+    lines = text.splitlines()
     numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line and not line.isspace()]
     if not numbered:
         raise ValueError(f"file_list={list_path!r} lists no files")
