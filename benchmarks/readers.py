@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     row("batches/s", rates["pipestate"], rates.get("DALI"), 1.0, 0, False)
     for key in ["fresh", "0%", "50%", "95%"]:
         label = (
-            "fresh build + 1st batch (ms)"
+            "build + 1st batch, ms (no checkpoint)"
             if key == "fresh"
-            else f"restore at {key} of epoch + 1st batch (ms)"
+            else f"restore at {key} of the epoch + 1st batch, ms"
         )
         row(label, restores["pipestate"][key], restores.get("DALI", {}).get(key), 1e3, 1, True)
     sys.stdout.write("\n".join(lines) + "\n")
