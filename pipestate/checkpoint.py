@@ -99,7 +99,7 @@ def encode(data: CheckpointData) -> bytes:
         _state_to_proto(record.state, msg)
     body = payload.SerializeToString(deterministic=True)
     envelope = pb.Checkpoint(
-        magic=MAGIC, format_version=FORMAT_VERSION, payload_crc32=zlib.crc32(body), payload=body
+        magic=MAGIC, format_version=FORMAT_VERSION, payload_crc32=_crc(FORMAT_VERSION, body), payload=body
     )
     return envelope.SerializeToString(deterministic=True)
 
@@ -131,9 +131,11 @@ def decode(blob: bytes) -> CheckpointData:
         raise CorruptCheckpointError(
             f"not a pipestate checkpoint: magic is {envelope.magic:#010x}, expected {MAGIC:#010x}"
         )
-    if zlib.crc32(envelope.payload) != envelope.payload_crc32:
+    if not envelope.payload or not envelope.format_version:
+        raise CorruptCheckpointError(f"the checkpoint is truncated: its envelope is incomplete ({len(blob)} bytes)")
+    if _crc(envelope.format_version, envelope.payload) != envelope.payload_crc32:
         raise CorruptCheckpointError(
-            "the checkpoint is damaged: the payload checksum does not match (truncated or altered bytes)"
+            "the checkpoint is damaged: the checksum does not match (truncated or altered bytes)"
         )
     if envelope.format_version != FORMAT_VERSION:
         raise UnsupportedCheckpointVersionError(
@@ -165,6 +167,11 @@ def decode(blob: bytes) -> CheckpointData:
             for op in payload.operators
         ),
     )
+
+
+def _crc(version: int, payload: bytes) -> int:
+    """CRC-32 of the format version (4 bytes, little-endian) followed by the payload."""
+    return zlib.crc32(payload, zlib.crc32(version.to_bytes(4, "little")))
 
 
 def _state_to_proto(state: OperatorStateValue, msg: pb.OperatorState) -> None:
