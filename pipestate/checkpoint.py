@@ -52,7 +52,7 @@ class CustomState(NamedTuple):
     data: bytes
 
 
-OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]
+OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]  # noqa: UP007 (a runtime alias)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate.batch import Batch
 from pipestate.errors import OperatorError, PipestateError
-from pipestate.executor import EndOfData, Ended, Failed, Prefetcher, Produced, WorkerPool
+from pipestate.executor import Ended, EndOfData, Failed, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
 from pipestate.ops.base import BuildEnv, RunContext
 
