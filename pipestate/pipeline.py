@@ -141,6 +141,9 @@ class Pipeline:
             self._graph.outputs,
         )
         self._stateful = [op for op in self._graph.ops if op.stateful]
+        position = {id(op): i for i, op in enumerate(self._stateful)}
+        self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
+        self._encoder = ckpt.Encoder(self._checkpoint_data(_Snapshot(0, 0, 0, ())))
         self._iteration = self._epoch = self._iteration_in_epoch = 0
         if restore is not None:
             ckpt.check_matches(self._checkpoint_data(_Snapshot(0, 0, 0, ())), restore)
@@ -280,7 +283,9 @@ class Pipeline:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         if self._stage is _Stage.DEFINING:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
-        data = ckpt.encode(self._checkpoint_data(self._last))
+        last = self._last
+        states = [last.states[i] if i >= 0 else None for i in self._state_index]
+        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
         if filename is not None:
             _write_atomic(os.fspath(filename), data)
         return data

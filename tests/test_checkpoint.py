@@ -6,6 +6,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipestate import (
     CheckpointError,
@@ -230,3 +232,78 @@ def test_determinism_does_not_depend_on_library_version_string(good, monkeypatch
     monkeypatch.setattr(pipestate, "__version__", "9.9.9")
     q = four_random(checkpoint=good)
     assert np.asarray(q.run()[0]).shape == (8, 3)
+
+
+# ---- the fast encoder equals protobuf's serialization ---------------------------------------------
+u64 = st.integers(0, 2**64 - 1)
+states = st.one_of(
+    st.none(),
+    st.builds(ckpt.RngState, u64, u64),
+    st.builds(ckpt.ReaderState, u64, u64),
+    st.builds(ckpt.ExternalSourceState, u64, u64, st.one_of(st.none(), st.binary(max_size=40))),
+    st.builds(ckpt.CustomState, st.binary(max_size=300)),
+)
+
+
+def reference_encoding(data):
+    """The checkpoint bytes built with the protobuf messages field by field (the slow, obvious way)."""
+    payload = pb.Payload(
+        library_version=data.library_version,
+        fingerprint=data.fingerprint,
+        batch_size=data.batch_size,
+        seed=data.seed,
+        iteration=data.iteration,
+        epoch=data.epoch,
+        iteration_in_epoch=data.iteration_in_epoch,
+    )
+    for r in data.operators:
+        msg = payload.operators.add(name=r.name, type=r.type, digest=r.digest, arg_digests=r.arg_digests)
+        s = r.state
+        if isinstance(s, ckpt.RngState):
+            msg.rng.key, msg.rng.counter = s.key, s.counter
+        elif isinstance(s, ckpt.ReaderState):
+            msg.reader.SetInParent()
+            msg.reader.epoch, msg.reader.consumed = s.epoch, s.consumed
+        elif isinstance(s, ckpt.ExternalSourceState):
+            msg.external_source.SetInParent()
+            msg.external_source.epoch, msg.external_source.iteration = s.epoch, s.iteration
+            if s.source_state is not None:
+                msg.external_source.source_state = s.source_state
+        elif isinstance(s, ckpt.CustomState):
+            msg.custom = s.data
+    body = payload.SerializeToString(deterministic=True)
+    crc = zlib.crc32(body, zlib.crc32(ckpt.FORMAT_VERSION.to_bytes(4, "little")))
+    return pb.Checkpoint(
+        magic=ckpt.MAGIC, format_version=ckpt.FORMAT_VERSION, payload_crc32=crc, payload=body
+    ).SerializeToString(deterministic=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(-(2**63), 2**63 - 1),
+    counters=st.tuples(u64, u64, u64),
+    ops=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=30),
+            st.text(max_size=20),
+            u64,
+            st.lists(st.integers(0, 2**32 - 1), max_size=4),
+            states,
+        ),
+        max_size=6,
+    ),
+)
+def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
+    data = ckpt.CheckpointData(
+        library_version="0.1.0",
+        fingerprint=bytes(range(16)),
+        batch_size=8,
+        seed=seed,
+        iteration=counters[0],
+        epoch=counters[1],
+        iteration_in_epoch=counters[2],
+        operators=tuple(ckpt.OperatorRecord(n, t, d, (), tuple(a), s) for n, t, d, a, s in ops),
+    )
+    blob = ckpt.encode(data)
+    assert blob == reference_encoding(data)
+    assert ckpt.decode(blob) == data
