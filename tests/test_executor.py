@@ -79,3 +79,22 @@ def test_many_threads_and_depths_same_output():
         with slow_pipe(num_threads=threads, prefetch_queue_depth=depth) as p:
             outs.append(np.concatenate([p.run()[0].as_array() for _ in range(5)]))
     assert all(np.array_equal(outs[0], o) for o in outs)
+
+
+def test_reset_after_an_error_starts_the_next_epoch():
+    def fail_in_epoch_zero(info):
+        if info.epoch_idx == 0 and info.iteration == 1:
+            raise OSError("disk hiccup")
+        return [np.array([info.epoch_idx, info.iteration])] * 2
+
+    @pipeline_def(batch_size=2, seed=1)
+    def p():
+        return fn.external_source(source=fail_in_epoch_zero, batch_info=True)
+
+    pipe = p()
+    pipe.run()
+    with pytest.raises(OperatorError, match="disk hiccup"):
+        pipe.run()
+    pipe.reset()
+    assert pipe.run()[0][0].tolist() == [1, 0]
+    pipe.close()
