@@ -17,8 +17,8 @@ from _common import dali_available, fmt, interleave, machine, markdown_table, sa
 BATCH, THREADS = 8, 2
 
 
-def pipestate_factory():
-    from pipestate import fn, pipeline_def
+def factory(fn, pipeline_def):
+    """The benchmark pipeline, written once for both libraries (their APIs are the same)."""
 
     @pipeline_def(batch_size=BATCH, num_threads=THREADS, device_id=None, seed=42)
     def pipe():
@@ -30,21 +30,18 @@ def pipestate_factory():
         )
 
     return pipe
+
+
+def pipestate_factory():
+    import pipestate
+
+    return factory(pipestate.fn, pipestate.pipeline_def)
 
 
 def dali_factory():
-    from nvidia.dali import fn, pipeline_def
+    import nvidia.dali
 
-    @pipeline_def(batch_size=BATCH, num_threads=THREADS, device_id=None, seed=42)
-    def pipe():
-        return (
-            fn.random.uniform(range=[-1.0, 1.0], shape=[3]),
-            fn.random.normal(),
-            fn.random.coin_flip(probability=0.5),
-            fn.random.choice(5),
-        )
-
-    return pipe
+    return factory(nvidia.dali.fn, nvidia.dali.pipeline_def)
 
 
 class Subject:

@@ -135,18 +135,18 @@ class Pipeline:
         env = BuildEnv(self.seed, self.batch_size, self.num_threads, self.enable_checkpointing)
         for op in self._graph.ops:
             op.setup(env)
-        self._identity = [(op, *op_identity(op)) for op in self._graph.ops]
         self._fingerprint = fingerprint(
-            self.batch_size, self.seed, [(op.name, digest) for op, digest, _, _ in self._identity],
+            self.batch_size, self.seed, [(op.name, op_identity(op)[0]) for op in self._graph.ops],
             self._graph.outputs,
         )
         self._stateful = [op for op in self._graph.ops if op.stateful]
         position = {id(op): i for i, op in enumerate(self._stateful)}
         self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
-        self._encoder = ckpt.Encoder(self._checkpoint_data(_Snapshot(0, 0, 0, ())))
+        identity = self._identity()
+        self._encoder = ckpt.Encoder(identity)
         self._iteration = self._epoch = self._iteration_in_epoch = 0
         if restore is not None:
-            ckpt.check_matches(self._checkpoint_data(_Snapshot(0, 0, 0, ())), restore)
+            ckpt.check_matches(identity, restore)
             states = {record.name: record.state for record in restore.operators}
             self._apply(
                 _Snapshot(
@@ -290,19 +290,18 @@ class Pipeline:
             _write_atomic(os.fspath(filename), data)
         return data
 
-    def _checkpoint_data(self, snapshot: _Snapshot) -> ckpt.CheckpointData:
-        states = dict(zip((op.name for op in self._stateful), snapshot.states))
+    def _identity(self) -> ckpt.CheckpointData:
+        """What identifies this pipeline in a checkpoint (counters zero, no operator states)."""
         return ckpt.CheckpointData(
             library_version=_version(),
             fingerprint=self._fingerprint,
             batch_size=self.batch_size,
             seed=self.seed,
-            iteration=snapshot.iteration,
-            epoch=snapshot.epoch,
-            iteration_in_epoch=snapshot.iteration_in_epoch,
+            iteration=0,
+            epoch=0,
+            iteration_in_epoch=0,
             operators=tuple(
-                ckpt.OperatorRecord(op.name, op.type, digest, names, digests, states.get(op.name))
-                for op, digest, names, digests in self._identity
+                ckpt.OperatorRecord(op.name, op.type, *op_identity(op)) for op in self._graph.ops
             ),
         )
 
