@@ -8,12 +8,14 @@ from pipestate.errors import (
     PipestateError,
     UnsupportedCheckpointVersionError,
 )
+from pipestate.io import Checkpointer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
+    "Checkpointer",
     "CorruptCheckpointError",
     "OperatorError",
     "PipestateError",
