@@ -1,5 +1,13 @@
-"""pipestate: deterministic ML input pipelines whose state checkpoints and restores exactly."""
+"""pipestate: deterministic ML input pipelines whose state checkpoints and restores exactly.
 
+Define a pipeline with :func:`pipeline_def` and ``fn.*`` operators, run it, take ``checkpoint()`` bytes,
+and pass them as ``checkpoint=`` to a new pipeline to continue bit for bit.
+"""
+
+__version__ = "0.1.0"
+
+from pipestate import fn, types
+from pipestate.batch import Batch
 from pipestate.errors import (
     CheckpointError,
     CheckpointMismatchError,
@@ -8,16 +16,23 @@ from pipestate.errors import (
     PipestateError,
     UnsupportedCheckpointVersionError,
 )
+from pipestate.graph import DataNode
 from pipestate.io import Checkpointer
-
-__version__ = "0.1.0"
+from pipestate.pipeline import Pipeline, pipeline_def
 
 __all__ = [
+    "Batch",
     "CheckpointError",
     "CheckpointMismatchError",
     "Checkpointer",
     "CorruptCheckpointError",
+    "DataNode",
     "OperatorError",
+    "Pipeline",
     "PipestateError",
     "UnsupportedCheckpointVersionError",
+    "__version__",
+    "fn",
+    "pipeline_def",
+    "types",
 ]

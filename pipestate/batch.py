@@ -1,0 +1,111 @@
+"""Batch: the value of one pipeline output for one iteration (DALI's TensorList, on the CPU)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+class Batch:
+    """A batch of samples, each a ``numpy.ndarray``.
+
+    Stored densely (one array whose first axis is the batch) when every sample has the same shape, or as
+    a list of arrays otherwise. Supports ``len()``, indexing, iteration, :meth:`as_array` and, when dense,
+    ``numpy.asarray(batch)``.
+    """
+
+    __slots__ = ("_dense", "_samples")
+
+    def __init__(self, data: np.ndarray | Sequence[np.ndarray]) -> None:
+        if isinstance(data, np.ndarray):
+            if data.ndim == 0:
+                raise ValueError("a dense batch needs a leading batch axis; got a 0-d array")
+            self._dense: np.ndarray | None = data
+            self._samples: list[np.ndarray] | None = None
+        else:
+            self._dense = None
+            self._samples = [np.asarray(s) for s in data]
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[np.ndarray]) -> Batch:
+        """Build a batch from per-sample arrays, stacking them when they share shape and dtype."""
+        arrays = [np.asarray(s) for s in samples]
+        if arrays and all(a.shape == arrays[0].shape and a.dtype == arrays[0].dtype for a in arrays):
+            return cls(np.stack(arrays))
+        return cls(arrays)
+
+    def __len__(self) -> int:
+        return len(self._dense) if self._dense is not None else len(self._samples)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if self._dense is not None:
+            return self._dense[index]
+        return self._samples[index]
+
+    def at(self, index: int) -> np.ndarray:
+        """Return sample ``index`` (DALI's ``TensorList.at``)."""
+        return self[index]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._dense) if self._dense is not None else iter(self._samples)
+
+    @property
+    def samples(self) -> list[np.ndarray]:
+        """The samples as a list of arrays."""
+        return list(self._dense) if self._dense is not None else list(self._samples)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type of the samples.
+
+        Raises:
+            TypeError: if samples have different element types.
+        """
+        if self._dense is not None:
+            return self._dense.dtype
+        dtypes = {s.dtype for s in self._samples}
+        if len(dtypes) != 1:
+            raise TypeError(f"the samples have different dtypes: {sorted(map(str, dtypes))}")
+        return dtypes.pop()
+
+    def shape(self) -> list[tuple[int, ...]]:
+        """Return the shape of every sample (DALI's ``TensorList.shape()``)."""
+        if self._dense is not None:
+            return [self._dense.shape[1:]] * len(self._dense)
+        return [s.shape for s in self._samples]
+
+    def is_dense_tensor(self) -> bool:
+        """True when all samples have one shape and dtype, so :meth:`as_array` works."""
+        if self._dense is not None:
+            return True
+        return len({(s.shape, s.dtype) for s in self._samples}) <= 1 and bool(self._samples)
+
+    def as_array(self) -> np.ndarray:
+        """Return the batch as one array of shape ``(len(batch), *sample_shape)``.
+
+        Raises:
+            ValueError: if samples differ in shape or dtype (index the batch instead).
+        """
+        if self._dense is not None:
+            return self._dense
+        if not self.is_dense_tensor():
+            shapes = sorted({s.shape for s in self._samples})
+            raise ValueError(
+                f"the samples differ in shape or dtype (shapes {shapes[:4]}{'...' if len(shapes) > 4 else ''});"
+                " index the batch (batch[i]) or iterate over it instead of as_array()"
+            )
+        self._dense = np.stack(self._samples)
+        self._samples = None
+        return self._dense
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        arr = self.as_array()
+        if dtype is not None and arr.dtype != dtype:
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
+
+    def __repr__(self) -> str:
+        if self._dense is not None:
+            return f"Batch(len={len(self)}, dense shape={self._dense.shape}, dtype={self._dense.dtype})"
+        return f"Batch(len={len(self)}, shapes={self.shape()[:3]}...)"

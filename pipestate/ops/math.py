@@ -1,0 +1,163 @@
+"""Arithmetic on DataNodes (``+ - * /``, unary ``-``, comparisons) and ``fn.cast``.
+
+Type rules follow DALI's: Python ``float`` constants are float32 and ``int`` constants int32; an integer
+mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32;
+comparisons give bool. Casts to integer types round to nearest and saturate, as DALI's ``fn.cast``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipestate.batch import Batch
+from pipestate.graph import DataNode
+from pipestate.ops.base import Operator, RunContext, add_operator, register
+from pipestate.types import to_numpy_dtype
+
+_BINARY = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.true_divide,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+def constant_array(value: Any) -> np.ndarray:
+    """Return a constant operand as an array with DALI's types for Python numbers."""
+    if isinstance(value, bool):
+        return np.asarray(value, dtype=np.bool_)
+    if isinstance(value, int):
+        return np.asarray(value, dtype=np.int32)
+    if isinstance(value, float):
+        return np.asarray(value, dtype=np.float32)
+    array = np.asarray(value)
+    if array.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
+        return array.astype(np.float32)
+    if array.dtype == np.int64 and not isinstance(value, (np.ndarray, np.generic)):
+        return array.astype(np.int32)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"arithmetic on a DataNode needs a number or numeric array, not {type(value).__name__}")
+    return array
+
+
+def result_dtype(op: str, left: np.dtype, right: np.dtype) -> np.dtype:
+    """The element type DALI gives ``left <op> right`` (the computation type, for comparisons)."""
+    if left.kind == "f" and right.kind != "f":
+        common = left
+    elif right.kind == "f" and left.kind != "f":
+        common = right
+    else:
+        common = np.promote_types(left, right)
+    if op == "div" and common.kind in "biu":
+        return np.dtype(np.float32)
+    return common
+
+
+@register
+class Arithmetic(Operator):
+    """An element-wise arithmetic or comparison operator (created by DataNode operators)."""
+
+    type = "arithmetic"
+    ARGS = {"op": None, "left": None, "right": None}
+
+    def validate(self) -> None:
+        if self.args["op"] != "neg" and self.args["op"] not in _BINARY:
+            raise ValueError(f"unknown arithmetic operator {self.args['op']!r}")
+        self.constants = {
+            side: constant_array(self.args[side]) for side in ("left", "right") if self.args[side] is not None
+        }
+
+    def _operands(self, inputs: list[Batch], index: int | None) -> tuple[np.ndarray, ...]:
+        """The operands for sample ``index``, or for the whole batch (``index=None``, batch axis first)."""
+        nodes = iter(inputs)
+        sides = ("left",) if self.args["op"] == "neg" else ("left", "right")
+        operands = [
+            self.constants[side] if side in self.constants
+            else (next(nodes).as_array() if index is None else next(nodes)[index])
+            for side in sides
+        ]
+        if index is None:
+            # Broadcast per sample: give every batch operand the same number of sample axes, added
+            # right after the batch axis, so numpy never aligns a sample axis with the batch axis.
+            sample_ndim = max(
+                a.ndim if side in self.constants else a.ndim - 1 for side, a in zip(sides, operands)
+            )
+            operands = [
+                a if side in self.constants
+                else a.reshape(a.shape[:1] + (1,) * (sample_ndim + 1 - a.ndim) + a.shape[1:])
+                for side, a in zip(sides, operands)
+            ]
+        return tuple(operands)
+
+    def _apply(self, operands: tuple[np.ndarray, ...]) -> np.ndarray:
+        op = self.args["op"]
+        if op == "neg":
+            return np.negative(operands[0])
+        left, right = operands
+        dtype = result_dtype(op, left.dtype, right.dtype)
+        return _BINARY[op](left.astype(dtype, copy=False), right.astype(dtype, copy=False))
+
+    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        if all(b.is_dense_tensor() for b in inputs):
+            return (Batch(self._apply(self._operands(inputs, None))),)
+        return (Batch.from_samples([self._apply(self._operands(inputs, i)) for i in range(ctx.batch_size)]),)
+
+
+def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
+    """Add an arithmetic operator for ``left <op> right`` (or ``-left``) to the pipeline being defined."""
+    inputs = [x for x in (left, right) if isinstance(x, DataNode)]
+    args = {
+        "op": op,
+        "left": None if isinstance(left, DataNode) else left,
+        "right": None if isinstance(right, DataNode) or op == "neg" else right,
+    }
+    return add_operator(Arithmetic, inputs, args)
+
+
+
+
+def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Convert ``array`` to ``dtype``; to integers, round to nearest and clamp to the type's range."""
+    if dtype.kind in "iu" and array.dtype.kind in "fiub" and array.dtype != dtype:
+        info = np.iinfo(dtype)
+        if array.dtype.kind == "f":
+            array = np.rint(array)
+        if array.dtype.kind != "b":
+            array = np.clip(array, info.min, info.max)
+    if dtype.kind == "b":
+        return array != 0
+    return array.astype(dtype)
+
+
+@register
+class Cast(Operator):
+    """Convert the input to ``dtype`` (integers: rounded to nearest, saturated).
+
+    Args:
+        dtype: Target type, e.g. ``types.INT32`` or ``numpy.float32``.
+    """
+
+    type = "cast"
+    ARGS = {"dtype": None}
+
+    def validate(self) -> None:
+        if len(self.inputs) != 1:
+            raise TypeError("fn.cast() takes exactly one input")
+        if self.args["dtype"] is None:
+            raise TypeError("fn.cast() needs dtype=, e.g. dtype=types.FLOAT")
+        self.dtype = to_numpy_dtype(self.args["dtype"])
+
+    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        batch = inputs[0]
+        if batch.is_dense_tensor():
+            return (Batch(saturate_cast(batch.as_array(), self.dtype)),)
+        return (Batch([saturate_cast(s, self.dtype) for s in batch]),)
