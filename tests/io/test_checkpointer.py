@@ -255,3 +255,32 @@ def test_pipeline_checkpoint_filename_is_atomic_and_restorable(tmp_path, monkeyp
     assert info.value.errno == errno.ENOSPC and str(path) in str(info.value)
     assert path.read_bytes() == blob
     assert temp_files(str(path.parent)) == []
+
+
+def test_plugins_doc_example(tmp_path, monkeypatch):
+    """Run the worked example of docs/plugins.md (both code blocks) end to end."""
+    import re
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "plugins.md")).read()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(blocks[0], ns)
+    exec(blocks[1], ns)
+    ckpt = ns["ckpt"]
+    for s in range(5):
+        ckpt.save(make_checkpoint(s), s)
+    assert ckpt.steps() == [2, 3, 4]
+    assert step_of(ckpt.load_latest()) == 4
+    io = ns["SQLiteCheckpointIO"]()
+    with pytest.raises(FileNotFoundError):
+        io.load_checkpoint("runs/exp1/nope.pscpt")
+    junk = ckpt.path_for(9)
+    io.save_checkpoint(b"junk", junk)
+    assert ckpt.steps() == [2, 3, 4, 9]
+    assert step_of(ckpt.load_latest()) == 4  # the junk row is skipped
+    with pytest.raises(CorruptCheckpointError, match="checkpoint-000000000009"):
+        io.load_checkpoint(junk)
+    io.teardown()
+    ckpt.checkpoint_io.teardown()
