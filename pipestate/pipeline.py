@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate.batch import Batch
 from pipestate.errors import OperatorError, PipestateError
-from pipestate.executor import EndOfData, Ended, Failed, Prefetcher, Produced, WorkerPool
+from pipestate.executor import Ended, EndOfData, Failed, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
 from pipestate.io.local import LocalCheckpointIO
 from pipestate.ops.base import BuildEnv, RunContext
@@ -142,6 +142,9 @@ class Pipeline:
             self._graph.outputs,
         )
         self._stateful = [op for op in self._graph.ops if op.stateful]
+        position = {id(op): i for i, op in enumerate(self._stateful)}
+        self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
+        self._encoder = ckpt.Encoder(self._checkpoint_data(_Snapshot(0, 0, 0, ())))
         self._iteration = self._epoch = self._iteration_in_epoch = 0
         if restore is not None:
             ckpt.check_matches(self._checkpoint_data(_Snapshot(0, 0, 0, ())), restore)
@@ -285,7 +288,9 @@ class Pipeline:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         if self._stage is _Stage.DEFINING:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
-        data = ckpt.encode(self._checkpoint_data(self._last))
+        last = self._last
+        states = [last.states[i] if i >= 0 else None for i in self._state_index]
+        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
         if filename is not None:
             LocalCheckpointIO().save_checkpoint(data, filename)
         return data

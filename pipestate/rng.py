@@ -85,7 +85,7 @@ class Stream:
         out = philox4x32(self.key, counters.reshape(-1, 4))
         return out.reshape(self.n_samples, blocks * 4)[:, :n_words]
 
-    def uniform(self, n: int, dtype: np.dtype = np.dtype(np.float32), purpose: int = 0) -> np.ndarray:
+    def uniform(self, n: int, dtype: np.dtype | type = np.float32, purpose: int = 0) -> np.ndarray:
         """Return (n_samples, n) floats uniform in [0, 1), with full mantissa precision for ``dtype``."""
         dtype = np.dtype(dtype)
         if dtype == np.float64:
