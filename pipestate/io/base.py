@@ -181,7 +181,12 @@ def resolve_checkpoint_io(spec: CheckpointIO | str | None, default: type[Checkpo
                 "of pipestate.io.CheckpointIO"
             )
         return cls()
-    if _is_checkpoint_io(spec) and not isinstance(spec, type):
+    if isinstance(spec, type) and _is_checkpoint_io(spec):
+        raise TypeError(
+            f"checkpoint_io={spec.__name__} is a class; pass an instance ({spec.__name__}()) or its "
+            "fully-qualified name as a string"
+        )
+    if _is_checkpoint_io(spec):
         return spec
     raise TypeError(
         f"checkpoint_io must be a CheckpointIO instance or a fully-qualified class name, not "

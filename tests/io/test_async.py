@@ -98,7 +98,7 @@ def test_background_error_surfaces_once_on_each_entry_point(tmp_path, where):
     io.close()  # idempotent, and the error is not raised again
 
 
-def test_close_drains_queue(tmp_path):
+def test_close_drains_queue(tmp_path, no_thread_leak):
     class SlowIO(LocalCheckpointIO):
         def save_checkpoint(self, data, path, storage_options=None):
             time.sleep(0.02)
