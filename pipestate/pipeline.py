@@ -15,6 +15,7 @@ from pipestate.batch import Batch
 from pipestate.errors import OperatorError, PipestateError
 from pipestate.executor import Ended, EndOfData, Failed, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
+from pipestate.io.local import LocalCheckpointIO
 from pipestate.ops.base import BuildEnv, RunContext
 
 PIPELINE_OPTIONS = (
@@ -274,10 +275,14 @@ class Pipeline:
         """Return the state after the last batch :meth:`run` returned, as checkpoint bytes.
 
         Args:
-            filename: If given, also write the bytes to this file (atomically).
+            filename: If given, also write the bytes to this file through
+                :class:`~pipestate.io.LocalCheckpointIO` (atomic and durable; parent directories
+                are created).
 
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``.
+            OSError: writing ``filename`` failed (original subclass and errno); any previous file
+                there is intact.
         """
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
@@ -287,7 +292,7 @@ class Pipeline:
         states = [last.states[i] if i >= 0 else None for i in self._state_index]
         data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
         if filename is not None:
-            _write_atomic(os.fspath(filename), data)
+            LocalCheckpointIO().save_checkpoint(data, filename)
         return data
 
     def _identity(self) -> ckpt.CheckpointData:
@@ -339,15 +344,6 @@ def _version() -> str:
     from pipestate import __version__
 
     return __version__
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callable[..., Any]:
