@@ -128,11 +128,20 @@ class Pipeline:
     def _finalize(self) -> None:
         restore = self._restore_from
         if self._user_seed is not None:
-            self.seed = self._user_seed
+            seed = self._user_seed
         elif restore is not None:
-            self.seed = restore.seed
+            seed = restore.seed
         else:
-            self.seed = int.from_bytes(os.urandom(8), "little") >> 1
+            seed = int.from_bytes(os.urandom(8), "little") >> 1
+        self._setup(seed)
+        if restore is not None:
+            self._apply_checkpoint(restore)
+        self._last = self._snapshot()
+        self._stage = _Stage.DEFINED
+
+    def _setup(self, seed: int) -> None:
+        """Set the seed, set every operator up with it, and compute the pipeline's identity."""
+        self.seed = seed
         env = BuildEnv(self.seed, self.batch_size, self.num_threads, self.enable_checkpointing)
         for op in self._graph.ops:
             op.setup(env)
@@ -143,22 +152,21 @@ class Pipeline:
         self._stateful = [op for op in self._graph.ops if op.stateful]
         position = {id(op): i for i, op in enumerate(self._stateful)}
         self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
-        identity = self._identity()
-        self._encoder = ckpt.Encoder(identity)
+        self._encoder = ckpt.Encoder(self._identity())
         self._iteration = self._epoch = self._iteration_in_epoch = 0
-        if restore is not None:
-            ckpt.check_matches(identity, restore)
-            states = {record.name: record.state for record in restore.operators}
-            self._apply(
-                _Snapshot(
-                    restore.iteration,
-                    restore.epoch,
-                    restore.iteration_in_epoch,
-                    tuple(states[op.name] for op in self._stateful),
-                )
+
+    def _apply_checkpoint(self, restore: ckpt.CheckpointData) -> None:
+        """Validate a decoded checkpoint against this pipeline and move every operator to its state."""
+        ckpt.check_matches(self._identity(), restore)
+        states = {record.name: record.state for record in restore.operators}
+        self._apply(
+            _Snapshot(
+                restore.iteration,
+                restore.epoch,
+                restore.iteration_in_epoch,
+                tuple(states[op.name] for op in self._stateful),
             )
-        self._last = self._snapshot()
-        self._stage = _Stage.DEFINED
+        )
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -295,6 +303,49 @@ class Pipeline:
             LocalCheckpointIO().save_checkpoint(data, filename)
         return data
 
+    def restore(self, checkpoint: bytes) -> None:
+        """Move this pipeline to the state in ``checkpoint``, as if constructed with ``checkpoint=``.
+
+        Works before the first :meth:`run` and at any later point (batches computed ahead are
+        discarded); the next :meth:`run` returns the batch that followed the checkpoint. A pipeline
+        constructed without a seed adopts the checkpoint's (its operators are set up again with it).
+
+        Args:
+            checkpoint: Bytes from :meth:`checkpoint` of a pipeline of the same definition.
+
+        Raises:
+            PipestateError: if checkpointing is disabled, or the pipeline is not defined yet or closed.
+            CorruptCheckpointError, UnsupportedCheckpointVersionError: if the bytes cannot be read.
+            CheckpointMismatchError: if the checkpoint was taken from a different pipeline (the pipeline
+                is left unchanged).
+        """
+        if not self.enable_checkpointing:
+            raise PipestateError(
+                "restore() needs checkpointing: construct the pipeline with enable_checkpointing=True"
+            )
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
+        if self._stage is _Stage.CLOSED:
+            raise PipestateError("the pipeline is closed; create a new one")
+        data = ckpt.decode(checkpoint)
+        self._stop_prefetch()
+        self._apply(self._last)  # rewind what was computed ahead: a failed restore changes nothing
+        if self._user_seed is None and data.seed != self.seed:
+            previous = self.seed
+            self._setup(data.seed)
+            try:
+                self._apply_checkpoint(data)
+            except BaseException:
+                self._setup(previous)
+                self._apply(self._last)
+                raise
+        else:
+            self._apply_checkpoint(data)
+        self._restore_from = data
+        self._failure = None
+        self._ended = False
+        self._last = self._snapshot()
+
     def _identity(self) -> ckpt.CheckpointData:
         """What identifies this pipeline in a checkpoint (counters zero, no operator states)."""
         return ckpt.CheckpointData(
@@ -312,7 +363,7 @@ class Pipeline:
 
     @property
     def is_restored_from_checkpoint(self) -> bool:
-        """True if the pipeline was constructed with ``checkpoint=``."""
+        """True if the pipeline was constructed with ``checkpoint=`` or moved by :meth:`restore`."""
         return self._restore_from is not None
 
     @property
