@@ -17,12 +17,14 @@ from pipestate.errors import (
     UnsupportedCheckpointVersionError,
 )
 from pipestate.graph import DataNode
+from pipestate.io import Checkpointer
 from pipestate.pipeline import Pipeline, pipeline_def
 
 __all__ = [
     "Batch",
     "CheckpointError",
     "CheckpointMismatchError",
+    "Checkpointer",
     "CorruptCheckpointError",
     "DataNode",
     "OperatorError",

@@ -56,7 +56,7 @@ class CustomState(NamedTuple):
     data: bytes
 
 
-OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]
+OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]  # noqa: UP007 (a runtime alias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,27 +85,97 @@ class CheckpointData:
     operators: tuple[OperatorRecord, ...]
 
 
+class Encoder:
+    """Encodes checkpoints of one pipeline quickly.
+
+    The parts that never change (version, fingerprint, batch size, seed, operator identities) are
+    serialized once; each :meth:`encode` serializes only the counters and the operator states and
+    splices them in. The bytes are exactly what protobuf's deterministic serialization of the same
+    message gives (fields in number order, zero scalars omitted), which the tests check.
+    """
+
+    def __init__(self, header: CheckpointData) -> None:
+        head = pb.Payload(
+            library_version=header.library_version,
+            fingerprint=header.fingerprint,
+            batch_size=header.batch_size,
+            seed=header.seed,
+        )
+        self._head = head.SerializeToString(deterministic=True)
+        self._ops = [
+            pb.OperatorState(
+                name=r.name, type=r.type, digest=r.digest, arg_digests=r.arg_digests
+            ).SerializeToString(deterministic=True)
+            for r in header.operators
+        ]
+
+    def encode(self, iteration: int, epoch: int, iteration_in_epoch: int, states: list[OperatorStateValue]) -> bytes:
+        """Return checkpoint bytes for these counters and per-operator states (in operator order)."""
+        parts = [self._head, _uint(5, iteration), _uint(6, epoch), _uint(7, iteration_in_epoch)]
+        for static, state in zip(self._ops, states):
+            entry = static + _state_bytes(state)
+            parts.append(b"\x42" + _varint(len(entry)) + entry)
+        payload = b"".join(parts)
+        return b"".join(
+            (
+                b"\x0d" + MAGIC.to_bytes(4, "little"),
+                _uint(2, FORMAT_VERSION),
+                b"\x1d" + _crc(FORMAT_VERSION, payload).to_bytes(4, "little"),
+                b"\x22" + _varint(len(payload)) + payload,
+            )
+        )
+
+
 def encode(data: CheckpointData) -> bytes:
     """Serialize ``data`` into checkpoint bytes (payload inside the checksummed envelope)."""
-    payload = pb.Payload(
-        library_version=data.library_version,
-        fingerprint=data.fingerprint,
-        batch_size=data.batch_size,
-        seed=data.seed,
-        iteration=data.iteration,
-        epoch=data.epoch,
-        iteration_in_epoch=data.iteration_in_epoch,
-    )
-    for record in data.operators:
-        msg = payload.operators.add(
-            name=record.name, type=record.type, digest=record.digest, arg_digests=record.arg_digests
-        )
-        _state_to_proto(record.state, msg)
-    body = payload.SerializeToString(deterministic=True)
-    envelope = pb.Checkpoint(
-        magic=MAGIC, format_version=FORMAT_VERSION, payload_crc32=zlib.crc32(body), payload=body
-    )
-    return envelope.SerializeToString(deterministic=True)
+    states = [record.state for record in data.operators]
+    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states)
+
+
+_SMALL_VARINTS = [bytes([i]) for i in range(128)]
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _uint(field: int, value: int) -> bytes:
+    """A varint field numbered below 16 (proto3: omitted when zero)."""
+    return _SMALL_VARINTS[field << 3] + _varint(value) if value else b""
+
+
+# Operator state kinds: the NamedTuple, its field in the OperatorState oneof, and its message type.
+_KINDS = {
+    RngState: ("rng", 10, pb.RngState),
+    ReaderState: ("reader", 11, pb.ReaderState),
+    ExternalSourceState: ("external_source", 12, pb.ExternalSourceState),
+}
+_BY_FIELD = {name: cls for cls, (name, _, _) in _KINDS.items()}
+
+
+def _state_bytes(state: OperatorStateValue) -> bytes:
+    """The oneof field of an OperatorState holding ``state`` (empty for a stateless operator)."""
+    if state is None:
+        return b""
+    if isinstance(state, CustomState):
+        return b"\x6a" + _varint(len(state.data)) + state.data
+    try:
+        _, field, message = _KINDS[type(state)]
+    except KeyError:
+        raise TypeError(f"operator state of type {type(state).__name__} has no protobuf form") from None
+    if field == 10:  # the hot path for random operators: fixed64 key, varint counter
+        body = (b"\x09" + state.key.to_bytes(8, "little") if state.key else b"") + _uint(2, state.counter)
+    else:
+        values = {k: v for k, v in state._asdict().items() if v is not None}
+        body = message(**values).SerializeToString(deterministic=True)
+    return _SMALL_VARINTS[field << 3 | 2] + _varint(len(body)) + body
 
 
 def decode(blob: bytes) -> CheckpointData:
@@ -135,9 +205,11 @@ def decode(blob: bytes) -> CheckpointData:
         raise CorruptCheckpointError(
             f"not a pipestate checkpoint: magic is {envelope.magic:#010x}, expected {MAGIC:#010x}"
         )
-    if zlib.crc32(envelope.payload) != envelope.payload_crc32:
+    if not envelope.payload or not envelope.format_version:
+        raise CorruptCheckpointError(f"the checkpoint is truncated: its envelope is incomplete ({len(blob)} bytes)")
+    if _crc(envelope.format_version, envelope.payload) != envelope.payload_crc32:
         raise CorruptCheckpointError(
-            "the checkpoint is damaged: the payload checksum does not match (truncated or altered bytes)"
+            "the checkpoint is damaged: the checksum does not match (truncated or altered bytes)"
         )
     if envelope.format_version != FORMAT_VERSION:
         raise UnsupportedCheckpointVersionError(
@@ -171,38 +243,25 @@ def decode(blob: bytes) -> CheckpointData:
     )
 
 
-def _state_to_proto(state: OperatorStateValue, msg: pb.OperatorState) -> None:
-    if state is None:
-        return
-    if isinstance(state, RngState):
-        msg.rng.key, msg.rng.counter = state.key, state.counter
-    elif isinstance(state, ReaderState):
-        msg.reader.epoch, msg.reader.consumed = state.epoch, state.consumed
-        msg.reader.dataset_digest = state.dataset_digest
-    elif isinstance(state, ExternalSourceState):
-        msg.external_source.epoch, msg.external_source.iteration = state.epoch, state.iteration
-        if state.source_state is not None:
-            msg.external_source.source_state = state.source_state
-    elif isinstance(state, CustomState):
-        msg.custom = state.data
-    else:
-        raise TypeError(f"operator state of type {type(state).__name__} has no protobuf form")
+def _crc(version: int, payload: bytes) -> int:
+    """CRC-32 of the format version (4 bytes, little-endian) followed by the payload."""
+    return zlib.crc32(payload, zlib.crc32(version.to_bytes(4, "little")))
 
 
 def _state_from_proto(msg: pb.OperatorState) -> OperatorStateValue:
     kind = msg.WhichOneof("state")
-    if kind == "rng":
-        return RngState(msg.rng.key, msg.rng.counter)
-    if kind == "reader":
-        return ReaderState(msg.reader.epoch, msg.reader.consumed, msg.reader.dataset_digest)
-    if kind == "external_source":
-        es = msg.external_source
-        return ExternalSourceState(
-            es.epoch, es.iteration, es.source_state if es.HasField("source_state") else None
-        )
+    if kind is None:
+        return None
     if kind == "custom":
         return CustomState(msg.custom)
-    return None
+    cls = _BY_FIELD[kind]
+    sub = getattr(msg, kind)
+    return cls(**{f: getattr(sub, f) if _present(sub, f) else None for f in cls._fields})
+
+
+def _present(message: object, field: str) -> bool:
+    descriptor = message.DESCRIPTOR.fields_by_name[field]
+    return not descriptor.has_presence or message.HasField(field)
 
 
 def check_matches(expected: CheckpointData, found: CheckpointData) -> None:

@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate.batch import Batch
 from pipestate.errors import OperatorError, PipestateError
-from pipestate.executor import EndOfData, Ended, Failed, Prefetcher, Produced, WorkerPool
+from pipestate.executor import Ended, EndOfData, Failed, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
+from pipestate.io.local import LocalCheckpointIO
 from pipestate.ops.base import BuildEnv, RunContext
 
 PIPELINE_OPTIONS = (
@@ -127,34 +128,45 @@ class Pipeline:
     def _finalize(self) -> None:
         restore = self._restore_from
         if self._user_seed is not None:
-            self.seed = self._user_seed
+            seed = self._user_seed
         elif restore is not None:
-            self.seed = restore.seed
+            seed = restore.seed
         else:
-            self.seed = int.from_bytes(os.urandom(8), "little") >> 1
+            seed = int.from_bytes(os.urandom(8), "little") >> 1
+        self._setup(seed)
+        if restore is not None:
+            self._apply_checkpoint(restore)
+        self._last = self._snapshot()
+        self._stage = _Stage.DEFINED
+
+    def _setup(self, seed: int) -> None:
+        """Set the seed, set every operator up with it, and compute the pipeline's identity."""
+        self.seed = seed
         env = BuildEnv(self.seed, self.batch_size, self.num_threads, self.enable_checkpointing)
         for op in self._graph.ops:
             op.setup(env)
-        self._identity = [(op, *op_identity(op)) for op in self._graph.ops]
         self._fingerprint = fingerprint(
-            self.batch_size, self.seed, [(op.name, digest) for op, digest, _, _ in self._identity],
+            self.batch_size, self.seed, [(op.name, op_identity(op)[0]) for op in self._graph.ops],
             self._graph.outputs,
         )
         self._stateful = [op for op in self._graph.ops if op.stateful]
+        position = {id(op): i for i, op in enumerate(self._stateful)}
+        self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
+        self._encoder = ckpt.Encoder(self._identity())
         self._iteration = self._epoch = self._iteration_in_epoch = 0
-        if restore is not None:
-            ckpt.check_matches(self._checkpoint_data(_Snapshot(0, 0, 0, ())), restore)
-            states = {record.name: record.state for record in restore.operators}
-            self._apply(
-                _Snapshot(
-                    restore.iteration,
-                    restore.epoch,
-                    restore.iteration_in_epoch,
-                    tuple(states[op.name] for op in self._stateful),
-                )
+
+    def _apply_checkpoint(self, restore: ckpt.CheckpointData) -> None:
+        """Validate a decoded checkpoint against this pipeline and move every operator to its state."""
+        ckpt.check_matches(self._identity(), restore)
+        states = {record.name: record.state for record in restore.operators}
+        self._apply(
+            _Snapshot(
+                restore.iteration,
+                restore.epoch,
+                restore.iteration_in_epoch,
+                tuple(states[op.name] for op in self._stateful),
             )
-        self._last = self._snapshot()
-        self._stage = _Stage.DEFINED
+        )
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -271,39 +283,87 @@ class Pipeline:
         """Return the state after the last batch :meth:`run` returned, as checkpoint bytes.
 
         Args:
-            filename: If given, also write the bytes to this file (atomically).
+            filename: If given, also write the bytes to this file through
+                :class:`~pipestate.io.LocalCheckpointIO` (atomic and durable; parent directories
+                are created).
 
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``.
+            OSError: writing ``filename`` failed (original subclass and errno); any previous file
+                there is intact.
         """
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         if self._stage is _Stage.DEFINING:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
-        data = ckpt.encode(self._checkpoint_data(self._last))
+        last = self._last
+        states = [last.states[i] if i >= 0 else None for i in self._state_index]
+        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
         if filename is not None:
-            _write_atomic(os.fspath(filename), data)
+            LocalCheckpointIO().save_checkpoint(data, filename)
         return data
 
-    def _checkpoint_data(self, snapshot: _Snapshot) -> ckpt.CheckpointData:
-        states = dict(zip((op.name for op in self._stateful), snapshot.states))
+    def restore(self, checkpoint: bytes) -> None:
+        """Move this pipeline to the state in ``checkpoint``, as if constructed with ``checkpoint=``.
+
+        Works before the first :meth:`run` and at any later point (batches computed ahead are
+        discarded); the next :meth:`run` returns the batch that followed the checkpoint. A pipeline
+        constructed without a seed adopts the checkpoint's (its operators are set up again with it).
+
+        Args:
+            checkpoint: Bytes from :meth:`checkpoint` of a pipeline of the same definition.
+
+        Raises:
+            PipestateError: if checkpointing is disabled, or the pipeline is not defined yet or closed.
+            CorruptCheckpointError, UnsupportedCheckpointVersionError: if the bytes cannot be read.
+            CheckpointMismatchError: if the checkpoint was taken from a different pipeline (the pipeline
+                is left unchanged).
+        """
+        if not self.enable_checkpointing:
+            raise PipestateError(
+                "restore() needs checkpointing: construct the pipeline with enable_checkpointing=True"
+            )
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
+        if self._stage is _Stage.CLOSED:
+            raise PipestateError("the pipeline is closed; create a new one")
+        data = ckpt.decode(checkpoint)
+        self._stop_prefetch()
+        self._apply(self._last)  # rewind what was computed ahead: a failed restore changes nothing
+        if self._user_seed is None and data.seed != self.seed:
+            previous = self.seed
+            self._setup(data.seed)
+            try:
+                self._apply_checkpoint(data)
+            except BaseException:
+                self._setup(previous)
+                self._apply(self._last)
+                raise
+        else:
+            self._apply_checkpoint(data)
+        self._restore_from = data
+        self._failure = None
+        self._ended = False
+        self._last = self._snapshot()
+
+    def _identity(self) -> ckpt.CheckpointData:
+        """What identifies this pipeline in a checkpoint (counters zero, no operator states)."""
         return ckpt.CheckpointData(
             library_version=_version(),
             fingerprint=self._fingerprint,
             batch_size=self.batch_size,
             seed=self.seed,
-            iteration=snapshot.iteration,
-            epoch=snapshot.epoch,
-            iteration_in_epoch=snapshot.iteration_in_epoch,
+            iteration=0,
+            epoch=0,
+            iteration_in_epoch=0,
             operators=tuple(
-                ckpt.OperatorRecord(op.name, op.type, digest, names, digests, states.get(op.name))
-                for op, digest, names, digests in self._identity
+                ckpt.OperatorRecord(op.name, op.type, *op_identity(op)) for op in self._graph.ops
             ),
         )
 
     @property
     def is_restored_from_checkpoint(self) -> bool:
-        """True if the pipeline was constructed with ``checkpoint=``."""
+        """True if the pipeline was constructed with ``checkpoint=`` or moved by :meth:`restore`."""
         return self._restore_from is not None
 
     @property
@@ -366,15 +426,6 @@ def _version() -> str:
     from pipestate import __version__
 
     return __version__
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callable[..., Any]:

@@ -1,4 +1,4 @@
-"""Regenerate pipestate/_proto from proto/ (run: python tools/gen_proto.py).
+"""Regenerate pipestate/_proto from proto/ (run: python tools/gen_proto.py [OUT_DIR]).
 
 The generated modules are committed; tests/test_proto_fresh.py fails when they are stale.
 """
@@ -32,5 +32,6 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
 
 
 if __name__ == "__main__":
-    for p in generate(OUT_DIR):
-        print(p.relative_to(ROOT), file=sys.stdout)
+    out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR
+    for p in generate(out):
+        print(p.relative_to(out))

@@ -174,7 +174,9 @@ class ExternalSource(Operator):
                 "array whose first axis is the batch"
             )
         if self.dtype is not None and batch.dtype != self.dtype:
-            raise TypeError(f"external source {self.name!r} returned {batch.dtype} data; dtype={self.dtype} was declared")
+            raise TypeError(
+                f"external source {self.name!r} returned {batch.dtype} data; dtype={self.dtype} was declared"
+            )
         return batch
 
     def state(self) -> ExternalSourceState:

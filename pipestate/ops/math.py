@@ -2,7 +2,7 @@
 
 Type rules follow DALI's: Python ``float`` constants are float32 and ``int`` constants int32; an integer
 mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32;
-comparisons give bool. Casts to integer types round to nearest and saturate, as DALI's ``fn.cast``.
+comparisons give bool. Casts to integer types round half away from zero and saturate, as DALI's ``fn.cast``.
 """
 
 from __future__ import annotations
@@ -126,21 +126,22 @@ def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
 
 
 def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Convert ``array`` to ``dtype``; to integers, round to nearest and clamp to the type's range."""
+    """Convert ``array`` to ``dtype``; to integers, round half away from zero and clamp to the range."""
     if dtype.kind in "iu" and array.dtype.kind in "fiub" and array.dtype != dtype:
         info = np.iinfo(dtype)
         if array.dtype.kind == "f":
-            array = np.rint(array)
+            array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":
         return array != 0
-    return array.astype(dtype)
+    with np.errstate(over="ignore"):  # out-of-range floats become inf, as in DALI
+        return array.astype(dtype)
 
 
 @register
 class Cast(Operator):
-    """Convert the input to ``dtype`` (integers: rounded to nearest, saturated).
+    """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated).
 
     Args:
         dtype: Target type, e.g. ``types.INT32`` or ``numpy.float32``.

@@ -1,0 +1,206 @@
+"""Checkpoint storage bandwidth and latency (DLIO-style): save/load, sync vs async, 1 KB to 256 MB.
+
+For each size a valid pipestate checkpoint of about that size is built (random operator bytes, fixed
+seed) and saved with fsync on:
+
+- sync: ``LocalCheckpointIO.save_checkpoint`` (temp file, write, fsync, rename, directory fsync);
+- async: ``AsyncCheckpointIO(LocalCheckpointIO())``; the caller's *blocking* time (until
+  ``save_checkpoint`` returns) and the *background* time (until the returned future completes, i.e. the
+  bytes are durable) are reported separately;
+- load: ``LocalCheckpointIO.load_checkpoint`` (read + validation: envelope parse and CRC32), *cold*
+  (the file's pages are dropped with ``posix_fadvise(DONTNEED)`` first, where available) and *warm*.
+
+sync and async runs are interleaved (A B A B). Medians with min-max over the repetitions.
+
+Usage: ``python benchmarks/checkpoint_io.py [--sizes 1K,1M,256M] [--reps N] [--dir DIR]``.
+Prints a markdown table and writes ``benchmarks/out/checkpoint_io.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipestate.checkpoint import CheckpointData, CustomState, OperatorRecord, RngState, decode, encode  # noqa: E402
+from pipestate.io import AsyncCheckpointIO, LocalCheckpointIO  # noqa: E402
+
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+DEFAULT_SIZES = "1K,64K,1M,16M,256M"
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+
+def parse_size(text: str) -> int:
+    """'64K' -> 65536."""
+    text = text.strip().upper()
+    return int(text[:-1]) * UNITS[text[-1]] if text[-1] in UNITS else int(text)
+
+
+def label(n: int) -> str:
+    """65536 -> '64 KB'."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+def make_checkpoint(size: int) -> bytes:
+    """A valid checkpoint of about ``size`` bytes (random operator state, fixed seed)."""
+    filler = np.random.default_rng(size).bytes(max(0, size - 120))
+    data = CheckpointData(
+        library_version="0.1.0", fingerprint=b"\x00" * 16, batch_size=1, seed=0, iteration=1, epoch=0,
+        iteration_in_epoch=1,
+        operators=(
+            OperatorRecord("random__uniform_0", "random.uniform", 1, (), (), RngState(1, 2)),
+            OperatorRecord("state_0", "custom", 2, (), (), CustomState(filler)),
+        ),
+    )
+    return encode(data)
+
+
+def drop_cache(path: str) -> bool:
+    """Evict ``path``'s pages from the page cache (they are clean after fsync). False if unsupported."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
+
+
+def reps_for(size: int, override: int | None) -> int:
+    """Fewer repetitions for big sizes so the default run stays within ~3 minutes."""
+    if override:
+        return override
+    return 30 if size <= 64 << 10 else 15 if size <= 1 << 20 else 5 if size <= 16 << 20 else 3
+
+
+def bench_size(size: int, reps: int, directory: str) -> dict[str, list[float]]:
+    """Time every operation ``reps`` times for one size; returns seconds per repetition."""
+    blob = make_checkpoint(size)
+    sync_io = LocalCheckpointIO()
+    async_io = AsyncCheckpointIO(LocalCheckpointIO())
+    times: dict[str, list[float]] = {k: [] for k in ("sync", "blocking", "background", "cold", "warm")}
+    path_s, path_a = os.path.join(directory, "sync.pscpt"), os.path.join(directory, "async.pscpt")
+    sync_io.save_checkpoint(blob, path_s)  # warm up both paths
+    async_io.save_checkpoint(blob, path_a).result()
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        sync_io.save_checkpoint(blob, path_s)
+        times["sync"].append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        future = async_io.save_checkpoint(blob, path_a)
+        t1 = time.perf_counter()
+        future.result()
+        t2 = time.perf_counter()
+        times["blocking"].append(t1 - t0)
+        times["background"].append(t2 - t0)
+
+        cold = drop_cache(path_s)
+        t0 = time.perf_counter()
+        loaded = sync_io.load_checkpoint(path_s)
+        times["cold" if cold else "warm"].append(time.perf_counter() - t0)
+        if cold:
+            t0 = time.perf_counter()
+            sync_io.load_checkpoint(path_s)
+            times["warm"].append(time.perf_counter() - t0)
+        if len(loaded) != len(blob):
+            raise RuntimeError("loaded a different checkpoint than was saved")
+    async_io.close()
+    times["validate"] = []
+    for _ in range(min(reps, 5)):
+        t0 = time.perf_counter()
+        decode(blob)
+        times["validate"].append(time.perf_counter() - t0)
+    return times
+
+
+def fmt_latency(values: list[float]) -> str:
+    """Median (min-max) in an adaptive unit."""
+    if not values:
+        return "–"
+    med, lo, hi = statistics.median(values), min(values), max(values)
+    unit, scale = ("s", 1.0) if med >= 1 else ("ms", 1e3) if med >= 1e-3 else ("µs", 1e6)
+    return f"{med * scale:.3g} ({lo * scale:.3g}–{hi * scale:.3g}) {unit}"
+
+
+def fmt_bw(size: int, values: list[float]) -> str:
+    """Bandwidth at the median time, MB/s."""
+    return f"{size / statistics.median(values) / 1e6:.3g}" if values else "–"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print a markdown table; write the PNG plot."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma-separated (default {DEFAULT_SIZES})")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per size (default: by size)")
+    parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    args = parser.parse_args(argv)
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    directory = tempfile.mkdtemp(prefix="pipestate-bench-", dir=args.dir)
+    rows, results = [], {}
+    try:
+        for size in sizes:
+            t = bench_size(size, reps_for(size, args.reps), directory)
+            results[size] = t
+            rows.append(
+                f"| {label(size)} | {fmt_latency(t['sync'])} | {fmt_bw(size, t['sync'])} "
+                f"| {fmt_latency(t['blocking'])} | {fmt_latency(t['background'])} "
+                f"| {fmt_latency(t['cold'])} | {fmt_bw(size, t['cold'])} | {fmt_latency(t['warm'])} "
+                f"| {fmt_latency(t['validate'])} | {len(t['sync'])} |"
+            )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    header = (
+        "| size | sync save | sync MB/s | async: caller blocked | async: background until durable "
+        "| load cold | load cold MB/s | load warm | of which validation | reps |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    sys.stdout.write(header + "\n" + "\n".join(rows) + "\n")
+    plot(sizes, results)
+    return 0
+
+
+def plot(sizes: list[int], results: dict[int, dict[str, list[float]]]) -> None:
+    """Bandwidth and caller latency against size, log-log, to benchmarks/out/checkpoint_io.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_bw, ax_lat) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, name in (("sync", "sync save"), ("background", "async save (background)"),
+                      ("cold", "load, cold cache"), ("warm", "load, warm cache")):
+        xs = [s for s in sizes if results[s][key]]
+        ax_bw.plot(xs, [s / statistics.median(results[s][key]) / 1e6 for s in xs], "o-", label=name)
+    for key, name in (("sync", "sync save"), ("blocking", "async save: caller blocked"),
+                      ("background", "async save: until durable")):
+        ax_lat.plot(sizes, [statistics.median(results[s][key]) * 1e3 for s in sizes], "o-", label=name)
+    for ax, ylabel in ((ax_bw, "MB/s"), (ax_lat, "ms")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("checkpoint size (bytes)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_bw.set_title("bandwidth (fsync on)")
+    ax_lat.set_title("latency")
+    fig.tight_layout()
+    os.makedirs(OUT, exist_ok=True)
+    fig.savefig(os.path.join(OUT, "checkpoint_io.png"), dpi=100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

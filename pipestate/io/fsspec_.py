@@ -1,0 +1,203 @@
+"""Checkpoints on any fsspec filesystem (``memory://``, ``file://``, ``s3://``, ``gs://`` ...).
+
+fsspec is an optional dependency (``pip install pipestate[fsspec]``, ``pipestate[s3]`` for S3) and is
+imported only when this backend is used.
+
+How a save is committed depends on the filesystem:
+
+- **rename** (local filesystems, ``file://``): delegated to :class:`LocalCheckpointIO` — temp file in
+  the same directory, fsync, atomic rename, directory fsync.
+- **marker** (object stores and everything else, where rename is a copy and not atomic): first delete
+  the old marker, then write the data object at ``path``, then write the *marker* ``path + ".commit"``
+  last. The marker is a small JSON document holding the data's size and CRC32. A checkpoint is visible
+  only with a marker that matches its data: ``load_checkpoint`` raises ``FileNotFoundError`` without a
+  marker and ``CorruptCheckpointError`` when the data does not match, and ``list_dir`` hides data without
+  a marker (and hides the markers themselves). Overwriting an existing path makes it invisible until the
+  new marker lands; :class:`~pipestate.io.Checkpointer` never overwrites (one name per step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from pipestate.errors import CorruptCheckpointError
+from pipestate.io.base import CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
+from pipestate.io.local import LocalCheckpointIO, is_temp_name
+
+MARKER_SUFFIX = ".commit"
+_MARKER_KIND = "pipestate-checkpoint-commit"
+
+
+class FsspecCheckpointIO(CheckpointIO):
+    """Store checkpoints at fsspec URLs.
+
+    Args:
+        storage_options: Filesystem options (credentials, ``endpoint_url`` ...), passed to
+            ``fsspec.core.url_to_fs`` for every URL.
+        commit: ``"auto"`` (rename on local filesystems, marker elsewhere), ``"rename"`` or ``"marker"``.
+        fsync: Forwarded to the local backend in rename mode.
+
+    Raises:
+        ImportError: fsspec is not installed.
+        ValueError: ``commit`` is not one of the three values.
+    """
+
+    def __init__(
+        self, storage_options: Mapping[str, Any] | None = None, commit: str = "auto", fsync: bool = True
+    ) -> None:
+        if commit not in ("auto", "rename", "marker"):
+            raise ValueError(f"commit must be 'auto', 'rename' or 'marker', not {commit!r}")
+        try:
+            import fsspec  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "FsspecCheckpointIO needs fsspec: pip install 'pipestate[fsspec]' (or 'pipestate[s3]')"
+            ) from exc
+        self.storage_options = dict(storage_options or {})
+        self.commit = commit
+        self._local = LocalCheckpointIO(fsync=fsync)
+
+    def save_checkpoint(
+        self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        """Write ``data`` to the URL ``path`` and commit it (see the module docstring).
+
+        Args:
+            data: The checkpoint bytes, stored verbatim.
+            path: An fsspec URL or a local path.
+            storage_options: Extra keyword arguments for ``fs.open(path, "wb", ...)`` in marker mode
+                (e.g. S3 ``ACL``); not supported in rename mode.
+
+        Raises:
+            OSError: the storage failed (original subclass and errno, naming ``path``); in marker mode
+                the checkpoint at ``path`` is then invisible.
+        """
+        fs, fs_path, rename = self._resolve(path)
+        if rename:
+            self._local.save_checkpoint(data, fs_path, storage_options)
+            return
+        blob = bytes(memoryview(data).cast("B"))
+        marker = {"kind": _MARKER_KIND, "version": 1, "size": len(blob), "crc32": zlib.crc32(blob)}
+        try:
+            _rm_quietly(fs, fs_path + MARKER_SUFFIX)
+            with fs.open(fs_path, "wb", **dict(storage_options or {})) as f:
+                f.write(blob)
+            fs.pipe_file(fs_path + MARKER_SUFFIX, json.dumps(marker).encode())
+        except OSError as exc:
+            url = os.fspath(path)
+            raise reraise_os_error(exc, url, f"saving the checkpoint {url!r}") from exc
+
+    def load_checkpoint(self, path: PathLike) -> bytes:
+        """Read, check against its commit marker, and validate the checkpoint at ``path``.
+
+        Args:
+            path: An fsspec URL or a local path.
+
+        Returns:
+            The checkpoint bytes.
+
+        Raises:
+            FileNotFoundError: no committed checkpoint at ``path`` (data without a marker is an
+                interrupted write and counts as absent).
+            CorruptCheckpointError: the data does not match its marker, or is not an intact checkpoint.
+        """
+        fs, fs_path, rename = self._resolve(path)
+        if rename:
+            return self._local.load_checkpoint(fs_path)
+        url = os.fspath(path)
+        try:
+            raw_marker = fs.cat_file(fs_path + MARKER_SUFFIX)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                2, f"no committed checkpoint (its commit marker {MARKER_SUFFIX!r} is missing: the save "
+                "never finished or the checkpoint was removed)", url
+            ) from exc
+        except OSError as exc:
+            raise reraise_os_error(exc, url, f"loading the commit marker of {url!r}") from exc
+        try:
+            marker = json.loads(raw_marker)
+            size, crc = int(marker["size"]), int(marker["crc32"])
+            if marker.get("kind") != _MARKER_KIND:
+                raise ValueError("not a pipestate commit marker")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptCheckpointError(f"{url}: the commit marker is damaged ({exc}); save again") from exc
+        try:
+            blob = fs.cat_file(fs_path)
+        except OSError as exc:
+            raise reraise_os_error(exc, url, f"loading the checkpoint {url!r}") from exc
+        if len(blob) != size or zlib.crc32(blob) != crc:
+            raise CorruptCheckpointError(
+                f"{url}: the data ({len(blob)} bytes) does not match its commit marker ({size} bytes); it "
+                "was overwritten or damaged after the commit. Restore an earlier checkpoint."
+            )
+        return validate_checkpoint(blob, url)
+
+    def remove_checkpoint(self, path: PathLike) -> None:
+        """Delete the checkpoint at ``path`` (marker first); a missing one is not an error.
+
+        Args:
+            path: An fsspec URL or a local path.
+
+        Raises:
+            OSError: the storage refused the deletion.
+        """
+        fs, fs_path, rename = self._resolve(path)
+        if rename:
+            self._local.remove_checkpoint(fs_path)
+            return
+        try:
+            _rm_quietly(fs, fs_path + MARKER_SUFFIX)
+            _rm_quietly(fs, fs_path)
+        except OSError as exc:
+            url = os.fspath(path)
+            raise reraise_os_error(exc, url, f"removing the checkpoint {url!r}") from exc
+
+    def list_dir(self, directory: PathLike) -> list[str]:
+        """List the committed entries of ``directory`` (markers, and data without a marker, hidden).
+
+        Args:
+            directory: An fsspec URL or a local path.
+
+        Returns:
+            Entry names (not paths).
+        """
+        fs, fs_path, rename = self._resolve(directory)
+        if rename:
+            return self._local.list_dir(fs_path)
+        fs.invalidate_cache(fs_path)
+        try:
+            entries = fs.ls(fs_path, detail=False)
+        except FileNotFoundError:
+            return []
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        return sorted(
+            n for n in names
+            if not n.endswith(MARKER_SUFFIX) and n + MARKER_SUFFIX in names and not is_temp_name(n)
+        )
+
+    def _resolve(self, path: PathLike) -> tuple[Any, str, bool]:
+        from fsspec.core import url_to_fs
+        from fsspec.implementations.local import LocalFileSystem
+
+        fs, fs_path = url_to_fs(os.fspath(path), **self.storage_options)
+        if self.commit == "auto":
+            rename = isinstance(fs, LocalFileSystem)
+        else:
+            rename = self.commit == "rename"
+        if rename and not isinstance(fs, LocalFileSystem):
+            raise ValueError(
+                f"commit='rename' needs a local filesystem, but {os.fspath(path)!r} is on "
+                f"{type(fs).__name__}; use commit='marker' (or 'auto')"
+            )
+        return fs, fs_path, rename
+
+
+def _rm_quietly(fs: Any, path: str) -> None:
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,342 @@
+"""TensorFlow plugin: a ``tf.data.Dataset`` over a pipestate pipeline whose iterators checkpoint with
+``tf.train.Checkpoint``.
+
+Importing this module imports TensorFlow (the rest of pipestate never does).
+
+How the pipeline's position reaches TensorFlow's checkpoint: a :class:`PipelineDataset` is a
+``tf.data`` graph ``repeat -> scan -> [take_while] -> map`` whose ``scan`` state is the pipeline's
+checkpoint bytes (plus two counters). Each element is computed by a ``tf.py_function`` that receives
+that state, moves the shared pipeline to it when it is elsewhere (``Pipeline.restore``), runs one batch
+and returns the new state with the batch. TensorFlow saves scan states, and the buffers of
+``prefetch``/``shuffle``/... placed after the dataset, in every iterator checkpoint, so any iterator
+(yours, ``model.fit``'s, ``tf.distribute``'s) saves and restores the exact position with no wrapper.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.data.ops import dataset_ops
+
+from pipestate.errors import PipestateError
+from pipestate.pipeline import Pipeline
+
+__all__ = [
+    "DistributedIteratorState",
+    "PipelineDataset",
+    "PipelineState",
+    "input_options",
+    "shard_args",
+]
+
+_HISTORY = 4096  # states kept for PipelineDataset.checkpoint_after
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _normalize_shapes(output_shapes: Any, count: int, single: bool) -> tuple[tf.TensorShape, ...]:
+    if output_shapes is None:
+        return (tf.TensorShape(None),) * count
+    if single:
+        output_shapes = (output_shapes,)
+    shapes = tuple(output_shapes)
+    if len(shapes) != count:
+        raise ValueError(
+            f"output_shapes has {len(shapes)} entries but output_dtypes has {count}; "
+            "give one shape per output"
+        )
+    return tuple(tf.TensorShape(s) for s in shapes)
+
+
+class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
+    """A ``tf.data.Dataset`` whose elements are the batches of a pipestate pipeline.
+
+    Every iterator of the dataset starts from the state the pipeline had when the dataset was created
+    (its start, or the checkpoint it was constructed with) and yields the same sequence, as every
+    iterator of a ``tf.data`` dataset does. Iterators save and restore their position with
+    ``tf.train.Checkpoint(iterator=it)``, in place or into an iterator of a new dataset over a pipeline
+    of the same definition; the batches after the restore are bit-identical to the uninterrupted ones.
+
+    When the pipeline ends an epoch (``run()`` raises ``StopIteration``) the dataset calls ``reset()``
+    and goes on with the next epoch; with ``epochs=n`` it ends after the ``n``-th epoch.
+
+    Args:
+        pipeline: A pipeline with ``enable_checkpointing=True``. The dataset drives it: don't call its
+            ``run()`` elsewhere while iterating (it would be rewound to the dataset's position).
+        output_dtypes: One ``tf.DType`` per pipeline output (a tuple gives tuple elements; a single
+            dtype, for a one-output pipeline, gives tensor elements).
+        output_shapes: The shape of every output batch, batch axis included, same structure as
+            ``output_dtypes``; ``None`` entries or dimensions are not checked. Default: unknown.
+        epochs: End the dataset after this many pipeline epochs; ``None`` (default): never end, like
+            DALI's dataset (give ``model.fit`` a ``steps_per_epoch``).
+
+    Raises:
+        PipestateError: if the pipeline has checkpointing disabled.
+        TypeError: if ``output_dtypes`` holds something that is not a ``tf.DType``, or an output's dtype
+            differs from the declared one (message: output index, declared and actual dtype).
+        ValueError: if the declared structure or a declared shape does not match the pipeline's outputs
+            (message: output index, declared and actual shape). The first batch is computed at creation
+            to check this, then the pipeline is restored to where it was, so the data do not change.
+            Later batches are checked too; a mismatch then fails the iterator's ``next()`` with a
+            ``tf.errors.InvalidArgumentError`` carrying the same message.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        output_dtypes: tf.DType | Sequence[tf.DType],
+        output_shapes: Any = None,
+        *,
+        epochs: int | None = None,
+    ) -> None:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a pipestate Pipeline, not {type(pipeline).__name__}")
+        if not pipeline.enable_checkpointing:
+            raise PipestateError(
+                "PipelineDataset saves the pipeline's position in TensorFlow checkpoints: construct the "
+                "pipeline with enable_checkpointing=True"
+            )
+        if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
+            raise ValueError(f"epochs={epochs!r} must be a positive int or None")
+        single = not isinstance(output_dtypes, (tuple, list))
+        dtypes = _as_tuple(output_dtypes)
+        for i, dtype in enumerate(dtypes):
+            if not isinstance(dtype, tf.DType):
+                raise TypeError(f"output_dtypes[{i}]={dtype!r} is not a tf.DType (e.g. tf.float32)")
+        self._pipeline = pipeline
+        self._single = single
+        self._dtypes = dtypes
+        self._shapes = _normalize_shapes(output_shapes, len(dtypes), single)
+        self._epochs = epochs
+        self._lock = threading.Lock()
+        self._start = pipeline.checkpoint()
+        self._history: collections.OrderedDict[int, bytes] = collections.OrderedDict({0: self._start})
+        self._check_first_batch()
+        impl = self._build()
+        super().__init__(impl, impl._variant_tensor)
+
+    # ---- the tf.data graph ------------------------------------------------------------------------
+    def _build(self) -> tf.data.Dataset:
+        dtypes, shapes = self._dtypes, self._shapes
+
+        @tf.autograph.experimental.do_not_convert
+        def step(carry: tuple, _: tf.Tensor) -> tuple:
+            state, count, epochs_done = carry
+            results = tf.py_function(
+                self._next, [state, count, epochs_done], [tf.string, tf.int64, tf.int64, tf.bool, *dtypes]
+            )
+            new_state, new_count, new_epochs, done = results[:4]
+            for tensor in (new_state, new_count, new_epochs, done):
+                tensor.set_shape(())
+            outputs = results[4:]
+            for tensor, shape in zip(outputs, shapes, strict=True):
+                tensor.set_shape(shape)
+            return (new_state, new_count, new_epochs), (done, tuple(outputs))
+
+        initial = (tf.constant(self._start), tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+        ds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat().scan(initial, step)
+        if self._epochs is not None:
+            ds = ds.take_while(tf.autograph.experimental.do_not_convert(lambda done, outputs: ~done))
+        single = self._single
+        ds = ds.map(
+            tf.autograph.experimental.do_not_convert(lambda done, outputs: outputs[0] if single else outputs)
+        )
+        options = tf.data.Options()
+        # The py_function is the pipeline; its state is the scan state, which TensorFlow does save.
+        options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+        # No hidden prefetch: it would run the pipeline ahead and put whole batches in checkpoints.
+        options.experimental_optimization.inject_prefetch = False
+        options.experimental_warm_start = False
+        return ds.with_options(options)
+
+    def _next(self, state: tf.Tensor, count: tf.Tensor, epochs_done: tf.Tensor) -> list[Any]:
+        """Compute the element after ``state`` (runs in the py_function)."""
+        state_bytes, n, done_epochs = state.numpy(), int(count), int(epochs_done)
+        with self._lock:
+            pipe = self._pipeline
+            if pipe.checkpoint() != state_bytes:
+                pipe.restore(state_bytes)
+            try:
+                outputs = pipe.run()
+            except StopIteration:
+                done_epochs += 1
+                if self._epochs is not None and done_epochs >= self._epochs:
+                    return [state_bytes, n, done_epochs, True, *self._placeholders()]
+                pipe.reset()
+                try:
+                    outputs = pipe.run()
+                except StopIteration:
+                    raise PipestateError(
+                        f"the pipeline's epoch {done_epochs} ended before its first batch; an empty "
+                        "epoch would make the dataset loop forever"
+                    ) from None
+            arrays = self._check(outputs)
+            new_state = pipe.checkpoint()
+            self._history[n + 1] = new_state
+            self._history.move_to_end(n + 1)
+            while len(self._history) > _HISTORY:
+                self._history.popitem(last=False)
+        return [new_state, n + 1, done_epochs, False, *arrays]
+
+    def _placeholders(self) -> list[np.ndarray]:
+        arrays = []
+        for dtype, shape in zip(self._dtypes, self._shapes, strict=True):
+            dims = [0] if shape.rank is None else [d or 0 for d in shape.as_list()]
+            arrays.append(np.zeros(dims, dtype.as_numpy_dtype))
+        return arrays
+
+    def _check(self, outputs: tuple) -> list[np.ndarray]:
+        """Return the outputs as dense arrays, checking them against the declared dtypes and shapes."""
+        if len(outputs) != len(self._dtypes):
+            raise ValueError(
+                f"the pipeline has {len(outputs)} outputs but output_dtypes declares {len(self._dtypes)}"
+            )
+        arrays = []
+        for i, (batch, dtype, shape) in enumerate(zip(outputs, self._dtypes, self._shapes, strict=True)):
+            try:
+                array = batch.as_array()
+            except ValueError as exc:
+                raise ValueError(f"output {i}: batches must be dense tensors: {exc}") from exc
+            if array.dtype != np.dtype(dtype.as_numpy_dtype):
+                raise TypeError(
+                    f"output {i}: declared dtype {dtype.name} (output_dtypes[{i}]) but the pipeline produced "
+                    f"{array.dtype}"
+                )
+            if not shape.is_compatible_with(array.shape):
+                raise ValueError(
+                    f"output {i}: declared shape {shape} (output_shapes[{i}]) but the pipeline produced a "
+                    f"batch of shape {tuple(array.shape)}"
+                )
+            arrays.append(array)
+        return arrays
+
+    def _check_first_batch(self) -> None:
+        pipe = self._pipeline
+        try:
+            outputs = pipe.run()
+        except StopIteration:
+            outputs = None
+        try:
+            if outputs is not None:
+                self._check(outputs)
+        finally:
+            pipe.restore(self._start)
+
+    # ---- public helpers ---------------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline the dataset drives."""
+        return self._pipeline
+
+    def checkpoint_after(self, num_batches: int) -> bytes:
+        """Return the pipeline checkpoint after the dataset's first ``num_batches`` elements.
+
+        Every iterator yields the same sequence, so this is the state to construct a pipeline with
+        (``checkpoint=``) to continue right after element ``num_batches``, e.g. in a Keras callback
+        that counts the batches the model consumed (``tf.data`` may have computed more). States are
+        kept for the last 4096 elements computed.
+
+        Args:
+            num_batches: Elements consumed since the dataset's start (``0``: its start).
+
+        Raises:
+            KeyError: if that element has not been computed yet, or is too old.
+        """
+        with self._lock:
+            try:
+                return self._history[num_batches]
+            except KeyError:
+                raise KeyError(
+                    f"no state after element {num_batches}: computed so far "
+                    f"{min(self._history)}..{max(self._history)}"
+                ) from None
+
+
+class PipelineState(tf.train.experimental.PythonState):
+    """Puts a pipeline used outside ``tf.data`` into a ``tf.train.Checkpoint``.
+
+    ``tf.train.Checkpoint(model=model, input=PipelineState(pipe))``: saving stores ``pipe.checkpoint()``
+    (the state after the last batch ``run()`` returned); restoring calls ``pipe.restore(...)``.
+
+    Args:
+        pipeline: A pipeline with ``enable_checkpointing=True``.
+
+    Raises:
+        PipestateError: if the pipeline has checkpointing disabled.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        if not pipeline.enable_checkpointing:
+            raise PipestateError("PipelineState needs a pipeline with enable_checkpointing=True")
+        self.pipeline = pipeline
+
+    def serialize(self) -> bytes:
+        """Return the pipeline's checkpoint bytes."""
+        return self.pipeline.checkpoint()
+
+    def deserialize(self, string_value: tf.Tensor | bytes) -> None:
+        """Restore the pipeline from checkpoint bytes.
+
+        Raises:
+            CheckpointError: if the bytes are damaged or come from another pipeline.
+        """
+        value = string_value.numpy() if hasattr(string_value, "numpy") else string_value
+        self.pipeline.restore(bytes(value))
+
+
+def shard_args(input_context: tf.distribute.InputContext) -> dict[str, int]:
+    """Return ``{"shard_id": ..., "num_shards": ...}`` for this input pipeline of a distributed dataset.
+
+    Pass it to your pipeline factory (and on to readers): ``my_pipe(**shard_args(ctx))``. With
+    :func:`input_options`, there is one input pipeline per replica, so each replica reads its own shard.
+    """
+    return {"shard_id": input_context.input_pipeline_id, "num_shards": input_context.num_input_pipelines}
+
+
+def input_options() -> tf.distribute.InputOptions:
+    """Return the ``tf.distribute.InputOptions`` that make a distributed iterator checkpointable.
+
+    ``PER_REPLICA`` replication builds one dataset (so one pipeline) per replica, iterated by a plain
+    ``tf.data`` iterator that ``tf.train.Checkpoint`` can save; ``PER_WORKER`` (TensorFlow's default)
+    splits one dataset over the replicas with a multi-device iterator that TensorFlow cannot save.
+    """
+    return tf.distribute.InputOptions(
+        experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+        experimental_fetch_to_device=False,
+    )
+
+
+class DistributedIteratorState(tf.Module):
+    """Makes a distributed iterator checkpointable: ``Checkpoint(input=DistributedIteratorState(it))``.
+
+    TensorFlow's ``DistributedIterator`` is not trackable. This object tracks the per-replica
+    ``tf.data`` iterators inside one built with ``strategy.distribute_datasets_from_function(fn,
+    options=input_options())``; saving stores every replica's position, restoring moves them back (in
+    place, or into the iterator of a newly distributed dataset).
+
+    Args:
+        iterator: ``iter(distributed_dataset)``.
+
+    Raises:
+        ValueError: if the iterator was not built with :func:`input_options`.
+    """
+
+    def __init__(self, iterator: Any) -> None:
+        super().__init__(name="pipestate_distributed_iterator")
+        workers = getattr(iterator, "_iterators", None)
+        replicas = [getattr(worker, "_iterator", None) for worker in workers or ()]
+        if not replicas or not all(isinstance(it, tf.data.Iterator) for it in replicas):
+            raise ValueError(
+                "this distributed iterator cannot be checkpointed: build it with "
+                "strategy.distribute_datasets_from_function(fn, options=pipestate.plugin.tf.input_options())"
+            )
+        self.replicas = replicas
+
+

@@ -1,0 +1,297 @@
+"""The TensorFlow plugin, with real TensorFlow (all TF tests live here: importing TF is slow)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = pytest.importorskip("tensorflow", reason="the TensorFlow plugin tests need tensorflow (extra 'tf')")
+
+try:  # two logical CPUs for MirroredStrategy; must happen before TensorFlow initializes its devices
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    TWO_CPUS = True
+except RuntimeError:
+    TWO_CPUS = False
+
+from pipestate import PipestateError, fn, pipeline_def  # noqa: E402
+from pipestate.plugin.tf import (  # noqa: E402
+    DistributedIteratorState,
+    PipelineDataset,
+    PipelineState,
+    input_options,
+    shard_args,
+)
+
+BATCH = 4
+EPOCH_LEN = 5  # batches per pipeline epoch
+
+
+def _ids(info):
+    if info.iteration == EPOCH_LEN:
+        raise StopIteration
+    return np.arange(BATCH, dtype=np.int32)[:, None] + 1000 * info.epoch_idx + BATCH * info.iteration
+
+
+@pipeline_def(batch_size=BATCH, enable_checkpointing=True)
+def augmented():
+    image = fn.random.uniform(shape=(3, 2)) * 10.0
+    return image, fn.external_source(source=_ids, batch_info=True)
+
+
+SPEC = dict(output_dtypes=(tf.float32, tf.int32), output_shapes=((BATCH, 3, 2), (BATCH, 1)))
+
+
+def make_dataset(seed=7, **kwargs):
+    return PipelineDataset(augmented(seed=seed), **{**SPEC, **kwargs})
+
+
+def as_numpy(element):
+    return tuple(t.numpy() for t in element)
+
+
+def take(iterator, n):
+    return [as_numpy(next(iterator)) for _ in range(n)]
+
+
+def assert_same(expected, got, where):
+    assert len(expected) == len(got), where
+    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+        for k, (a, b) in enumerate(zip(e, g, strict=True)):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), (
+                f"{where}: element {i}, output {k} differs"
+            )
+
+
+def test_elements_are_the_pipeline_batches_across_epoch_ends():
+    ds = make_dataset()
+    assert isinstance(ds, tf.data.Dataset)
+    assert ds.element_spec == (tf.TensorSpec((BATCH, 3, 2), tf.float32), tf.TensorSpec((BATCH, 1), tf.int32))
+    reference = augmented(seed=7)
+    expected = []
+    while len(expected) < 12:
+        try:
+            expected.append(tuple(np.asarray(b) for b in reference.run()))
+        except StopIteration:
+            reference.reset()
+    reference.close()
+    assert_same(expected, [as_numpy(e) for e in ds.take(12)], "take(12)")
+    # every iterator starts at the dataset's start, like any tf.data dataset
+    assert_same(expected[:3], take(iter(ds), 3), "second iterator")
+    ids = [int(b[0, 0]) for _, b in ds.take(12)]
+    assert ids[EPOCH_LEN] == 1000  # the dataset went on with epoch 1 after reset()
+
+
+def test_epochs_ends_the_dataset():
+    ds = make_dataset(epochs=2)
+    ids = [int(b[0, 0]) for _, b in ds]
+    assert len(ids) == 2 * EPOCH_LEN and ids[EPOCH_LEN] == 1000
+
+
+TAILS = {
+    "plain": lambda ds: ds,
+    "prefetch": lambda ds: ds.prefetch(3),
+    "shuffle+prefetch": lambda ds: ds.shuffle(4, seed=3).prefetch(2),
+    "map+batch": lambda ds: ds.map(lambda x, y: (x * 2.0, y)).unbatch().batch(3),
+}
+
+
+@pytest.mark.parametrize("tail", list(TAILS))
+def test_save_and_restore_in_place_and_into_a_fresh_iterator(tail, tmp_path):
+    transform = TAILS[tail]
+    positions, after = (0, 1, 4, 7), 5  # 4 -> 9 crosses the pipeline's epoch end
+    expected = take(iter(transform(make_dataset())), max(positions) + after)
+    it = iter(transform(make_dataset()))
+    checkpoint = tf.train.Checkpoint(iterator=it)
+    paths, consumed = {}, 0
+    for position in positions:
+        take(it, position - consumed)
+        consumed = position
+        paths[position] = checkpoint.save(str(tmp_path / f"at{position}"))
+    take(it, 3)
+    for position in reversed(positions):
+        checkpoint.restore(paths[position]).assert_consumed()
+        assert_same(expected[position : position + after], take(it, after), f"{tail}: in place at {position}")
+    for position in positions:  # a new process: new pipeline (random seed!), dataset and iterator
+        # Before its first element, a shuffle has not created its input iterator, so TensorFlow saves
+        # no pipeline state: the new pipeline must then have the seed itself (see docs/tensorflow.md).
+        seed = 7 if position == 0 and "shuffle" in tail else None
+        fresh = iter(transform(PipelineDataset(augmented(seed=seed), **SPEC)))
+        tf.train.Checkpoint(iterator=fresh).restore(paths[position]).assert_consumed()
+        assert_same(expected[position : position + after], take(fresh, after), f"{tail}: fresh at {position}")
+
+
+def test_model_variables_and_pipelines_in_one_checkpoint(tmp_path):
+    ds = make_dataset()
+    it = iter(ds)
+    side = augmented(seed=11)  # a pipeline used without tf.data
+    dense = tf.keras.layers.Dense(2)
+    dense.build((None, 6))
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(model=dense, step=step, iterator=it, side=PipelineState(side))
+    take(it, 2)
+    side.run()
+    path = checkpoint.save(str(tmp_path / "all"))
+    weights = [w.numpy().copy() for w in dense.weights]
+    expected_it = take(it, 3)
+    expected_side = [np.asarray(b).copy() for b in side.run()]
+    for w in dense.weights:
+        w.assign(tf.zeros_like(w))
+    step.assign(99)
+
+    checkpoint.restore(path).assert_consumed()  # in place
+    assert all(np.array_equal(w.numpy(), v) for w, v in zip(dense.weights, weights, strict=True))
+    assert int(step.numpy()) == 0
+    assert_same(expected_it, take(it, 3), "iterator in place")
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(expected_side, side.run(), strict=True))
+
+    fresh_side = augmented()  # fresh pipeline with a random seed: restore adopts the saved one
+    fresh = tf.train.Checkpoint(
+        model=dense, step=step, iterator=iter(make_dataset(seed=None)), side=PipelineState(fresh_side)
+    )
+    fresh.restore(path).assert_consumed()
+    assert_same(expected_it, take(fresh.iterator, 3), "iterator fresh")
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(expected_side, fresh_side.run(), strict=True))
+
+
+def test_tf_function_training_loop_and_checkpoint_after(tmp_path):
+    ds = make_dataset()
+    it = iter(ds)
+
+    @tf.function
+    def step(iterator):
+        x, y = next(iterator)
+        return tf.reduce_sum(x), y[0, 0]
+
+    ids = [int(step(it)[1]) for _ in range(6)]
+    assert ids == [0, 4, 8, 12, 16, 1000]
+    # checkpoint_after(n): a pipeline constructed from it continues after element n
+    blob = ds.checkpoint_after(3)
+    continued = PipelineDataset(augmented(checkpoint=blob), **SPEC)
+    assert_same(take(iter(ds.skip(3)), 2), take(iter(continued), 2), "checkpoint_after(3)")
+    with pytest.raises(KeyError, match="no state after element 50"):
+        ds.checkpoint_after(50)
+
+
+@pytest.mark.skipif(not TWO_CPUS, reason="TensorFlow devices were initialized before this module")
+def test_distributed_iterator_shards_per_replica_and_checkpoints(tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    @pipeline_def(batch_size=2, enable_checkpointing=True)
+    def sharded(shard_id, num_shards):
+        def samples(info):  # sample k of this shard is shard_id + num_shards * k (a reader's contract)
+            k = np.arange(2) + 2 * info.iteration + 2 * 3 * info.epoch_idx
+            return (shard_id + num_shards * k).astype(np.int64)
+
+        noise = fn.random.uniform(shape=(2,))
+        return fn.external_source(source=samples, batch_info=True), noise
+
+    def dataset_fn(ctx):
+        return PipelineDataset(sharded(**shard_args(ctx), seed=5), (tf.int64, tf.float32), ((2,), (2, 2)))
+
+    def distribute():
+        return iter(strategy.distribute_datasets_from_function(dataset_fn, options=input_options()))
+
+    @tf.function
+    def train_step(iterator):
+        ids, noise = next(iterator)
+        return strategy.run(lambda i, n: (i, tf.reduce_sum(n)), args=(ids, noise))
+
+    def run(iterator, steps):
+        out = []
+        for _ in range(steps):
+            ids, total = train_step(iterator)
+            out.append(
+                [(i.numpy().tolist(), t.numpy().tobytes()) for i, t in zip(
+                    strategy.experimental_local_results(ids), strategy.experimental_local_results(total),
+                    strict=True,
+                )]
+            )
+        return out
+
+    expected = run(distribute(), 6)
+    replica_ids = [[ids for ids, _ in step] for step in expected]
+    shard0 = [x for step in replica_ids for x in step[0]]
+    shard1 = [x for step in replica_ids for x in step[1]]
+    assert all(x % 2 == 0 for x in shard0) and all(x % 2 == 1 for x in shard1)  # one shard per replica
+    assert sorted(shard0 + shard1) == list(range(24))
+
+    it = distribute()
+    run(it, 2)
+    checkpoint = tf.train.Checkpoint(input=DistributedIteratorState(it))
+    path = checkpoint.save(str(tmp_path / "dist"))
+    run(it, 1)
+    checkpoint.restore(path).assert_consumed()
+    assert run(it, 4) == expected[2:6]
+    fresh = distribute()
+    tf.train.Checkpoint(input=DistributedIteratorState(fresh)).restore(path).assert_consumed()
+    assert run(fresh, 4) == expected[2:6]
+
+    default = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    with pytest.raises(ValueError, match="input_options"):
+        DistributedIteratorState(default)
+
+
+def test_keras_fit_resumes_the_input_exactly(tmp_path):
+    keras_resume = pytest.importorskip("examples.keras_resume")
+    tf.config.experimental.enable_op_determinism()
+    assert keras_resume.main(str(tmp_path / "example"))
+    # without restoring the input, the resumed run trains on other batches: the check has teeth
+    expected = keras_resume.train(str(tmp_path / "reference"))
+    with pytest.raises(KeyboardInterrupt):
+        keras_resume.train(str(tmp_path / "no-input"), callbacks=[keras_resume.Interrupt(1, 2)])
+    resumed = keras_resume.train(str(tmp_path / "no-input"), resume_input=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(expected, resumed, strict=True))
+
+
+def test_declared_dtypes_and_shapes_are_checked():
+    with pytest.raises(TypeError, match=r"output 1: declared dtype float32 .* produced int32"):
+        PipelineDataset(augmented(seed=1), (tf.float32, tf.float32), SPEC["output_shapes"])
+    with pytest.raises(ValueError, match=r"output 0: declared shape \(4, 3, 3\) .* shape \(4, 3, 2\)"):
+        PipelineDataset(augmented(seed=1), SPEC["output_dtypes"], ((BATCH, 3, 3), (BATCH, 1)))
+    with pytest.raises(ValueError, match="2 outputs but output_dtypes declares 1"):
+        PipelineDataset(augmented(seed=1), (tf.float32,), ((BATCH, 3, 2),))
+    with pytest.raises(ValueError, match="output_shapes has 1 entries"):
+        PipelineDataset(augmented(seed=1), SPEC["output_dtypes"], ((BATCH, 3, 2),))
+    with pytest.raises(TypeError, match=r"output_dtypes\[0\]"):
+        PipelineDataset(augmented(seed=1), (np.float32, tf.int32))
+    with pytest.raises(ValueError, match="epochs=0"):
+        make_dataset(epochs=0)
+
+    @pipeline_def(batch_size=2)
+    def plain():
+        return fn.random.uniform()
+
+    with pytest.raises(PipestateError, match="enable_checkpointing=True"):
+        PipelineDataset(plain(), tf.float32)
+
+    # partially declared shapes are checked only where declared; the creation check does not
+    # consume a batch
+    ds = PipelineDataset(augmented(seed=1), SPEC["output_dtypes"], ((None, 3, None), None))
+    assert ds.element_spec[1].shape.rank is None
+    assert int(next(iter(ds))[1][0, 0]) == 0
+
+
+def test_a_later_batch_with_another_shape_fails_naming_the_output():
+    @pipeline_def(batch_size=2, enable_checkpointing=True, seed=1)
+    def growing():
+        return fn.external_source(source=lambda i: np.zeros((2, 1 + i), np.float32))
+
+    it = iter(PipelineDataset(growing(), tf.float32, (2, 1)))
+    next(it)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"output 0: declared shape \(2, 1\)"):
+        next(it)
+
+
+def test_single_output_gives_tensor_elements():
+    @pipeline_def(batch_size=3, enable_checkpointing=True, seed=2)
+    def one():
+        return fn.random.uniform(shape=(2,))
+
+    ds = PipelineDataset(one(), tf.float32, (3, 2))
+    assert ds.element_spec == tf.TensorSpec((3, 2), tf.float32)
+    assert next(iter(ds)).shape == (3, 2)

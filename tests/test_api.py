@@ -1,0 +1,45 @@
+"""The public API: a sorted __all__, docstrings everywhere, lazy optional imports."""
+
+import inspect
+import subprocess
+import sys
+
+import pipestate
+from pipestate import fn
+
+
+def test_all_is_sorted_and_complete():
+    assert pipestate.__all__ == sorted(pipestate.__all__)
+    for name in pipestate.__all__:
+        assert hasattr(pipestate, name), name
+
+
+def test_every_public_name_has_a_docstring():
+    for name in pipestate.__all__:
+        obj = getattr(pipestate, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, name
+            for member_name, member in vars(obj).items():
+                if not member_name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property)):
+                    assert member.__doc__, f"{name}.{member_name}"
+
+
+def test_every_fn_operator_has_a_docstring():
+    def walk(ns, prefix):
+        for key, value in vars(ns).items():
+            if key.startswith("_") or key in ("annotations",):
+                continue
+            if callable(value) and hasattr(value, "__qualname__") and value.__qualname__.startswith("fn."):
+                assert value.__doc__ and "Args:" in value.__doc__, prefix + key
+            elif hasattr(value, "__dict__") and not inspect.ismodule(value) and not callable(value):
+                walk(value, prefix + key + ".")
+
+    walk(fn, "fn.")
+    assert callable(fn.random.uniform) and callable(fn.external_source) and callable(fn.cast)
+
+
+def test_core_import_does_not_import_heavy_frameworks():
+    heavy = "('tensorflow', 'torch', 'nvidia.dali', 'fsspec')"
+    code = f"import sys, pipestate; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
