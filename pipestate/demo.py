@@ -37,19 +37,16 @@ def make_dataset(root: str) -> list[str]:
     return paths
 
 
-def make_pipeline(paths: list[str], **options):
-    """The demo pipeline: read samples by index, then random brightness, flips and noise."""
-
-    def load(info: types.SampleInfo) -> np.ndarray:
-        return np.load(paths[info.idx_in_epoch % len(paths)])
+def make_pipeline(root: str, **options):
+    """The demo pipeline: a shuffling reader, then random brightness, flips and noise."""
 
     @pipeline_def(batch_size=BATCH_SIZE, num_threads=2, seed=1234, enable_checkpointing=True)
     def demo_pipeline():
-        image = fn.external_source(source=load, batch=False, name="images")
+        image = fn.readers.numpy(file_root=root, random_shuffle=True, initial_fill=64, name="reader")
         brightness = fn.random.uniform(range=[0.7, 1.3], name="brightness")
         mirror = fn.random.coin_flip(probability=0.5, name="mirror")
         noise = fn.random.normal(image, stddev=4.0, name="noise")
-        image = fn.python_function(image, mirror, function=lambda im, m: im[:, ::-1] if m else im)
+        image = fn.python_function(image, mirror, function=_mirror, name="flip")
         out = fn.cast(fn.cast(image, dtype=types.FLOAT) * brightness + noise, dtype=types.UINT8)
         label = fn.random.choice(10, name="label")
         return out, label
@@ -57,12 +54,17 @@ def make_pipeline(paths: list[str], **options):
     return demo_pipeline(**options)
 
 
+def _mirror(image: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    return image[:, ::-1] if mirror else image
+
+
 def run_demo(directory: str | None = None, iterations: int = 20, continuation: int = 10) -> DemoReport:
-    """Run ``iterations`` batches, checkpoint, restore into a new pipeline and compare ``continuation``
-    more batches with the uninterrupted run."""
+    """Run ``iterations`` batches (crossing reader epochs), checkpoint, restore into a new pipeline and
+    compare ``continuation`` more batches with the uninterrupted run."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_dataset(directory or os.path.join(tmp, "data"))
-        first = make_pipeline(paths)
+        root = directory or os.path.join(tmp, "data")
+        paths = make_dataset(root)
+        first = make_pipeline(root)
         record(first, iterations)
         checkpoint_path = os.path.join(tmp, "demo.pscpt")
         blob = first.checkpoint(checkpoint_path)
@@ -71,7 +73,7 @@ def run_demo(directory: str | None = None, iterations: int = 20, continuation: i
 
         start = time.perf_counter()
         with open(checkpoint_path, "rb") as f:
-            restored = make_pipeline(paths, checkpoint=f.read())
+            restored = make_pipeline(root, checkpoint=f.read())
         got, _ = record(restored, continuation)
         restore_ms = (time.perf_counter() - start) * 1e3
         restored.close()
@@ -84,7 +86,8 @@ def run_demo(directory: str | None = None, iterations: int = 20, continuation: i
     text = "\n".join(
         [
             "pipestate demo",
-            f"  dataset:      {len(paths)} generated 8x8x3 samples, batch {BATCH_SIZE}, 2 threads, prefetch 2",
+            f"  dataset:      {len(paths)} generated 8x8x3 .npy samples, shuffled (buffer 64), batch {BATCH_SIZE}, "
+            "2 threads, prefetch 2",
             f"  pipeline:     {', '.join(op.name for op in data.operators)}",
             f"  ran:          {iterations} batches, then checkpoint() -> {len(blob)} bytes "
             f"(fingerprint {data.fingerprint.hex()[:12]}...)",

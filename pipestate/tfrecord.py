@@ -17,29 +17,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import google_crc32c
 import numpy as np
 
-try:  # C implementation (the google-crc32c package); a table-driven fallback keeps things working.
-    import google_crc32c as _gcrc
 
-    def crc32c(data: bytes) -> int:
-        """Return the CRC-32C (Castagnoli) of ``data``."""
-        return _gcrc.value(data)
-
-except ImportError:  # pragma: no cover - exercised only without google-crc32c
-    _TABLE = []
-    for _n in range(256):
-        _c = _n
-        for _ in range(8):
-            _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-        _TABLE.append(_c)
-
-    def crc32c(data: bytes) -> int:
-        """Return the CRC-32C (Castagnoli) of ``data`` (pure Python: slow)."""
-        crc = 0xFFFFFFFF
-        for byte in data:
-            crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
+def crc32c(data: bytes) -> int:
+    """Return the CRC-32C (Castagnoli) of ``data``."""
+    return google_crc32c.value(data)
 
 
 int64 = "int64"
