@@ -9,7 +9,7 @@ re-reads a sample.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -92,9 +92,18 @@ class Reader(Operator):
         """Read the samples ``indices`` (dataset indices, in batch order) and return the output batches."""
         raise NotImplementedError(f"{type(self).__name__} must implement read()")
 
+    def read_chunks(self, ctx: RunContext, read_chunk: Callable[[list[int]], list], indices: list[int]) -> list:
+        """Return ``read_chunk(indices)``, computed as one contiguous chunk per worker thread when there
+        are several (the result is the same list, in the same order, for any number of threads)."""
+        if self.num_workers > 1 and len(indices) >= 2 * self.num_workers:
+            parts = ctx.map(read_chunk, chunked(indices, self.num_workers))
+            return [sample for part in parts for sample in part]
+        return read_chunk(indices)
+
     # ---- lifecycle --------------------------------------------------------------------------------
     def setup(self, env: BuildEnv) -> None:
         a = self.args
+        self.num_workers = env.num_threads
         size, listing = self.discover()
         if size < a["num_shards"]:
             raise ValueError(
@@ -192,3 +201,15 @@ class Reader(Operator):
             "pad_last_batch": int(cfg.pad_last_batch),
             "stick_to_shard": int(cfg.stick_to_shard),
         }
+
+
+def chunked(indices: list[int], parts: int) -> list[list[int]]:
+    """Split ``indices`` into at most ``parts`` contiguous chunks of near-equal length."""
+    parts = max(1, min(parts, len(indices)))
+    step, extra = divmod(len(indices), parts)
+    chunks, start = [], 0
+    for k in range(parts):
+        end = start + step + (k < extra)
+        chunks.append(indices[start:end])
+        start = end
+    return chunks

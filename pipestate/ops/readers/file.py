@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.ops.base import BuildEnv, RunContext, register
+from pipestate.ops.base import RunContext, register
 from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
 
@@ -29,18 +29,6 @@ def read_samples(paths: list[str], where: list[str] | None, indices: list[int]) 
             raise type(exc)(exc.errno, f"cannot read {paths[i]!r}{origin}: {exc.strerror}") from None
         out.append(np.frombuffer(data, dtype=np.uint8))
     return out
-
-
-def chunked(indices: list[int], parts: int) -> list[list[int]]:
-    """Split ``indices`` into at most ``parts`` contiguous chunks of near-equal length."""
-    parts = max(1, min(parts, len(indices)))
-    step, extra = divmod(len(indices), parts)
-    chunks, start = [], 0
-    for k in range(parts):
-        end = start + step + (k < extra)
-        chunks.append(indices[start:end])
-        start = end
-    return chunks
 
 
 @register
@@ -124,10 +112,6 @@ class FileReader(Reader):
             a["labels"] = [int(v) for v in a["labels"]]
         a["file_filters"] = _files.as_patterns(a["file_filters"], "file_filters", where)
 
-    def setup(self, env: BuildEnv) -> None:
-        super().setup(env)
-        self.num_workers = env.num_threads
-
     def discover(self) -> tuple[int, Iterable[bytes]]:
         a = self.args
         self.where: list[str] | None = None
@@ -147,15 +131,5 @@ class FileReader(Reader):
         return len(paths), [_files.encode_paths(paths), self.labels.tobytes()]
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
-        labels = Batch(self.labels[indices])
-        if self.num_workers > 1 and len(indices) >= 2 * self.num_workers:
-            parts = ctx.map(
-                read_samples,
-                [self.paths] * self.num_workers,
-                [self.where] * self.num_workers,
-                chunked(indices, self.num_workers),
-            )
-            samples = [s for part in parts for s in part]
-        else:
-            samples = read_samples(self.paths, self.where, indices)
-        return Batch(samples), labels
+        samples = self.read_chunks(ctx, lambda chunk: read_samples(self.paths, self.where, chunk), indices)
+        return Batch(samples), Batch(self.labels[indices])

@@ -13,7 +13,6 @@ from pipestate.batch import Batch
 from pipestate.ops.base import BuildEnv, RunContext, register
 from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
-from pipestate.ops.readers.file import chunked
 
 _MAGIC = b"\x93NUMPY"
 
@@ -157,7 +156,6 @@ class NumpyReader(Reader):
 
     def setup(self, env: BuildEnv) -> None:
         super().setup(env)
-        self.num_workers = env.num_threads
         self.headers: dict[str, NpyHeader] = {}
 
     def discover(self) -> tuple[int, Iterable[bytes]]:
@@ -173,14 +171,5 @@ class NumpyReader(Reader):
         return len(paths), [_files.encode_paths(paths)]
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
-        if self.num_workers > 1 and len(indices) >= 2 * self.num_workers:
-            parts = ctx.map(
-                read_chunk,
-                [self.paths] * self.num_workers,
-                [self.headers] * self.num_workers,
-                chunked(indices, self.num_workers),
-            )
-            samples = [s for part in parts for s in part]
-        else:
-            samples = read_chunk(self.paths, self.headers, indices)
+        samples = self.read_chunks(ctx, lambda chunk: read_chunk(self.paths, self.headers, chunk), indices)
         return (Batch.from_samples(samples),)
