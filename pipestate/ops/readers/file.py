@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -13,19 +13,19 @@ from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
 
 
-def read_samples(paths: list[str], where: list[str] | None, indices: list[int]) -> list[np.ndarray]:
+def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: list[int]) -> list[np.ndarray]:
     """Read the files ``paths[i]`` for ``i`` in ``indices`` as uint8 arrays.
 
     Raises:
-        FileNotFoundError / PermissionError / IsADirectoryError: naming the file (and its ``file_list``
-            line in ``where``, when it came from one).
+        FileNotFoundError / PermissionError / IsADirectoryError: naming the file (and, from ``where(i)``,
+            its ``file_list`` line when it came from one).
     """
     out = []
     for i in indices:
         try:
             data = _files.read_bytes(paths[i])
         except OSError as exc:
-            origin = f" (listed at {where[i]})" if where else ""
+            origin = f" (listed at {where(i)})" if where else ""
             raise type(exc)(exc.errno, f"cannot read {paths[i]!r}{origin}: {exc.strerror}") from None
         out.append(np.frombuffer(data, dtype=np.uint8))
     return out
@@ -114,14 +114,14 @@ class FileReader(Reader):
 
     def discover(self) -> tuple[int, Iterable[bytes]]:
         a = self.args
-        self.where: list[str] | None = None
+        self.where: Callable[[int], str] | None = None
         if a["files"] is not None:
             root = a["file_root"]
             paths = [os.path.join(root, f) if root is not None else f for f in a["files"]]
             labels = a["labels"] if a["labels"] is not None else list(range(len(paths)))
         elif a["file_list"] is not None:
             paths, labels, lines = _files.parse_file_list(a["file_list"], a["file_root"], with_labels=True)
-            self.where = [f"{a['file_list']}:{n}" for n in lines]
+            self.where = lambda i, list_path=a["file_list"]: f"{list_path}:{lines[i]}"  # formatted on error only
         else:
             paths, labels = _files.list_class_dirs(
                 a["file_root"], a["file_filters"], a["case_sensitive_filter"]
