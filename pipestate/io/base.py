@@ -108,30 +108,37 @@ class CheckpointIO(abc.ABC):
             return []
 
 
-def validate_checkpoint(blob: bytes, path: PathLike) -> bytes:
-    """Check that ``blob`` (read from ``path``) is an intact pipestate checkpoint.
+def validate_checkpoint(
+    blob: bytes,
+    path: PathLike | None = None,
+    *,
+    where: str | None = None,
+    advice: str = "The file is damaged or is not a pipestate checkpoint; restore an earlier one "
+    "(Checkpointer.latest() skips damaged files).",
+) -> bytes:
+    """Check that ``blob`` is an intact pipestate checkpoint.
 
     Args:
-        blob: The bytes read.
-        path: Where they were read from, named in the error.
+        blob: The bytes.
+        path: Where they were read from, named in the error (unless ``where`` is given).
+        where: What to name in the error instead of ``path``.
+        advice: What the error tells the user to do about damaged bytes.
 
     Returns:
         ``blob`` unchanged.
 
     Raises:
         CorruptCheckpointError: the bytes are empty, truncated, altered or not a pipestate checkpoint.
-        UnsupportedCheckpointVersionError: the file was written in a format version this pipestate
+        UnsupportedCheckpointVersionError: the bytes were written in a format version this pipestate
             does not read.
     """
+    where = where if where is not None else os.fspath(path)
     try:
         decode(blob)
     except UnsupportedCheckpointVersionError as exc:
-        raise UnsupportedCheckpointVersionError(f"{os.fspath(path)}: {exc}") from exc
+        raise UnsupportedCheckpointVersionError(f"{where}: {exc}") from exc
     except CheckpointError as exc:
-        raise CorruptCheckpointError(
-            f"{os.fspath(path)}: {exc}. The file is damaged or is not a pipestate checkpoint; restore an "
-            "earlier one (Checkpointer.latest() skips damaged files)."
-        ) from exc
+        raise CorruptCheckpointError(f"{where}: {exc}. {advice}") from exc
     return blob
 
 

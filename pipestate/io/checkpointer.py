@@ -16,8 +16,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from pipestate.checkpoint import decode
-from pipestate.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointVersionError
-from pipestate.io.base import CheckpointIO, PathLike, resolve_checkpoint_io
+from pipestate.errors import CheckpointError
+from pipestate.io.base import CheckpointIO, PathLike, resolve_checkpoint_io, validate_checkpoint
 from pipestate.io.local import LocalCheckpointIO
 
 logger = logging.getLogger("pipestate.io")
@@ -116,15 +116,11 @@ class Checkpointer:
         if not force and step % self.period != 0:
             return None
         blob = _checkpoint_bytes(pipeline_or_checkpoint)
-        try:
-            decode(blob)
-        except UnsupportedCheckpointVersionError as exc:
-            raise UnsupportedCheckpointVersionError(f"refusing to save step {step}: {exc}") from exc
-        except CheckpointError as exc:
-            raise CorruptCheckpointError(
-                f"refusing to save step {step}: {exc}. Pass Pipeline.checkpoint() bytes or the "
-                "pipeline itself."
-            ) from exc
+        validate_checkpoint(
+            blob,
+            where=f"refusing to save step {step}",
+            advice="Pass Pipeline.checkpoint() bytes or the pipeline itself.",
+        )
         path = self.path_for(step)
         result = self.checkpoint_io.save_checkpoint(blob, path)
         if isinstance(result, Future):

@@ -201,3 +201,31 @@ def read_bytes(path: str) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def check_sources(args: dict, where: str) -> None:
+    """Check and normalize the ``file_root``/``file_list``/``files`` arguments of a file-based reader.
+
+    Paths become ``str``; exactly one way of naming the files must be given (``file_root`` may
+    accompany the others as their base directory).
+
+    Raises:
+        TypeError: an argument is not a path (or a list of paths), naming it.
+        ValueError: none or both of ``file_list`` and ``files``, or ``files`` empty.
+    """
+    for name in ("file_root", "file_list"):
+        if args[name] is not None:
+            if not isinstance(args[name], (str, os.PathLike)):
+                raise TypeError(f"{where}: {name}={args[name]!r} must be a path")
+            args[name] = os.fspath(args[name])
+    if args["files"] is not None and args["file_list"] is not None:
+        raise ValueError(f"{where}: give file_list= or files=, not both")
+    if args["files"] is None and args["file_list"] is None and args["file_root"] is None:
+        raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
+    if args["files"] is not None:
+        files = args["files"]
+        if isinstance(files, (str, os.PathLike)) or not all(isinstance(f, (str, os.PathLike)) for f in files):
+            raise TypeError(f"{where}: files= must be a list of paths")
+        if not files:
+            raise ValueError(f"{where}: files= is empty")
+        args["files"] = [os.fspath(f) for f in files]

@@ -81,23 +81,7 @@ class FileReader(Reader):
         super().validate()
         self.num_outputs = 2
         a, where = self.args, "fn.readers.file()"
-        for name in ("file_root", "file_list"):
-            if a[name] is not None and not isinstance(a[name], (str, os.PathLike)):
-                raise TypeError(f"{where}: {name}={a[name]!r} must be a path")
-            if a[name] is not None:
-                a[name] = os.fspath(a[name])
-        if a["files"] is not None and a["file_list"] is not None:
-            raise ValueError(f"{where}: give file_list= or files=, not both")
-        if a["files"] is None and a["file_list"] is None and a["file_root"] is None:
-            raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
-        if a["files"] is not None:
-            if isinstance(a["files"], (str, os.PathLike)) or not all(
-                isinstance(f, (str, os.PathLike)) for f in a["files"]
-            ):
-                raise TypeError(f"{where}: files= must be a list of paths")
-            a["files"] = [os.fspath(f) for f in a["files"]]
-            if not a["files"]:
-                raise ValueError(f"{where}: files= is empty")
+        _files.check_sources(a, where)
         if a["labels"] is not None:
             if a["files"] is None:
                 raise ValueError(

@@ -139,19 +139,7 @@ class NumpyReader(Reader):
     def validate(self) -> None:
         super().validate()
         a, where = self.args, "fn.readers.numpy()"
-        for name in ("file_root", "file_list"):
-            if a[name] is not None:
-                if not isinstance(a[name], (str, os.PathLike)):
-                    raise TypeError(f"{where}: {name}={a[name]!r} must be a path")
-                a[name] = os.fspath(a[name])
-        if a["files"] is not None and a["file_list"] is not None:
-            raise ValueError(f"{where}: give file_list= or files=, not both")
-        if a["files"] is None and a["file_list"] is None and a["file_root"] is None:
-            raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
-        if a["files"] is not None:
-            if isinstance(a["files"], (str, os.PathLike)) or not a["files"]:
-                raise TypeError(f"{where}: files= must be a non-empty list of paths")
-            a["files"] = [os.fspath(f) for f in a["files"]]
+        _files.check_sources(a, where)
         a["file_filter"] = _files.as_patterns(a["file_filter"], "file_filter", where)
 
     def setup(self, env: BuildEnv) -> None:
