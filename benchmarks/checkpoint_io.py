@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipestate.checkpoint import CheckpointData, CustomState, OperatorRecord, RngState, decode, encode  # noqa: E402
+from pipestate.checkpoint import CheckpointData, OperatorRecord, decode, encode  # noqa: E402
 from pipestate.io import AsyncCheckpointIO, LocalCheckpointIO  # noqa: E402
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -59,8 +59,8 @@ def make_checkpoint(size: int) -> bytes:
         library_version="0.1.0", fingerprint=b"\x00" * 16, batch_size=1, seed=0, iteration=1, epoch=0,
         iteration_in_epoch=1,
         operators=(
-            OperatorRecord("random__uniform_0", "random.uniform", 1, (), (), RngState(1, 2)),
-            OperatorRecord("state_0", "custom", 2, (), (), CustomState(filler)),
+            OperatorRecord("reader_0", "readers.file", 1, {}, {"epoch": 0, "consumed": 2}, True),
+            OperatorRecord("state_0", "custom", 2, {}, filler, True),
         ),
     )
     return encode(data)

@@ -12,12 +12,18 @@ class Batch:
 
     Stored densely (one array whose first axis is the batch) when every sample has the same shape, or as
     a list of arrays otherwise. Supports ``len()``, indexing, iteration, :meth:`as_array` and, when dense,
-    ``numpy.asarray(batch)``.
+    ``numpy.asarray(batch)``; and DALI's ``TensorListCPU`` methods (``at``, ``as_cpu``, ``as_tensor``,
+    ``as_array``, ``shape``, ``layout``, ``is_dense_tensor``).
+
+    Args:
+        data: One array with the batch as its first axis, or a sequence of per-sample arrays.
+        layout: The samples' layout (e.g. ``"HWC"``), or ``None``/``""`` when it has none.
     """
 
-    __slots__ = ("_dense", "_samples")
+    __slots__ = ("_dense", "_samples", "_layout")
 
-    def __init__(self, data: np.ndarray | Sequence[np.ndarray]) -> None:
+    def __init__(self, data: np.ndarray | Sequence[np.ndarray], layout: str | None = None) -> None:
+        self._layout = layout or ""
         if isinstance(data, np.ndarray):
             if data.ndim == 0:
                 raise ValueError("a dense batch needs a leading batch axis; got a 0-d array")
@@ -28,12 +34,24 @@ class Batch:
             self._samples = [np.asarray(s) for s in data]
 
     @classmethod
-    def from_samples(cls, samples: Sequence[np.ndarray]) -> Batch:
+    def from_samples(cls, samples: Sequence[np.ndarray], layout: str | None = None) -> Batch:
         """Build a batch from per-sample arrays, stacking them when they share shape and dtype."""
         arrays = [np.asarray(s) for s in samples]
         if arrays and all(a.shape == arrays[0].shape and a.dtype == arrays[0].dtype for a in arrays):
-            return cls(np.stack(arrays))
-        return cls(arrays)
+            return cls(np.stack(arrays), layout)
+        return cls(arrays, layout)
+
+    def layout(self) -> str:
+        """The samples' layout, e.g. ``"HWC"`` (``""`` when it has none), as DALI's ``TensorList.layout()``."""
+        return self._layout
+
+    def as_cpu(self) -> Batch:
+        """Return this batch (it is on the CPU already), as DALI's ``TensorListGPU.as_cpu()``."""
+        return self
+
+    def as_tensor(self) -> np.ndarray:
+        """The batch as one array (DALI's ``TensorList.as_tensor()``); see :meth:`as_array`."""
+        return self.as_array()
 
     def __len__(self) -> int:
         return len(self._dense) if self._dense is not None else len(self._samples)

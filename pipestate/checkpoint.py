@@ -1,19 +1,23 @@
-"""Checkpoint bytes: the envelope, the payload, operator states, and validation on restore.
+"""Checkpoint bytes: the envelope, the version-2 payload, generic operator state, validation on restore.
 
-The format is specified in ``docs/checkpoint-format.md``; the message definitions are in
-``proto/pipestate/v1/checkpoint.proto``. Nothing here pickles: every field is a number, a string or
-opaque bytes owned by an operator, so a checkpoint from an untrusted source is safe to parse.
+The format is specified in ``docs/checkpoint-format.md``; the messages are in ``proto/``. An operator's
+state is plain data (``None``, bool, int, float, str, bytes, lists, dicts with string keys), encoded as
+a ``Value`` message: adding an operator never changes the format, the codec or ``pipestate inspect``.
+Nothing here pickles, so a checkpoint from an untrusted source is safe to parse. Version-1 checkpoints
+(pipestate 0.1) are read by :mod:`pipestate.checkpoint_v1`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import struct
 import zlib
-from typing import NamedTuple, Union
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb
+from pipestate._proto.pipestate.v1 import checkpoint_pb2 as envelope_pb
+from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb
 from pipestate.errors import (
     CheckpointMismatchError,
     CorruptCheckpointError,
@@ -21,54 +25,27 @@ from pipestate.errors import (
 )
 
 MAGIC = 0x54535350  # b"PSST" read as a little-endian uint32
-FORMAT_VERSION = 1
-
-
-class RngState(NamedTuple):
-    """State of a counter-based random stream: its Philox key and the index of the next sample."""
-
-    key: int
-    counter: int
-
-
-class ReaderState(NamedTuple):
-    """Position of a reader: its own epoch and how many samples of that epoch's order it has taken.
-
-    ``dataset_digest`` identifies the dataset listing the position refers to (0: not checked).
-    """
-
-    epoch: int
-    consumed: int
-    dataset_digest: int = 0
-
-
-class ExternalSourceState(NamedTuple):
-    """Position of an external source, plus the bytes of a stateful source object's ``state()``."""
-
-    epoch: int
-    iteration: int
-    source_state: bytes | None = None
-
-
-class CustomState(NamedTuple):
-    """Opaque bytes owned by an operator."""
-
-    data: bytes
-
-
-OperatorStateValue = Union[RngState, ReaderState, ExternalSourceState, CustomState, None]  # noqa: UP007 (a runtime alias)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_DEPTH = 32  # nesting limit of a state value (lists and dicts), checked when encoding and decoding
 
 
 @dataclasses.dataclass(frozen=True)
 class OperatorRecord:
-    """One operator's entry: identity for validation, and its state (``None`` when stateless)."""
+    """One operator's entry: identity for validation, and its state.
+
+    Attributes:
+        arg_digests: ``{argument name: CRC-32}`` of the non-default arguments (version 2); for a version-1
+            checkpoint, the digests of every argument in sorted-name order, as a tuple.
+        state: The operator's state (plain data), or ``None`` when ``has_state`` is False.
+    """
 
     name: str
     type: str
     digest: int
-    arg_names: tuple[str, ...]
-    arg_digests: tuple[int, ...]
-    state: OperatorStateValue = None
+    arg_digests: dict[str, int] | tuple[int, ...]
+    state: Any = None
+    has_state: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,56 +60,12 @@ class CheckpointData:
     epoch: int
     iteration_in_epoch: int
     operators: tuple[OperatorRecord, ...]
+    format_version: int = FORMAT_VERSION
 
 
-class Encoder:
-    """Encodes checkpoints of one pipeline quickly.
-
-    The parts that never change (version, fingerprint, batch size, seed, operator identities) are
-    serialized once; each :meth:`encode` serializes only the counters and the operator states and
-    splices them in. The bytes are exactly what protobuf's deterministic serialization of the same
-    message gives (fields in number order, zero scalars omitted), which the tests check.
-    """
-
-    def __init__(self, header: CheckpointData) -> None:
-        head = pb.Payload(
-            library_version=header.library_version,
-            fingerprint=header.fingerprint,
-            batch_size=header.batch_size,
-            seed=header.seed,
-        )
-        self._head = head.SerializeToString(deterministic=True)
-        self._ops = [
-            pb.OperatorState(
-                name=r.name, type=r.type, digest=r.digest, arg_digests=r.arg_digests
-            ).SerializeToString(deterministic=True)
-            for r in header.operators
-        ]
-
-    def encode(self, iteration: int, epoch: int, iteration_in_epoch: int, states: list[OperatorStateValue]) -> bytes:
-        """Return checkpoint bytes for these counters and per-operator states (in operator order)."""
-        parts = [self._head, _uint(5, iteration), _uint(6, epoch), _uint(7, iteration_in_epoch)]
-        for static, state in zip(self._ops, states):
-            entry = static + _state_bytes(state)
-            parts.append(b"\x42" + _varint(len(entry)) + entry)
-        payload = b"".join(parts)
-        return b"".join(
-            (
-                b"\x0d" + MAGIC.to_bytes(4, "little"),
-                _uint(2, FORMAT_VERSION),
-                b"\x1d" + _crc(FORMAT_VERSION, payload).to_bytes(4, "little"),
-                b"\x22" + _varint(len(payload)) + payload,
-            )
-        )
-
-
-def encode(data: CheckpointData) -> bytes:
-    """Serialize ``data`` into checkpoint bytes (payload inside the checksummed envelope)."""
-    states = [record.state for record in data.operators]
-    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states)
-
-
+# ---- encoding ---------------------------------------------------------------------------------------
 _SMALL_VARINTS = [bytes([i]) for i in range(128)]
+_MASK64 = (1 << 64) - 1
 
 
 def _varint(value: int) -> bytes:
@@ -151,41 +84,114 @@ def _uint(field: int, value: int) -> bytes:
     return _SMALL_VARINTS[field << 3] + _varint(value) if value else b""
 
 
-# Operator state kinds: the NamedTuple, its field in the OperatorState oneof, and its message type.
-_KINDS = {
-    RngState: ("rng", 10, pb.RngState),
-    ReaderState: ("reader", 11, pb.ReaderState),
-    ExternalSourceState: ("external_source", 12, pb.ExternalSourceState),
-}
-_BY_FIELD = {name: cls for cls, (name, _, _) in _KINDS.items()}
+def _delimited(tag: bytes, body: bytes) -> bytes:
+    return tag + _varint(len(body)) + body
 
 
-def _state_bytes(state: OperatorStateValue) -> bytes:
-    """The oneof field of an OperatorState holding ``state`` (empty for a stateless operator)."""
-    if state is None:
-        return b""
-    if isinstance(state, CustomState):
-        return b"\x6a" + _varint(len(state.data)) + state.data
-    try:
-        _, field, message = _KINDS[type(state)]
-    except KeyError:
-        raise TypeError(f"operator state of type {type(state).__name__} has no protobuf form") from None
-    if field == 10:  # the hot path for random operators: fixed64 key, varint counter
-        body = (b"\x09" + state.key.to_bytes(8, "little") if state.key else b"") + _uint(2, state.counter)
-    else:
-        values = {k: v for k, v in state._asdict().items() if v is not None}
-        body = message(**values).SerializeToString(deterministic=True)
-    return _SMALL_VARINTS[field << 3 | 2] + _varint(len(body)) + body
-
-
-def decode(blob: bytes) -> CheckpointData:
-    """Parse and check checkpoint bytes.
-
-    Returns:
-        The decoded payload. Operator ``arg_names`` are empty: the names come from the schema of the
-        pipeline being restored, not from the file.
+def encode_value(value: Any, depth: int = 0) -> bytes:
+    """Serialize plain data as a ``pipestate.v2.Value`` (the bytes protobuf's deterministic
+    serialization gives; the tests check it).
 
     Raises:
+        TypeError: ``value`` is not plain data (the message says what is not).
+        ValueError: an integer outside [-2**63, 2**64) or nesting deeper than :data:`MAX_DEPTH`.
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(f"operator state is nested deeper than {MAX_DEPTH} levels")
+    if value is None:
+        return b"\x08\x01"
+    if value is True or value is False:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        if -(1 << 63) <= value < (1 << 63):
+            return b"\x18" + _varint(((value << 1) ^ (value >> 63)) & _MASK64)
+        if value <= _MASK64:
+            return b"\x20" + _varint(value)
+        raise ValueError(f"operator state integer {value} is outside [-2**63, 2**64)")
+    if isinstance(value, float):
+        return b"\x29" + struct.pack("<d", value)
+    if isinstance(value, str):
+        return _delimited(b"\x32", value.encode("utf-8"))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _delimited(b"\x3a", bytes(value))
+    if isinstance(value, (list, tuple)):
+        return _delimited(b"\x42", b"".join(_delimited(b"\x0a", encode_value(v, depth + 1)) for v in value))
+    if isinstance(value, dict):
+        entries = []
+        for key in sorted(value):
+            if not isinstance(key, str):
+                raise TypeError(f"operator state dict keys must be strings, not {type(key).__name__} ({key!r})")
+            body = _delimited(b"\x0a", key.encode("utf-8")) + _delimited(b"\x12", encode_value(value[key], depth + 1))
+            entries.append(_delimited(b"\x0a", body))
+        return _delimited(b"\x4a", b"".join(entries))
+    raise TypeError(
+        f"operator state holds a {type(value).__name__}; state is plain data: None, bool, int, float, str, "
+        "bytes, and lists and dicts (string keys) of them"
+    )
+
+
+class Encoder:
+    """Encodes checkpoints of one pipeline quickly.
+
+    The parts that never change (version, fingerprint, batch size, seed, operator identities) are
+    serialized once; each :meth:`encode` serializes only the counters and the states of stateful
+    operators and splices them in. The bytes are exactly protobuf's deterministic serialization of the
+    same message (fields in number order, zero scalars omitted), which the tests check.
+    """
+
+    def __init__(self, header: CheckpointData) -> None:
+        head = pb.Payload(
+            library_version=header.library_version,
+            fingerprint=header.fingerprint,
+            batch_size=header.batch_size,
+            seed=header.seed,
+        )
+        self._head = head.SerializeToString(deterministic=True)
+        self._ops = [
+            pb.OperatorState(
+                name=r.name, type=r.type, digest=r.digest, arg_digests=dict(r.arg_digests)
+            ).SerializeToString(deterministic=True)
+            for r in header.operators
+        ]
+
+    def encode(self, iteration: int, epoch: int, iteration_in_epoch: int, states: list[tuple[bool, Any]]) -> bytes:
+        """Return checkpoint bytes for these counters and per-operator ``(has_state, state)`` (graph order)."""
+        parts = [self._head, _uint(5, iteration), _uint(6, epoch), _uint(7, iteration_in_epoch)]
+        for static, (has_state, state) in zip(self._ops, states):
+            entry = static + _delimited(b"\x2a", encode_value(state)) if has_state else static
+            parts.append(_delimited(b"\x42", entry))
+        return seal(FORMAT_VERSION, b"".join(parts))
+
+
+def seal(version: int, payload: bytes) -> bytes:
+    """Wrap a payload in the envelope: magic, format version, checksum, payload."""
+    return b"".join(
+        (
+            b"\x0d" + MAGIC.to_bytes(4, "little"),
+            _uint(2, version),
+            b"\x1d" + _crc(version, payload).to_bytes(4, "little"),
+            _delimited(b"\x22", payload),
+        )
+    )
+
+
+def encode(data: CheckpointData) -> bytes:
+    """Serialize ``data`` (format version 2) into checkpoint bytes."""
+    states = [(record.has_state, record.state) for record in data.operators]
+    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states)
+
+
+def _crc(version: int, payload: bytes) -> int:
+    """CRC-32 of the format version (4 bytes, little-endian) followed by the payload."""
+    return zlib.crc32(payload, zlib.crc32(version.to_bytes(4, "little")))
+
+
+# ---- decoding ---------------------------------------------------------------------------------------
+def open_envelope(blob: bytes) -> tuple[int, bytes]:
+    """Check the envelope and return (format version, payload bytes).
+
+    Raises:
+        TypeError: ``blob`` is not bytes.
         CorruptCheckpointError: the bytes are not an intact pipestate checkpoint.
         UnsupportedCheckpointVersionError: the format version is not one this library reads.
     """
@@ -194,10 +200,10 @@ def decode(blob: bytes) -> CheckpointData:
     blob = bytes(blob)
     if not blob:
         raise CorruptCheckpointError("the checkpoint is empty (0 bytes)")
-    envelope = pb.Checkpoint()
+    envelope = envelope_pb.Checkpoint()
     try:
         envelope.ParseFromString(blob)
-    except DecodeError as exc:
+    except (DecodeError, RecursionError, ValueError) as exc:
         raise CorruptCheckpointError(
             f"not a pipestate checkpoint, or truncated: the envelope does not parse ({len(blob)} bytes)"
         ) from exc
@@ -211,15 +217,32 @@ def decode(blob: bytes) -> CheckpointData:
         raise CorruptCheckpointError(
             "the checkpoint is damaged: the checksum does not match (truncated or altered bytes)"
         )
-    if envelope.format_version != FORMAT_VERSION:
+    if envelope.format_version not in READABLE_VERSIONS:
         raise UnsupportedCheckpointVersionError(
             f"checkpoint format version {envelope.format_version} is not supported; this pipestate reads "
-            f"version {FORMAT_VERSION}. Restore it with the pipestate release that wrote it."
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}. Restore it with a pipestate release that "
+            "reads it (a newer one, if it was written by a newer release)."
         )
+    return envelope.format_version, envelope.payload
+
+
+def decode(blob: bytes) -> CheckpointData:
+    """Parse and check checkpoint bytes of any readable format version.
+
+    Raises:
+        CorruptCheckpointError: the bytes are not an intact pipestate checkpoint, or hold values no
+            writer produces.
+        UnsupportedCheckpointVersionError: the format version is not one this library reads.
+    """
+    version, payload_bytes = open_envelope(blob)
+    if version == 1:
+        from pipestate import checkpoint_v1
+
+        return checkpoint_v1.decode_payload(payload_bytes)
     payload = pb.Payload()
     try:
-        payload.ParseFromString(envelope.payload)
-    except DecodeError as exc:
+        payload.ParseFromString(payload_bytes)
+    except (DecodeError, RecursionError, ValueError) as exc:
         raise CorruptCheckpointError("the checkpoint payload does not parse") from exc
     return CheckpointData(
         library_version=payload.library_version,
@@ -234,48 +257,61 @@ def decode(blob: bytes) -> CheckpointData:
                 name=op.name,
                 type=op.type,
                 digest=op.digest,
-                arg_names=(),
-                arg_digests=tuple(op.arg_digests),
-                state=_state_from_proto(op),
+                arg_digests=dict(op.arg_digests),
+                state=decode_value(op.state) if op.HasField("state") else None,
+                has_state=op.HasField("state"),
             )
             for op in payload.operators
         ),
+        format_version=2,
     )
 
 
-def _crc(version: int, payload: bytes) -> int:
-    """CRC-32 of the format version (4 bytes, little-endian) followed by the payload."""
-    return zlib.crc32(payload, zlib.crc32(version.to_bytes(4, "little")))
+def decode_value(message: pb.Value, depth: int = 0) -> Any:
+    """Convert a ``Value`` message to plain data (lists for lists, dicts for maps).
 
-
-def _state_from_proto(msg: pb.OperatorState) -> OperatorStateValue:
-    kind = msg.WhichOneof("state")
+    Raises:
+        CorruptCheckpointError: an empty value, nesting deeper than MAX_DEPTH, or duplicate map keys.
+    """
+    if depth > MAX_DEPTH:
+        raise CorruptCheckpointError(f"an operator state is nested deeper than {MAX_DEPTH} levels")
+    kind = message.WhichOneof("kind")
     if kind is None:
+        raise CorruptCheckpointError("an operator state value is empty (no kind set)")
+    if kind == "none":
         return None
-    if kind == "custom":
-        return CustomState(msg.custom)
-    cls = _BY_FIELD[kind]
-    sub = getattr(msg, kind)
-    return cls(**{f: getattr(sub, f) if _present(sub, f) else None for f in cls._fields})
+    if kind == "list":
+        return [decode_value(item, depth + 1) for item in message.list.items]
+    if kind == "map":
+        out = {}
+        for entry in message.map.entries:
+            if entry.key in out:
+                raise CorruptCheckpointError(f"an operator state map has the key {entry.key!r} twice")
+            out[entry.key] = decode_value(entry.value, depth + 1)
+        return out
+    value = getattr(message, kind)
+    if kind == "uint" and value < (1 << 63):
+        raise CorruptCheckpointError("an operator state integer is in the wrong field (uint below 2**63)")
+    return value
 
 
-def _present(message: object, field: str) -> bool:
-    descriptor = message.DESCRIPTOR.fields_by_name[field]
-    return not descriptor.has_presence or message.HasField(field)
-
-
+# ---- validation ---------------------------------------------------------------------------------------
 def check_matches(expected: CheckpointData, found: CheckpointData) -> None:
     """Raise :class:`CheckpointMismatchError` if ``found`` was not taken from the pipeline ``expected``.
 
-    ``expected`` describes the pipeline being restored (its operators carry ``arg_names``); only its
-    identity fields are read.
+    Both are version 2 (a version-1 checkpoint is checked by :mod:`pipestate.checkpoint_v1`).
     """
     if expected.fingerprint == found.fingerprint:
         return
     differences = describe_differences(expected, found)
     if not differences:
         differences = ["the graph's structure or outputs differ (operator wiring or set_outputs)"]
-    raise CheckpointMismatchError(
+    raise mismatch(differences)
+
+
+def mismatch(differences: list[str]) -> CheckpointMismatchError:
+    """The error for a checkpoint of another pipeline, listing ``differences``."""
+    return CheckpointMismatchError(
         "the checkpoint was taken from a different pipeline:\n  - "
         + "\n  - ".join(differences)
         + "\nRestore it into the pipeline definition that wrote it, or start without checkpoint=.",
@@ -305,11 +341,8 @@ def describe_differences(expected: CheckpointData, found: CheckpointData) -> lis
         if op.type != other.type:
             diffs.append(f"operator {name!r} is {op.type}, the checkpoint's is {other.type}")
             continue
-        changed = [
-            arg
-            for arg, mine, old in zip(op.arg_names, op.arg_digests, other.arg_digests)
-            if mine != old
-        ]
+        mine, old = dict(op.arg_digests), dict(other.arg_digests)
+        changed = sorted(k for k in set(mine) | set(old) if mine.get(k) != old.get(k))
         if changed:
             diffs.append(f"operator {name!r} ({op.type}): changed arguments: {', '.join(changed)}")
         else:

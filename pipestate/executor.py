@@ -11,19 +11,18 @@ its producer notices and exits instead of blocking forever on a full queue.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
+import itertools
 import queue
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from pipestate.errors import PipestateError
+from pipestate.runtime import EndOfData
+
 _POLL_SECONDS = 0.05
-
-
-class EndOfData(Exception):
-    """Raised by a batch computation when a source ended the epoch."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +60,15 @@ class Prefetcher:
         self._thread.start()
 
     def get(self) -> Produced | Ended | Failed:
-        """Return the next item, waiting for the producer."""
+        """Return the next item, waiting for the producer (a ``Failed`` item if :meth:`stop` is called)."""
         while True:
             try:
-                return self._queue.get(timeout=1.0)
+                return self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
+                if self._stop.is_set():
+                    return Failed(PipestateError("the pipeline was closed while run() was waiting for a batch"))
                 if not self._thread.is_alive() and self._queue.empty():
-                    return Failed(RuntimeError("the prefetch thread stopped unexpectedly"))
+                    return Failed(PipestateError("the prefetch thread stopped unexpectedly"))
 
     def stop(self) -> None:
         """Stop the producer, discard what it computed ahead, and wait for its thread to end."""
@@ -104,23 +105,83 @@ def _produce_loop(produce_ref: weakref.WeakMethod, out: queue.Queue, stop: threa
             return
 
 
+class _Job:
+    """One ``map`` call: items taken by index by every participating thread."""
+
+    __slots__ = ("func", "items", "results", "next", "remaining", "lock", "done", "error")
+
+    def __init__(self, func: Callable[..., Any], items: list[tuple]) -> None:
+        self.func = func
+        self.items = items
+        self.results: list[Any] = [None] * len(items)
+        self.next = itertools.count()
+        self.remaining = len(items)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self) -> None:
+        while True:
+            i = next(self.next)
+            if i >= len(self.items):
+                return
+            try:
+                self.results[i] = self.func(*self.items[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised by map() in the caller
+                self.error = self.error or exc
+            with self.lock:
+                self.remaining -= 1
+                if self.remaining == 0:
+                    self.done.set()
+
+
 class WorkerPool:
-    """``num_threads`` worker threads for per-sample work; ``map`` keeps input order."""
+    """``num_threads`` threads for per-sample work (the caller and ``num_threads - 1`` daemon workers).
+
+    ``map`` keeps input order. The workers are daemon threads of pipestate's own, not a
+    ``concurrent.futures`` executor, so a pipeline keeps running in a non-daemon thread while the
+    interpreter shuts down (an executor refuses new work then).
+    """
 
     def __init__(self, num_threads: int) -> None:
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="pipestate-worker")
-            if num_threads > 1
-            else None
-        )
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"pipestate-worker-{i}", daemon=True)
+            for i in range(num_threads - 1)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _worker(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            job.work()
 
     def map(self, func: Callable[..., Any], *iterables: Any) -> list:
-        """Return ``[func(*args) for args in zip(*iterables)]``, computed on the pool."""
-        if self._pool is None:
-            return list(map(func, *iterables))
-        return list(self._pool.map(func, *iterables))
+        """Return ``[func(*args) for args in zip(*iterables)]``, computed on the pool.
+
+        Raises:
+            The first exception ``func`` raised (after every item finished).
+        """
+        items = list(zip(*iterables))
+        if not self._threads or len(items) < 2:
+            return [func(*args) for args in items]
+        job = _Job(func, items)
+        for _ in range(min(len(self._threads), len(items) - 1)):
+            self._queue.put(job)
+        job.work()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.results
 
     def shutdown(self) -> None:
-        """Wait for running work and end the threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """End the worker threads (after the work they have)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(5.0)
+        self._threads = []

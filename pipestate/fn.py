@@ -13,7 +13,7 @@ from pipestate.ops import REGISTRY, make_function
 def _populate(namespace: dict) -> list[str]:
     top = []
     for op_type, cls in sorted(REGISTRY.items()):
-        if op_type == "arithmetic":
+        if op_type in ("arithmetic", "tensor_subscript"):
             continue  # created by DataNode operators, not called directly
         *path, leaf = op_type.split(".")
         target = namespace

@@ -17,12 +17,21 @@ if TYPE_CHECKING:
     from pipestate.ops.base import Operator
 
 _local = threading.local()
+_ops: dict[str, Any] = {}
+
+
+def register_node_operations(**functions: Any) -> None:
+    """Install the functions DataNode operators call (``arithmetic``, ``subscript``); ``pipestate.ops``
+    does this on import, so the graph module never imports the operators."""
+    _ops.update(functions)
 
 
 class DataNode:
     """A symbolic output of an operator, used while defining a pipeline.
 
-    Supports arithmetic (``+ - * /``, unary ``-``) and comparisons, each adding an operator to the graph.
+    Supports arithmetic (``+ - * / // % **``, unary ``-``/``+``), bitwise ``& | ^`` and comparisons, each
+    adding an operator to the graph, and indexing (``x[1:3, ::2]``, ``x[..., 0]``, DataNode indices).
+    Operands may be other DataNodes, Python numbers or numpy arrays.
     """
 
     __slots__ = ("op", "index")
@@ -41,65 +50,64 @@ class DataNode:
 
     def __bool__(self) -> bool:
         raise TypeError(
-            "a DataNode has no truth value while the pipeline is being defined; use comparison operators "
-            "to compute a per-sample boolean instead of `if`/`and`/`or`"
+            "a DataNode has no truth value while the pipeline is being defined: use comparison operators "
+            "for a per-sample boolean, and enable_conditionals=True to use it in `if`"
         )
 
     def __hash__(self) -> int:
         return id(self)
 
-    # Arithmetic: each builds an arithmetic operator (pipestate.ops.math).
-    def _binary(self, symbol: str, other: Any, reflected: bool = False) -> DataNode:
-        from pipestate.ops.math import arithmetic
+    __array_ufunc__ = None  # numpy operands defer to DataNode's reflected operators
 
+    def __getitem__(self, index: Any) -> DataNode:
+        return _ops["subscript"](self, index)
+
+    def _binary(self, symbol: str, other: Any, reflected: bool = False) -> DataNode:
+        arithmetic = _ops["arithmetic"]
         return arithmetic(symbol, other, self) if reflected else arithmetic(symbol, self, other)
 
-    def __add__(self, other):  # noqa: D105
-        return self._binary("add", other)
-
-    def __radd__(self, other):  # noqa: D105
-        return self._binary("add", other, True)
-
-    def __sub__(self, other):  # noqa: D105
-        return self._binary("sub", other)
-
-    def __rsub__(self, other):  # noqa: D105
-        return self._binary("sub", other, True)
-
-    def __mul__(self, other):  # noqa: D105
-        return self._binary("mul", other)
-
-    def __rmul__(self, other):  # noqa: D105
-        return self._binary("mul", other, True)
-
-    def __truediv__(self, other):  # noqa: D105
-        return self._binary("div", other)
-
-    def __rtruediv__(self, other):  # noqa: D105
-        return self._binary("div", other, True)
-
     def __neg__(self):  # noqa: D105
-        from pipestate.ops.math import arithmetic
+        return _ops["arithmetic"]("neg", self)
 
-        return arithmetic("neg", self)
+    def __pos__(self):  # noqa: D105
+        return self
 
-    def __eq__(self, other):  # noqa: D105
-        return self._binary("eq", other)
 
-    def __ne__(self, other):  # noqa: D105
-        return self._binary("ne", other)
+# (method, operator, operands swapped): each builds an arithmetic operator (pipestate.ops.math).
+_METHODS = [
+    (f"__{prefix}{name}__", symbol, prefix == "r")
+    for name, symbol in [
+        ("add", "add"),
+        ("sub", "sub"),
+        ("mul", "mul"),
+        ("truediv", "div"),
+        ("floordiv", "fdiv"),
+        ("mod", "mod"),
+        ("pow", "pow"),
+        ("and", "bitand"),
+        ("or", "bitor"),
+        ("xor", "bitxor"),
+    ]
+    for prefix in ("", "r")
+] + [
+    ("__eq__", "eq", False),
+    ("__ne__", "ne", False),
+    ("__lt__", "lt", False),
+    ("__le__", "le", False),
+    ("__gt__", "gt", False),
+    ("__ge__", "ge", False),
+]
 
-    def __lt__(self, other):  # noqa: D105
-        return self._binary("lt", other)
 
-    def __le__(self, other):  # noqa: D105
-        return self._binary("le", other)
+def _make_method(symbol: str, reflected: bool) -> Any:
+    def method(self: DataNode, other: Any) -> DataNode:
+        return self._binary(symbol, other, reflected)
 
-    def __gt__(self, other):  # noqa: D105
-        return self._binary("gt", other)
+    return method
 
-    def __ge__(self, other):  # noqa: D105
-        return self._binary("ge", other)
+
+for _name, _symbol, _reflected in _METHODS:
+    setattr(DataNode, _name, _make_method(_symbol, _reflected))
 
 
 class Graph:
@@ -166,12 +174,23 @@ def pop_graph() -> None:
     _local.stack.pop()
 
 
-def canonical(value: Any) -> Any:
-    """Return a JSON-able canonical form of an argument value (tuples become lists, numpy scalars
-    Python numbers, enums their names, DataNodes a reference to their producer)."""
+def canonical(value: Any, modules: bool = False) -> Any:
+    """Return a JSON-able canonical form of an argument value.
+
+    Tuples become lists, numpy scalars Python numbers, floats their ``repr``, enums their names,
+    DataNodes a reference to their producer, dataclasses their fields, callables and other objects
+    their qualified name. ``modules=True`` prefixes names with their module, as format version 1 did;
+    version 2 leaves modules out, so a source class defined in a script fingerprints alike in the main
+    process (``__main__``) and in a spawned worker (``__mp_main__``).
+    """
+    import dataclasses
     import enum
 
     import numpy as np
+
+    def name_of(obj: Any) -> str:
+        qualname = getattr(obj, "__qualname__", type(obj).__name__)
+        return f"{getattr(obj, '__module__', '')}.{qualname}" if modules else qualname
 
     if isinstance(value, DataNode):
         return {"node": value.op.name, "output": value.index}
@@ -182,34 +201,45 @@ def canonical(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, np.generic):
-        return canonical(value.item())
+        return canonical(value.item(), modules)
     if isinstance(value, np.dtype):
         return str(value)
     if isinstance(value, np.ndarray):
-        return {"array": canonical(value.tolist()), "dtype": str(value.dtype)}
+        return {"array": canonical(value.tolist(), modules), "dtype": str(value.dtype)}
     if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
+        return [canonical(v, modules) for v in value]
     if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in sorted(value.items())}
+        return {str(k): canonical(v, modules) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
+        return name_of(value)
+    if not modules and dataclasses.is_dataclass(value):
+        fields = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"dataclass": type(value).__qualname__, "fields": fields}
     if callable(value):
-        return f"callable:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__name__)}"
-    return f"{type(value).__module__}.{type(value).__qualname__}"
+        return f"callable:{name_of(value)}"
+    return name_of(type(value))
 
 
-def _json(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """Compact, key-sorted JSON: the bytes that digests and fingerprints hash."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def op_identity(op: Operator) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
-    """Return (digest, argument names, per-argument digests) of an operator's canonical description."""
-    args = {k: canonical(v) for k, v in sorted(op.args.items())}
-    inputs = [canonical(node) for node in op.inputs]
-    description = {"type": op.type, "args": args, "inputs": inputs}
-    digest = int.from_bytes(hashlib.sha256(_json(description)).digest()[:8], "little")
-    names = tuple(args)
-    return digest, names, tuple(zlib.crc32(_json(args[k])) for k in names)
+def op_identity(op: Operator) -> tuple[int, dict[str, int]]:
+    """Return (digest, {argument name: CRC-32}) of an operator's canonical description.
+
+    Only arguments that differ from their defaults enter, keyed by name: a release that adds an optional
+    argument leaves every existing operator's digest, and so every saved checkpoint, valid.
+    """
+    defaults = {a.name: canonical(a.default) for a in op.SCHEMA}
+    args = {}
+    for key, value in op.args.items():
+        form = canonical(value)
+        if key not in defaults or form != defaults[key]:
+            args[key] = form
+    description = {"type": op.type, "args": args, "inputs": [canonical(node) for node in op.inputs]}
+    digest = int.from_bytes(hashlib.sha256(canonical_json(description)).digest()[:8], "little")
+    return digest, {k: zlib.crc32(canonical_json(v)) for k, v in sorted(args.items())}
 
 
 def fingerprint(batch_size: int, seed: int, op_digests: list[tuple[str, int]], outputs: list[DataNode]) -> bytes:
@@ -220,4 +250,4 @@ def fingerprint(batch_size: int, seed: int, op_digests: list[tuple[str, int]], o
         "ops": op_digests,
         "outputs": [canonical(node) for node in outputs],
     }
-    return hashlib.sha256(_json(description)).digest()[:16]
+    return hashlib.sha256(canonical_json(description)).digest()[:16]

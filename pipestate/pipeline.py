@@ -1,4 +1,8 @@
-"""Pipeline: define, build, run, reset, checkpoint and restore; and the thin ``@pipeline_def``."""
+"""Pipeline: define, build, run, reset, checkpoint and restore; and the thin ``@pipeline_def``.
+
+The graph interpreter is :mod:`pipestate.runtime`, the prefetch thread and workers :mod:`pipestate.executor`,
+options :mod:`pipestate.options`, the checkpoint format :mod:`pipestate.checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,22 @@ import enum
 import functools
 import inspect
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pipestate import checkpoint as ckpt
+from pipestate import options as opts
 from pipestate.batch import Batch
-from pipestate.errors import OperatorError, PipestateError
-from pipestate.executor import Ended, EndOfData, Failed, Prefetcher, Produced, WorkerPool
+from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError, PipestateError
+from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
-from pipestate.io.local import LocalCheckpointIO
-from pipestate.ops.base import BuildEnv, RunContext
+from pipestate.ops.base import BuildEnv, Position, RunContext
+from pipestate.runtime import Runtime
 
-PIPELINE_OPTIONS = (
-    "batch_size",
-    "num_threads",
-    "device_id",
-    "seed",
-    "prefetch_queue_depth",
-    "enable_checkpointing",
-    "checkpoint",
-)
+PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
+_MAX_POSITION = 2**63 - 1
 
 
 class _Stage(enum.Enum):
@@ -49,42 +48,49 @@ class Pipeline:
     Args:
         batch_size: Samples per batch.
         num_threads: Worker threads for per-sample work. Outputs do not depend on it.
-        device_id: Must be ``None``: pipestate runs on the CPU.
+        device_id: Accepted for DALI compatibility (any int or ``None``); pipestate runs on the CPU.
         seed: Pipeline seed; ``None`` or ``-1`` picks a random one (stored in checkpoints, and adopted
             when restoring into a pipeline constructed without a seed).
-        prefetch_queue_depth: Batches computed ahead of :meth:`run`. Outputs do not depend on it.
+        prefetch_queue_depth: Batches computed ahead of :meth:`run` (1 to 64, or DALI's
+            ``{"cpu_size": n, "gpu_size": m}``). Outputs do not depend on it.
         enable_checkpointing: Allow :meth:`checkpoint` and restoring with ``checkpoint=``.
         checkpoint: Bytes from :meth:`checkpoint` to continue from.
+        **dali_options: DALI's other pipeline options (``exec_async``, ``exec_pipelined``,
+            ``py_num_workers``, ``output_dtype``, ...), checked and accepted; see the user guide.
 
     Raises:
-        ValueError: for an invalid option (the message names it).
+        TypeError, ValueError: for an invalid or unknown option (the message names it).
         CorruptCheckpointError, UnsupportedCheckpointVersionError: if ``checkpoint`` cannot be read.
+
+    Thread safety: :meth:`run`, :meth:`checkpoint`, :meth:`reset` and :meth:`restore` may be called from
+    several threads; each call is atomic, and ``checkpoint()`` describes exactly the batches returned to
+    any caller so far. :meth:`close` from another thread makes a waiting ``run()`` raise
+    :class:`PipestateError`.
     """
 
     def __init__(
         self,
-        batch_size: int,
+        batch_size: int | None = None,
         num_threads: int = 1,
         device_id: int | None = None,
         seed: int | None = None,
-        prefetch_queue_depth: int = 2,
+        prefetch_queue_depth: int | dict = 2,
         enable_checkpointing: bool = False,
         checkpoint: bytes | None = None,
+        **dali_options: Any,
     ) -> None:
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("num_threads", num_threads)
-        _check_positive_int("prefetch_queue_depth", prefetch_queue_depth)
-        if device_id is not None:
-            raise ValueError(f"device_id={device_id!r}: pipestate runs on the CPU; pass device_id=None")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise TypeError(f"seed={seed!r} must be an int (or None for a random seed)")
-        if checkpoint is not None and not enable_checkpointing:
+        o = opts.check(
+            batch_size, num_threads, device_id, seed, prefetch_queue_depth, enable_checkpointing, dali_options
+        )
+        if checkpoint is not None and not o.enable_checkpointing:
             raise ValueError("checkpoint= needs enable_checkpointing=True")
-        self.batch_size = batch_size
-        self.num_threads = num_threads
-        self.prefetch_queue_depth = prefetch_queue_depth
-        self.enable_checkpointing = enable_checkpointing
-        self._user_seed = None if seed is None or seed == -1 else seed
+        self.batch_size = o.batch_size
+        self.num_threads = o.num_threads
+        self.prefetch_queue_depth = o.prefetch_queue_depth
+        self.enable_checkpointing = o.enable_checkpointing
+        self.device_id = o.device_id
+        self.options = o
+        self._user_seed = o.seed
         self._restore_from = ckpt.decode(checkpoint) if checkpoint is not None else None
         self._graph = Graph()
         self._stage = _Stage.DEFINING
@@ -93,6 +99,7 @@ class Pipeline:
         self._pool: WorkerPool | None = None
         self._failure: BaseException | None = None
         self._ended = False
+        self._lock = threading.RLock()
 
     # ---- definition -------------------------------------------------------------------------------
     def __enter__(self) -> Pipeline:
@@ -108,8 +115,10 @@ class Pipeline:
         else:
             self.close()
 
-    def set_outputs(self, *outputs: DataNode) -> None:
+    def set_outputs(self, *outputs: Any) -> None:
         """Declare the pipeline's outputs; this completes the definition.
+
+        Outputs are DataNodes of this pipeline (numbers and numpy arrays become constants, as in DALI).
 
         Raises:
             TypeError: if an output is not a DataNode of this pipeline.
@@ -119,10 +128,21 @@ class Pipeline:
             raise PipestateError("set_outputs() was already called; define a new Pipeline instead")
         if not outputs:
             raise TypeError("set_outputs() needs at least one DataNode")
+        nodes = []
         for i, node in enumerate(outputs):
-            if not isinstance(node, DataNode) or node.op not in self._graph.ops:
+            if not isinstance(node, DataNode):
+                from pipestate.ops.base import as_constant
+
+                push_graph(self._graph)
+                try:
+                    node = as_constant(node, "set_outputs", i)
+                finally:
+                    pop_graph()
+            if node.op not in self._graph.ops:
                 raise TypeError(f"output {i} ({node!r}) is not a DataNode defined in this pipeline")
-        self._graph.outputs = list(outputs)
+            nodes.append(node)
+        self._graph.outputs = nodes
+        self._runtime = Runtime(self._graph)
         self._finalize()
 
     def _finalize(self) -> None:
@@ -134,51 +154,89 @@ class Pipeline:
         else:
             seed = int.from_bytes(os.urandom(8), "little") >> 1
         self._setup(seed)
-        if restore is not None:
-            self._apply_checkpoint(restore)
         self._last = self._snapshot()
+        if restore is not None:
+            self._last = self._apply_checkpoint(restore)
         self._stage = _Stage.DEFINED
 
     def _setup(self, seed: int) -> None:
-        """Set the seed, set every operator up with it, and compute the pipeline's identity."""
+        """Set the seed, bind every operator to it, and compute the pipeline's identity."""
         self.seed = seed
-        env = BuildEnv(self.seed, self.batch_size, self.num_threads, self.enable_checkpointing)
-        for op in self._graph.ops:
-            op.setup(env)
+        self._runtime.bind(BuildEnv(seed, self.batch_size, self.num_threads, self.enable_checkpointing))
+        identities = [op_identity(op) for op in self._graph.ops]
         self._fingerprint = fingerprint(
-            self.batch_size, self.seed, [(op.name, op_identity(op)[0]) for op in self._graph.ops],
+            self.batch_size,
+            seed,
+            [(op.name, ident[0]) for op, ident in zip(self._graph.ops, identities)],
             self._graph.outputs,
         )
-        self._stateful = [op for op in self._graph.ops if op.stateful]
-        position = {id(op): i for i, op in enumerate(self._stateful)}
+        self._identity = ckpt.CheckpointData(
+            library_version=_version(),
+            fingerprint=self._fingerprint,
+            batch_size=self.batch_size,
+            seed=seed,
+            iteration=0,
+            epoch=0,
+            iteration_in_epoch=0,
+            operators=tuple(
+                ckpt.OperatorRecord(op.name, op.type, digest, args, has_state=op.stateful)
+                for op, (digest, args) in zip(self._graph.ops, identities)
+            ),
+        )
+        position = {id(op): i for i, op in enumerate(self._runtime.stateful)}
         self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
-        self._encoder = ckpt.Encoder(self._identity())
+        self._encoder = ckpt.Encoder(self._identity)
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
-    def _apply_checkpoint(self, restore: ckpt.CheckpointData) -> None:
-        """Validate a decoded checkpoint against this pipeline and move every operator to its state."""
-        ckpt.check_matches(self._identity(), restore)
-        states = {record.name: record.state for record in restore.operators}
-        self._apply(
-            _Snapshot(
-                restore.iteration,
-                restore.epoch,
-                restore.iteration_in_epoch,
-                tuple(states[op.name] for op in self._stateful),
+    def _apply_checkpoint(self, data: ckpt.CheckpointData) -> _Snapshot:
+        """Validate a decoded checkpoint against this pipeline and move every operator to its state.
+
+        Returns the snapshot now in effect. All or nothing: on error, the pipeline is where it was.
+        """
+        if data.format_version == 1:
+            from pipestate import checkpoint_v1
+
+            data = checkpoint_v1.migrate(data, self._graph.ops, self.batch_size, self.seed, self._graph.outputs)
+        else:
+            ckpt.check_matches(self._identity, data)
+        records = data.operators
+        if [r.name for r in records] != [op.name for op in self._graph.ops] or any(
+            r.has_state != op.stateful for r, op in zip(records, self._graph.ops)
+        ):
+            raise CheckpointMismatchError(
+                "the checkpoint's operator entries do not match its fingerprint (entries missing, renamed, "
+                "reordered or with the wrong kind of state): the bytes were altered or written by another program"
             )
+        if not (
+            data.iteration_in_epoch <= data.iteration
+            and data.iteration * self.batch_size <= _MAX_POSITION
+            and data.epoch <= _MAX_POSITION
+        ):
+            raise CorruptCheckpointError(
+                f"the checkpoint's position (iteration {data.iteration}, epoch {data.epoch}, iteration in epoch "
+                f"{data.iteration_in_epoch}) is not one a pipeline reaches"
+            )
+        states = tuple(r.state for r in records if r.has_state)
+        snapshot = _Snapshot(data.iteration, data.epoch, data.iteration_in_epoch, states)
+        previous = self._last
+        self._runtime.restore(
+            states, Position(*snapshot[:3], from_checkpoint=True), Position(*previous[:3], from_checkpoint=False)
         )
+        self._iteration, self._epoch, self._iteration_in_epoch = snapshot[:3]
+        return self._snapshot()
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
         """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent."""
-        if self._stage is _Stage.DEFINING:
-            raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
-        if self._stage is _Stage.CLOSED:
-            raise PipestateError("the pipeline is closed; create a new one")
-        if self._stage is _Stage.DEFINED:
-            self._pool = WorkerPool(self.num_threads)
-            weakref.finalize(self, _shutdown, self._pool, self._graph.ops)
-            self._stage = _Stage.BUILT
+        with self._lock:
+            if self._stage is _Stage.DEFINING:
+                raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
+            if self._stage is _Stage.CLOSED:
+                raise PipestateError("the pipeline is closed; create a new one")
+            if self._stage is _Stage.DEFINED:
+                self._pool = WorkerPool(self.num_threads)
+                weakref.finalize(self, _shutdown, self._pool, self._graph.ops)
+                self._stage = _Stage.BUILT
 
     def run(self) -> tuple[Batch, ...]:
         """Return the next batch of every output, as a tuple with one :class:`Batch` per output.
@@ -186,66 +244,72 @@ class Pipeline:
         Raises:
             StopIteration: a source ended the epoch; call :meth:`reset` to start the next one.
             OperatorError: an operator failed (the message names it; ``__cause__`` is the original).
+            PipestateError: the pipeline is closed (also when closed by another thread during the call).
         """
-        self.build()
-        if self._failure is not None:
-            raise self._failure
-        if self._ended:
-            raise StopIteration
-        if self._prefetcher is None:
-            self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth)
-        item = self._prefetcher.get()
-        if isinstance(item, Produced):
-            self._last = item.snapshot
-            return item.outputs
-        self._prefetcher.stop()
-        self._prefetcher = None
-        if isinstance(item, Ended):
-            self._ended = True
-            raise StopIteration
-        assert isinstance(item, Failed)
-        self._failure = item.error
-        raise item.error
+        with self._lock:
+            self.build()
+            if self._failure is not None:
+                raise self._failure
+            if self._ended:
+                raise StopIteration
+            if self._prefetcher is None:
+                self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth)
+            prefetcher = self._prefetcher
+        item = prefetcher.get()
+        with self._lock:
+            if self._stage is _Stage.CLOSED:
+                raise PipestateError("the pipeline was closed while run() was waiting for a batch")
+            if isinstance(item, Produced):
+                self._last = item.snapshot
+                return item.outputs
+            self._stop_prefetch()
+            if isinstance(item, Ended):
+                self._ended = True
+                raise StopIteration
+            self._failure = item.error
+            raise item.error
 
     def _produce(self) -> Produced:
         """Compute one batch (on the prefetch thread) and snapshot the state right after it."""
-        ctx = RunContext(self.batch_size, self._epoch, self._iteration_in_epoch, self._pool.map)
-        results: dict[int, tuple[Batch, ...]] = {}
-        for op in self._graph.ops:
-            inputs = [results[id(n.op)][n.index] for n in op.inputs]
-            arg_inputs = {k: results[id(n.op)][n.index] for k, n in op.arg_inputs.items()}
-            try:
-                outputs = op.run(ctx, inputs, arg_inputs)
-            except StopIteration as exc:
-                raise EndOfData from exc
-            except Exception as exc:
-                raise OperatorError(
-                    f"operator {op.name!r} ({op.type}) failed in epoch {self._epoch}, iteration "
-                    f"{self._iteration_in_epoch}: {type(exc).__name__}: {exc}",
-                    op.name,
-                ) from exc
-            for out in outputs:
-                if len(out) != self.batch_size:
-                    raise OperatorError(
-                        f"operator {op.name!r} ({op.type}) produced {len(out)} samples; batch_size is "
-                        f"{self.batch_size}",
-                        op.name,
-                    )
-            results[id(op)] = outputs
+        if (self._iteration + 1) * self.batch_size > _MAX_POSITION:
+            raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
+        ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
+        outputs = self._runtime.run(ctx)
+        if self.options.extra.get("output_dtype") is not None or self.options.extra.get("output_ndim") is not None:
+            self._check_output_types(outputs)
         self._iteration += 1
         self._iteration_in_epoch += 1
-        outputs = tuple(results[id(n.op)][n.index] for n in self._graph.outputs)
         return Produced(outputs, self._snapshot())
 
-    def _snapshot(self) -> _Snapshot:
-        return _Snapshot(
-            self._iteration, self._epoch, self._iteration_in_epoch, tuple(op.state() for op in self._stateful)
-        )
+    def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
+        from pipestate.types import to_numpy_dtype
 
-    def _apply(self, snapshot: _Snapshot) -> None:
-        self._iteration, self._epoch, self._iteration_in_epoch = snapshot[:3]
-        for op, state in zip(self._stateful, snapshot.states):
-            op.restore(state)
+        for key in ("output_dtype", "output_ndim"):
+            spec = self.options.extra.get(key)
+            if spec is None:
+                continue
+            specs = list(spec) if isinstance(spec, (list, tuple)) else [spec] * len(outputs)
+            for i, (out, want) in enumerate(zip(outputs, specs)):
+                if want is None:
+                    continue
+                if key == "output_dtype" and out.dtype != to_numpy_dtype(want):
+                    raise PipestateError(
+                        f"output {i} has type {out.dtype}; the pipeline option output_dtype says {want}"
+                    )
+                if key == "output_ndim" and any(len(s) != want for s in out.shape()):
+                    raise PipestateError(
+                        f"output {i} has samples of ndim {len(out.shape()[0])}; output_ndim says {want}"
+                    )
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self._iteration, self._epoch, self._iteration_in_epoch, self._runtime.states())
+
+    def _rewind(self) -> None:
+        """Move the operators back to the last batch returned (discarding work computed ahead)."""
+        last = self._last
+        now = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
+        self._runtime.restore(last.states, Position(*last[:3], from_checkpoint=False), now)
+        self._iteration, self._epoch, self._iteration_in_epoch = last[:3]
 
     def _stop_prefetch(self) -> None:
         if self._prefetcher is not None:
@@ -258,25 +322,33 @@ class Pipeline:
         Batches computed ahead are discarded and every operator is rewound to the last batch ``run()``
         returned before moving on, so the outputs do not depend on the prefetch depth.
         """
-        self.build()
-        self._stop_prefetch()
-        self._apply(self._last)
-        for op in self._graph.ops:
-            op.next_epoch()
-        self._epoch += 1
-        self._iteration_in_epoch = 0
-        self._failure = None
-        self._ended = False
-        self._last = self._snapshot()
+        with self._lock:
+            self.build()
+            self._stop_prefetch()
+            self._rewind()
+            for op in self._graph.ops:
+                op.next_epoch()
+            self._epoch += 1
+            self._iteration_in_epoch = 0
+            self._failure = None
+            self._ended = False
+            self._last = self._snapshot()
 
     def close(self) -> None:
-        """Stop the prefetch thread and the workers and release operator resources. Idempotent."""
-        if self._stage is _Stage.CLOSED:
-            return
-        self._stop_prefetch()
-        if self._pool is not None:
-            _shutdown(self._pool, self._graph.ops)
-        self._stage = _Stage.CLOSED
+        """Stop the prefetch thread and the workers and release operator resources. Idempotent.
+
+        A ``run()`` waiting in another thread raises :class:`PipestateError`.
+        """
+        prefetcher = self._prefetcher
+        if prefetcher is not None:
+            prefetcher.stop()  # wakes a run() waiting in another thread, which then sees CLOSED
+        with self._lock:
+            if self._stage is _Stage.CLOSED:
+                return
+            self._stop_prefetch()
+            if self._pool is not None:
+                _shutdown(self._pool, self._graph.ops)
+            self._stage = _Stage.CLOSED
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self, filename: str | os.PathLike | None = None) -> bytes:
@@ -288,7 +360,8 @@ class Pipeline:
                 are created).
 
         Raises:
-            PipestateError: if the pipeline was built without ``enable_checkpointing=True``.
+            PipestateError: if the pipeline was built without ``enable_checkpointing=True``, or an
+                operator's state is not plain data.
             OSError: writing ``filename`` failed (original subclass and errno); any previous file
                 there is intact.
         """
@@ -297,9 +370,14 @@ class Pipeline:
         if self._stage is _Stage.DEFINING:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
         last = self._last
-        states = [last.states[i] if i >= 0 else None for i in self._state_index]
-        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
+        states = [(True, last.states[i]) if i >= 0 else (False, None) for i in self._state_index]
+        try:
+            data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
+        except (TypeError, ValueError) as exc:
+            raise PipestateError(f"an operator's state cannot be stored: {exc}") from exc
         if filename is not None:
+            from pipestate.io.local import LocalCheckpointIO  # the storage layer, only when asked to write
+
             LocalCheckpointIO().save_checkpoint(data, filename)
         return data
 
@@ -316,50 +394,41 @@ class Pipeline:
         Raises:
             PipestateError: if checkpointing is disabled, or the pipeline is not defined yet or closed.
             CorruptCheckpointError, UnsupportedCheckpointVersionError: if the bytes cannot be read.
-            CheckpointMismatchError: if the checkpoint was taken from a different pipeline (the pipeline
-                is left unchanged).
+            CheckpointMismatchError: if the checkpoint was taken from a different pipeline.
+            CheckpointError: the pipeline is left exactly as it was whenever restore() raises.
         """
         if not self.enable_checkpointing:
-            raise PipestateError(
-                "restore() needs checkpointing: construct the pipeline with enable_checkpointing=True"
-            )
-        if self._stage is _Stage.DEFINING:
-            raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
-        if self._stage is _Stage.CLOSED:
-            raise PipestateError("the pipeline is closed; create a new one")
-        data = ckpt.decode(checkpoint)
-        self._stop_prefetch()
-        self._apply(self._last)  # rewind what was computed ahead: a failed restore changes nothing
-        if self._user_seed is None and data.seed != self.seed:
-            previous = self.seed
-            self._setup(data.seed)
-            try:
-                self._apply_checkpoint(data)
-            except BaseException:
-                self._setup(previous)
-                self._apply(self._last)
-                raise
-        else:
-            self._apply_checkpoint(data)
-        self._restore_from = data
-        self._failure = None
-        self._ended = False
-        self._last = self._snapshot()
+            raise PipestateError("restore() needs checkpointing: construct the pipeline with enable_checkpointing=True")
+        with self._lock:
+            if self._stage is _Stage.DEFINING:
+                raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
+            if self._stage is _Stage.CLOSED:
+                raise PipestateError("the pipeline is closed; create a new one")
+            data = ckpt.decode(checkpoint)
+            self._stop_prefetch()
+            self._rewind()  # a failed restore leaves the pipeline at the last batch returned
+            if self._user_seed is None and data.seed != self.seed:
+                previous, last = self.seed, self._last
+                self._setup(data.seed)
+                self._last = self._snapshot()
+                try:
+                    self._last = self._apply_checkpoint(data)
+                except BaseException:
+                    self._setup(previous)
+                    self._last = self._snapshot()
+                    self._last = self._restore_snapshot(last)
+                    raise
+            else:
+                self._last = self._apply_checkpoint(data)
+            self._restore_from = data
+            self._failure = None
+            self._ended = False
 
-    def _identity(self) -> ckpt.CheckpointData:
-        """What identifies this pipeline in a checkpoint (counters zero, no operator states)."""
-        return ckpt.CheckpointData(
-            library_version=_version(),
-            fingerprint=self._fingerprint,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            iteration=0,
-            epoch=0,
-            iteration_in_epoch=0,
-            operators=tuple(
-                ckpt.OperatorRecord(op.name, op.type, *op_identity(op)) for op in self._graph.ops
-            ),
-        )
+    def _restore_snapshot(self, snapshot: _Snapshot) -> _Snapshot:
+        here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
+        self._runtime.restore(snapshot.states, Position(*snapshot[:3], from_checkpoint=False), here)
+        self._iteration, self._epoch, self._iteration_in_epoch = snapshot[:3]
+        return snapshot
 
     @property
     def is_restored_from_checkpoint(self) -> bool:
@@ -367,9 +436,14 @@ class Pipeline:
         return self._restore_from is not None
 
     @property
+    def iteration(self) -> int:
+        """Batches :meth:`run` has returned since the pipeline started (over all epochs; restored too)."""
+        return self._last.iteration
+
+    @property
     def fingerprint(self) -> bytes:
-        """The 16-byte fingerprint of what determines this pipeline's outputs (graph, arguments,
-        batch size, seed), as stored in its checkpoints."""
+        """The 16-byte fingerprint of what determines this pipeline's outputs (graph, non-default
+        arguments, batch size, seed), as stored in its checkpoints."""
         if self._stage is _Stage.DEFINING:
             raise PipestateError("the fingerprint is known once set_outputs() has been called")
         return self._fingerprint
@@ -417,11 +491,6 @@ def _shutdown(pool: WorkerPool, ops: list) -> None:
         op.close()
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive int")
-
-
 def _version() -> str:
     from pipestate import __version__
 
@@ -439,21 +508,30 @@ def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callab
         TypeError: if an option is unknown, or a parameter of the function is also a pipeline option
             (rename the parameter).
     """
-    unknown = sorted(set(options) - set(PIPELINE_OPTIONS))
+    unknown = sorted(set(options) - opts.ALL)
     if unknown:
-        raise TypeError(f"pipeline_def() got unknown option(s) {unknown}; valid: {list(PIPELINE_OPTIONS)}")
+        raise TypeError(f"pipeline_def() got unknown pipeline option(s) {unknown}; valid: {list(PIPELINE_OPTIONS)}")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Pipeline]:
-        clash = sorted(set(inspect.signature(func).parameters) & set(PIPELINE_OPTIONS))
+        signature = inspect.signature(func)
+        clash = sorted(set(signature.parameters) & opts.ALL)
         if clash:
             raise TypeError(
                 f"{func.__qualname__}() has parameter(s) {clash} that are also pipeline options; rename them "
                 "so pipeline options and the function's arguments cannot be confused"
             )
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
 
         @functools.wraps(func)
         def create(*args: Any, **kwargs: Any) -> Pipeline:
-            pipe_options = {k: kwargs.pop(k) for k in list(kwargs) if k in PIPELINE_OPTIONS}
+            pipe_options = {k: kwargs.pop(k) for k in list(kwargs) if k in opts.ALL}
+            if not takes_any:
+                unexpected = sorted(set(kwargs) - set(signature.parameters))
+                if unexpected:
+                    raise TypeError(
+                        f"{func.__qualname__}() got {unexpected}: neither pipeline options ({list(PIPELINE_OPTIONS)}) "
+                        "nor parameters of the function"
+                    )
             pipe = Pipeline(**{**options, **pipe_options})
             with pipe:
                 outputs = func(*args, **kwargs)

@@ -13,7 +13,9 @@ uint32 words) and purpose ``p`` (independent draws of one operator):
 
 - up to ``SMALL_BLOCKS`` blocks per sample: counter ``(s, b, p, 0)``; consecutive samples are
   consecutive counters, so one call draws block ``b`` for a whole batch;
-- more blocks per sample: counter ``(b, s, p, 1)``; one call draws all blocks of one sample.
+- more blocks per sample: counter ``(b, s, p, 1)``; one call draws all blocks of one sample;
+- a numpy ``Generator`` for sample ``s`` (distributions numpy implements, e.g. beta): its Philox starts
+  at counter ``(0, s, p, 2)``.
 
 numpy increments the counter before each block; that is part of the fixed mapping.
 """
@@ -45,6 +47,7 @@ class _Generator:
         self.state = self.bits.state
         self.counter = self.state["state"]["counter"]
         self.key = self.state["state"]["key"]
+        self.numpy: np.random.Generator | None = None
 
     def raw(self, key: int, counter: tuple[int, int, int, int], n_blocks: int) -> np.ndarray:
         self.key[0], self.key[1] = key, 0
@@ -95,6 +98,15 @@ class Stream:
                 ]
             )
         return out[:, :n_words]
+
+    def generator(self, index: int, purpose: int = 0) -> np.random.Generator:
+        """A numpy ``Generator`` for sample ``first_sample + index`` alone (valid until the next call on
+        this thread): its draws depend only on (key, sample, purpose)."""
+        gen = _generator()
+        gen.raw(self.key, (0, self.first_sample + index, purpose, 2), 0)
+        if gen.numpy is None:
+            gen.numpy = np.random.Generator(gen.bits)
+        return gen.numpy
 
     def uniform(self, n: int, dtype: np.dtype | type = np.float32, purpose: int = 0) -> np.ndarray:
         """Return (n_samples, n) floats uniform in [0, 1), with full mantissa precision for ``dtype``."""

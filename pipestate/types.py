@@ -114,3 +114,18 @@ class SampleInfo(NamedTuple):
     idx_in_batch: int
     iteration: int
     epoch_idx: int
+
+
+def Constant(value, dtype=None, shape=None, layout=None, device=None):  # noqa: N802 - DALI's name
+    """DALI's ``types.Constant``: a DataNode holding ``value`` in every sample (call it inside a pipeline
+    definition). Python ints become int32 and floats float32 unless ``dtype`` is given.
+
+    Raises:
+        ValueError: ``device`` is not ``"cpu"`` (pipestate runs on the CPU).
+        TypeError: ``value`` is not a number or numeric array.
+    """
+    if device not in (None, "cpu"):
+        raise ValueError(f"types.Constant(device={device!r}): pipestate runs on the CPU; use device='cpu'")
+    from pipestate.ops.constant import constant_node
+
+    return constant_node(value, dtype, shape, layout)

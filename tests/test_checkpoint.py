@@ -20,6 +20,7 @@ from pipestate import (
 )
 from pipestate import checkpoint as ckpt
 from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb
+from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb2
 from pipestate.testing import assert_equal_output_after_checkpoint, assert_restore_chain
 
 
@@ -236,18 +237,50 @@ def test_determinism_does_not_depend_on_library_version_string(good, monkeypatch
 
 # ---- the fast encoder equals protobuf's serialization ---------------------------------------------
 u64 = st.integers(0, 2**64 - 1)
-states = st.one_of(
-    st.none(),
-    st.builds(ckpt.RngState, u64, u64),
-    st.builds(ckpt.ReaderState, u64, u64, u64),
-    st.builds(ckpt.ExternalSourceState, u64, u64, st.one_of(st.none(), st.binary(max_size=40))),
-    st.builds(ckpt.CustomState, st.binary(max_size=300)),
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.text(max_size=20),
+    st.binary(max_size=40),
 )
+plain = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+states = st.one_of(st.tuples(st.just(False), st.none()), st.tuples(st.just(True), plain))
+
+
+def value_message(value):
+    """A pipestate.v2.Value built field by field (the slow, obvious way)."""
+    msg = pb2.Value()
+    if value is None:
+        msg.none = True
+    elif isinstance(value, bool):
+        msg.bool = value
+    elif isinstance(value, int):
+        if value < 2**63:
+            msg.int = value
+        else:
+            msg.uint = value
+    elif isinstance(value, float):
+        msg.float = value
+    elif isinstance(value, str):
+        msg.str = value
+    elif isinstance(value, bytes):
+        msg.bytes = value
+    elif isinstance(value, list):
+        msg.list.SetInParent()
+        for item in value:
+            msg.list.items.append(value_message(item))
+    else:
+        msg.map.SetInParent()
+        for key in sorted(value):
+            msg.map.entries.add(key=key, value=value_message(value[key]))
+    return msg
 
 
 def reference_encoding(data):
-    """The checkpoint bytes built with the protobuf messages field by field (the slow, obvious way)."""
-    payload = pb.Payload(
+    """The checkpoint bytes built with the protobuf messages field by field."""
+    payload = pb2.Payload(
         library_version=data.library_version,
         fingerprint=data.fingerprint,
         batch_size=data.batch_size,
@@ -257,21 +290,11 @@ def reference_encoding(data):
         iteration_in_epoch=data.iteration_in_epoch,
     )
     for r in data.operators:
-        msg = payload.operators.add(name=r.name, type=r.type, digest=r.digest, arg_digests=r.arg_digests)
-        s = r.state
-        if isinstance(s, ckpt.RngState):
-            msg.rng.key, msg.rng.counter = s.key, s.counter
-        elif isinstance(s, ckpt.ReaderState):
-            msg.reader.SetInParent()
-            msg.reader.epoch, msg.reader.consumed = s.epoch, s.consumed
-            msg.reader.dataset_digest = s.dataset_digest
-        elif isinstance(s, ckpt.ExternalSourceState):
-            msg.external_source.SetInParent()
-            msg.external_source.epoch, msg.external_source.iteration = s.epoch, s.iteration
-            if s.source_state is not None:
-                msg.external_source.source_state = s.source_state
-        elif isinstance(s, ckpt.CustomState):
-            msg.custom = s.data
+        msg = payload.operators.add(name=r.name, type=r.type, digest=r.digest)
+        for key, crc in r.arg_digests.items():
+            msg.arg_digests[key] = crc
+        if r.has_state:
+            msg.state.CopyFrom(value_message(r.state))
     body = payload.SerializeToString(deterministic=True)
     crc = zlib.crc32(body, zlib.crc32(ckpt.FORMAT_VERSION.to_bytes(4, "little")))
     return pb.Checkpoint(
@@ -288,7 +311,7 @@ def reference_encoding(data):
             st.text(min_size=1, max_size=30),
             st.text(max_size=20),
             u64,
-            st.lists(st.integers(0, 2**32 - 1), max_size=4),
+            st.dictionaries(st.text(max_size=10), st.integers(0, 2**32 - 1), max_size=4),
             states,
         ),
         max_size=6,
@@ -303,7 +326,7 @@ def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
         iteration=counters[0],
         epoch=counters[1],
         iteration_in_epoch=counters[2],
-        operators=tuple(ckpt.OperatorRecord(n, t, d, (), tuple(a), s) for n, t, d, a, s in ops),
+        operators=tuple(ckpt.OperatorRecord(n, t, d, a, s, h) for n, t, d, a, (h, s) in ops),
     )
     blob = ckpt.encode(data)
     assert blob == reference_encoding(data)

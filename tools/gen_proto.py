@@ -26,7 +26,8 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
     for path in generated:
         # Generated code imports sibling protos as top-level packages; make those imports package-relative.
         text = path.read_text()
-        text = text.replace("from pipestate.v1 import", "from pipestate._proto.pipestate.v1 import")
+        for package in ("v1", "v2"):
+            text = text.replace(f"from pipestate.{package} import", f"from pipestate._proto.pipestate.{package} import")
         path.write_text(text)
     return generated
 

@@ -1,6 +1,17 @@
 """Operators, one family per module. Importing this package registers all of them."""
 
-from pipestate.ops import external_source, math, python_function, random, readers  # noqa: F401
+from pipestate import graph
+from pipestate.ops import (  # noqa: F401 - importing registers the operators
+    constant,
+    external_source,
+    math,
+    python_function,
+    random,
+    readers,
+    subscript,
+)
 from pipestate.ops.base import REGISTRY, Operator, make_function
+
+graph.register_node_operations(arithmetic=math.arithmetic, subscript=subscript.subscript)
 
 __all__ = ["REGISTRY", "Operator", "make_function"]

@@ -1,14 +1,25 @@
-"""The operator base class, the run-time context operators receive, and the registry behind ``fn``."""
+"""The operator contract: a schema of arguments, a ``run`` on a batch, optional plain-data state.
+
+An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and ``ARGS`` (its
+:class:`~pipestate.ops.schema.Arg` list; the arguments every operator takes, ``seed``, ``device`` and
+``preserve``, are added), checks cross-argument rules in :meth:`Operator.validate`, and implements
+:meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
+``restore()``): the state is plain data (``None``, bools, ints, floats, strings, bytes, lists, and dicts
+with string keys) that the checkpoint codec stores generically. Randomness comes from the run context:
+``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample index, so a random
+operator has no state at all.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pipestate.batch import Batch
-from pipestate.checkpoint import OperatorStateValue
 from pipestate.graph import DataNode, current_graph
+from pipestate.ops import schema as sch
+from pipestate.rng import Stream, derive_key
 
 REGISTRY: dict[str, type[Operator]] = {}
 
@@ -23,71 +34,112 @@ class BuildEnv:
     enable_checkpointing: bool
 
 
-@dataclasses.dataclass(frozen=True)
+class Position(NamedTuple):
+    """Where a pipeline is: batches returned over all epochs, the epoch, and the batch within it.
+
+    ``from_checkpoint`` is True when a restore comes from checkpoint bytes, False when the pipeline
+    rewinds its own prefetched work (``reset()``).
+    """
+
+    iteration: int
+    epoch: int
+    iteration_in_epoch: int
+    from_checkpoint: bool = True
+
+
 class RunContext:
     """What an operator receives with each batch.
 
     Attributes:
         batch_size: Number of samples in the batch.
+        iteration: Batches computed before this one, over all epochs.
         epoch: The pipeline epoch (incremented by ``Pipeline.reset()``).
         iteration_in_epoch: Index of this batch within the pipeline epoch.
+        first_sample: Global index of the batch's first sample (``iteration * batch_size``).
         map: ``map(func, *iterables) -> list``, run on the pipeline's worker pool. Results are in input
             order, so per-sample work gives the same batch for any number of threads.
     """
 
-    batch_size: int
-    epoch: int
-    iteration_in_epoch: int
-    map: Callable[..., list]
+    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "first_sample", "map")
+
+    def __init__(
+        self, batch_size: int, iteration: int, epoch: int, iteration_in_epoch: int, map: Callable[..., list]
+    ) -> None:
+        self.batch_size = batch_size
+        self.iteration = iteration
+        self.epoch = epoch
+        self.iteration_in_epoch = iteration_in_epoch
+        self.first_sample = iteration * batch_size
+        self.map = map
+
+    def stream(self, key: int) -> Stream:
+        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``)."""
+        return Stream(key, self.first_sample, self.batch_size)
 
 
 class Operator:
-    """Base class of every operator.
+    """Base class of every operator (see the module documentation for the contract).
 
-    Subclasses set ``type`` (the ``fn`` path, e.g. ``"random.uniform"``), ``ARGS`` (every argument with
-    its default: the canonical arguments that enter the fingerprint), ``TENSOR_ARGS`` (arguments that
-    may be DataNodes, giving per-sample values), and implement :meth:`run`. Stateful operators also
-    implement :meth:`state` and :meth:`restore`; the state is a small immutable value from
-    ``pipestate.checkpoint`` (taken after every batch, so it must be cheap).
+    Attributes:
+        name: The stable operator name (set when added to a graph).
+        inputs: The input DataNodes.
+        args: The validated arguments (read-only :class:`~pipestate.ops.schema.Config`).
+        raw_args: The arguments as the user gave them (never mutated; used by checkpoint migration).
+        num_outputs: Number of outputs.
+        rng_key: The operator's random stream key (set at build).
     """
 
     type: ClassVar[str]
-    ARGS: ClassVar[dict[str, Any]] = {}
-    TENSOR_ARGS: ClassVar[frozenset[str]] = frozenset()
-    POSITIONAL_ARGS: ClassVar[tuple[str, ...]] = ()
+    ARGS: ClassVar[tuple[sch.Arg, ...]] = ()
+    SCHEMA: ClassVar[tuple[sch.Arg, ...]] = sch.COMMON
     stateful: ClassVar[bool] = False
 
-    def __init__(self, inputs: list[DataNode], args: dict[str, Any]) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = {a.name for a in cls.ARGS}
+        cls.SCHEMA = tuple(cls.ARGS) + tuple(a for a in sch.COMMON if a.name not in own)
+        has_state = callable(getattr(cls, "state", None))
+        if has_state and not callable(getattr(cls, "restore", None)):
+            raise TypeError(f"{cls.__name__} defines state() but not restore(state, at); define both")
+        cls.stateful = has_state
+
+    def __init__(self, inputs: list[DataNode], args: sch.Config, raw_args: dict[str, Any]) -> None:
         self.name = ""
         self.inputs = inputs
         self.args = args
+        self.raw_args = dict(raw_args)
         self.num_outputs = 1
+        self.rng_key = 0
         self.validate()
 
     def validate(self) -> None:
-        """Check the arguments at definition time; raise ``ValueError``/``TypeError`` naming the argument."""
+        """Check rules between arguments and inputs at definition; raise naming the argument.
+
+        Set derived attributes here (e.g. ``self.num_outputs``); ``self.args`` is read-only.
+        """
+
+    def bind(self, env: BuildEnv) -> None:
+        """Set the random key from the seeds, then :meth:`setup` (the runtime calls this at build)."""
+        seed = self.args["seed"]
+        self.rng_key = derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", env.seed, self.name)
+        self.setup(env)
 
     def setup(self, env: BuildEnv) -> None:
-        """Prepare to run: called once the pipeline's seed and batch size are final."""
+        """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         """Compute one batch of every output."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
-    def state(self) -> OperatorStateValue:
-        """Return the operator's state after the last batch (``None`` for stateless operators)."""
-        return None
-
-    def restore(self, state: OperatorStateValue) -> None:
-        """Continue from ``state`` (a value :meth:`state` returned, possibly from a checkpoint)."""
-        if state is not None:
-            raise TypeError(f"operator {self.name!r} ({self.type}) is stateless but got state {state!r}")
+    # Stateful operators define:
+    #   state(self) -> plain data: the state after the last batch (cheap: taken after every batch);
+    #   restore(self, state, at: Position) -> None: continue from a state state() returned, at ``at``.
 
     def next_epoch(self) -> None:
         """Called by ``Pipeline.reset()``: the pipeline moves to its next epoch."""
 
     def close(self) -> None:
-        """Release resources (files, iterators)."""
+        """Release resources (files, iterators). The operator may be set up again after it."""
 
     def user_outputs(self, outputs: list[DataNode]) -> Any:
         """What the ``fn.*`` call returns: the single output, or the list of them (override for a dict)."""
@@ -110,35 +162,40 @@ def register(cls: type[Operator]) -> type[Operator]:
 def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, Any]) -> DataNode | list[DataNode]:
     """Create an operator of ``cls`` in the graph being defined and return its output node(s).
 
+    Non-DataNode positional arguments fill the schema's positional arguments in order; any left become
+    constant inputs (``fn.constant``), as DALI does with numpy arrays and Python numbers.
+
     Raises:
-        TypeError: for unknown arguments, DataNodes where constants are required, or non-DataNode inputs.
+        TypeError / ValueError: from the schema, naming the argument.
     """
     where = f"fn.{cls.type}"
     graph = current_graph(where)
+    kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
     inputs = list(inputs)
-    for arg in cls.POSITIONAL_ARGS:
+    for arg in (a for a in cls.SCHEMA if a.positional):
         if inputs and not isinstance(inputs[0], DataNode):
-            if arg in kwargs:
-                raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
-            kwargs[arg] = inputs.pop(0)
-    unknown = sorted(set(kwargs) - set(cls.ARGS))
-    if unknown:
-        raise TypeError(
-            f"{where}() got unexpected argument(s) {', '.join(unknown)}; "
-            f"valid arguments: {', '.join(sorted(cls.ARGS))}, name"
-        )
-    for key, value in kwargs.items():
-        if isinstance(value, DataNode) and key not in cls.TENSOR_ARGS:
-            raise TypeError(f"{where}(): argument {key!r} must be a constant, not a DataNode")
-    for i, node in enumerate(inputs):
-        if not isinstance(node, DataNode):
-            raise TypeError(
-                f"{where}(): input {i} is {type(node).__name__}; inputs are DataNodes returned by fn.* calls"
-            )
-    op = cls(inputs, {**cls.ARGS, **kwargs})
+            if arg.name in kwargs:
+                raise TypeError(f"{where}() got {arg.name!r} both positionally and as a keyword")
+            kwargs[arg.name] = inputs.pop(0)
+    config = sch.validate(cls.type, cls.SCHEMA, kwargs)
+    nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(inputs)]
+    op = cls(nodes, config, kwargs)
     graph.add(op, name)
     return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])
+
+
+def as_constant(value: Any, where: str, index: int) -> DataNode:
+    """A constant input (a number or numeric array) as the output of an ``fn.constant`` operator."""
+    from pipestate.ops.constant import constant_node
+
+    try:
+        return constant_node(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{where}(): input {index} is {type(value).__name__}; inputs are DataNodes returned by fn.* calls, "
+            f"numbers or numeric arrays ({exc})"
+        ) from None
 
 
 def make_function(cls: type[Operator]) -> Callable[..., Any]:
@@ -149,7 +206,7 @@ def make_function(cls: type[Operator]) -> Callable[..., Any]:
 
     function.__name__ = cls.type.rsplit(".", 1)[-1]
     function.__qualname__ = f"fn.{cls.type}"
-    function.__doc__ = cls.__doc__
+    function.__doc__ = sch.docstring(sch.first_paragraph(cls.__doc__), cls.SCHEMA)
     return function
 
 

@@ -1,18 +1,19 @@
 """``fn.external_source``: data from user Python code, checkpointed by position.
 
-A source is one of:
-- a callable: called with the iteration index, a ``types.BatchInfo`` (``batch_info=True``) or, with
-  ``batch=False``, a ``types.SampleInfo`` per sample (or with no arguments if it takes none). Restored
-  exactly: it is called with the same indices again.
-- a sequence (list, tuple): item ``iteration`` of the epoch; restored exactly.
-- an object with ``state() -> bytes`` and ``restore(bytes)`` (callable, or an iterator): its bytes are
-  stored in the checkpoint and handed back to ``restore``.
-- an iterable or a generator function: read with ``next()``. Its position cannot be stored; pipestate
-  warns at build time, and on restore re-creates it and skips the consumed items (an O(position) replay),
-  or refuses (``CheckpointError``) when it is a one-shot iterator that cannot be re-created.
+A source is one of (as in DALI):
+- a callable taking the iteration index, a ``types.BatchInfo`` (``batch_info=True``) or, with
+  ``batch=False``, a ``types.SampleInfo``: restored exactly (called with the same indices again);
+- a callable taking no argument: called once per batch (``batch=False``: once per sample); its position
+  cannot be restored unless it has ``state()``/``restore()``: pipestate warns at build, as DALI does,
+  and refuses to restore it mid-stream (``CheckpointError``) instead of silently starting over;
+- a sequence (list, tuple): item ``i`` of the epoch (``batch=False``: sample ``i``); restored exactly;
+- an object with ``state() -> bytes`` and ``restore(bytes)``: its bytes are stored in the checkpoint;
+- an iterable or a generator function: read with ``next()``; restored by re-creating it and skipping the
+  items consumed (at most :data:`MAX_REPLAY` batches), or refused for a one-shot iterator.
 
-A source raising ``StopIteration`` ends the epoch: ``Pipeline.run()`` raises ``StopIteration`` and
-``Pipeline.reset()`` starts the next one.
+A source raising ``StopIteration`` ends the epoch (unless ``cycle`` wraps it around); ``Pipeline.reset()``
+starts the next one. ``parallel=True`` computes ``batch=False`` callables on the pipeline's worker threads
+(the same outputs as ``parallel=False``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from typing import Any
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.checkpoint import ExternalSourceState
 from pipestate.errors import CheckpointError
-from pipestate.ops.base import BuildEnv, Operator, RunContext, register
-from pipestate.types import BatchInfo, SampleInfo, to_numpy_dtype
+from pipestate.ops import schema as sch
+from pipestate.ops.base import BuildEnv, Operator, Position, RunContext, register
+from pipestate.ops.schema import Arg
+from pipestate.types import BatchInfo, SampleInfo
+
+MAX_REPLAY = 100_000  # batches an iterator source may be replayed to restore its position
 
 
 def _arity(func: Any) -> int:
@@ -40,73 +44,118 @@ def _arity(func: Any) -> int:
     return 1 if positional else 0
 
 
+def check_numeric(data: np.ndarray, where: str) -> np.ndarray:
+    """Return ``data`` if it holds numbers or booleans, else raise ``TypeError`` naming ``where``."""
+    if data.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where} returned {data.dtype} data ({type(data).__name__}); samples must be numeric arrays "
+            "(numbers or booleans), e.g. numpy arrays, not None, strings or objects"
+        )
+    return data
+
+
 @register
 class ExternalSource(Operator):
-    """Feed data produced by Python code into the pipeline.
-
-    Args:
-        source: The data source (see the module documentation for the accepted kinds).
-        num_outputs: If set, the source returns a tuple of this many batches, and the operator has as
-            many outputs.
-        batch: ``True`` (default): the source returns a whole batch (a list of arrays, or an array whose
-            first axis is the batch). ``False``: it is called once per sample with a ``SampleInfo``.
-        batch_info: Give a callable a ``BatchInfo`` instead of the iteration index.
-        dtype: If set, every output must have this type (checked, not converted).
-    """
+    """Feed data produced by Python code into the pipeline (see the module documentation for the sources)."""
 
     type = "external_source"
-    ARGS = {"source": None, "num_outputs": None, "batch": True, "batch_info": False, "dtype": None}
-    stateful = True
+    ends_epoch = True  # a StopIteration from the source ends the epoch (from any other operator, an error)
+    ARGS = (
+        Arg(
+            "source",
+            sch.Anything("a callable, a sequence, an iterable or a source object"),
+            sch.REQUIRED,
+            "The data source",
+            positional=True,
+        ),
+        Arg(
+            "num_outputs", sch.Int(1), None, "If set, the source returns a tuple of this many batches", positional=True
+        ),
+        Arg("batch", sch.Bool(), True, "True: the source returns whole batches; False: samples"),
+        Arg("batch_info", sch.Bool(), False, "Give a callable a BatchInfo instead of the iteration index"),
+        Arg(
+            "cycle",
+            sch.Either(sch.Bool(), sch.Str(("quiet", "raise"))),
+            None,
+            "For iterables: True/'quiet' wraps around at the end, 'raise' ends the epoch and restarts",
+        ),
+        Arg("parallel", sch.Bool(), False, "Compute batch=False callables on the pipeline's worker threads"),
+        Arg("prefetch_queue_depth", sch.Int(1), 1, "Accepted for DALI compatibility"),
+        Arg("layout", sch.Either(sch.Str(), sch.Seq(sch.Str())), None, "Layout of the output(s), e.g. 'HWC'"),
+        Arg("dtype", sch.Either(sch.DType(), sch.Seq(sch.DType())), None, "Required type of the output(s) (checked)"),
+        Arg("ndim", sch.Either(sch.Int(0), sch.Seq(sch.Int(0))), None, "Required number of dimensions (checked)"),
+        Arg("no_copy", sch.Bool(), False, "Accepted for DALI compatibility"),
+        Arg("blocking", sch.Bool(), False, "Accepted for DALI compatibility"),
+        Arg("cuda_stream", sch.Anything(), None, "Accepted for DALI compatibility (no GPU)"),
+        Arg("use_copy_kernel", sch.Bool(), False, "Accepted for DALI compatibility"),
+        Arg("repeat_last", sch.Bool(), False, "Accepted for DALI compatibility (feed_input is not supported)"),
+    )
 
     def validate(self) -> None:
         source = self.args["source"]
-        if source is None:
-            raise TypeError("fn.external_source() needs source= (a callable, a sequence or an iterable)")
         if self.inputs:
             raise TypeError("fn.external_source() takes no DataNode inputs")
         n = self.args["num_outputs"]
-        if n is not None and (not isinstance(n, int) or n < 1):
-            raise ValueError(f"fn.external_source(): num_outputs={n!r} must be a positive int")
         self.num_outputs = n or 1
-        self.dtype = to_numpy_dtype(self.args["dtype"]) if self.args["dtype"] is not None else None
+        self.dtypes = self._per_output("dtype")
+        self.ndims = self._per_output("ndim")
+        self.layouts = self._per_output("layout")
         self.stateful_source = callable(getattr(source, "state", None)) and callable(getattr(source, "restore", None))
         self.generator_function = inspect.isgeneratorfunction(source)
         if self.stateful_source:
             self.kind = "call" if callable(source) else "iterate"
-        elif self.generator_function or not (callable(source) or isinstance(source, Sequence)):
-            if not hasattr(source, "__iter__") and not self.generator_function:
-                raise TypeError(
-                    f"fn.external_source(): source of type {type(source).__name__} is not callable, "
-                    "a sequence or an iterable"
-                )
+        elif self.generator_function:
             self.kind = "iterate"
-        elif isinstance(source, Sequence) and not callable(source):
+        elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)) and not callable(source):
             self.kind = "index"
-        else:
+        elif callable(source):
             self.kind = "call"
-        if not self.args["batch"] and self.kind != "call":
-            raise TypeError("fn.external_source(batch=False) needs a callable source taking a SampleInfo")
+        elif hasattr(source, "__iter__"):
+            self.kind = "iterate"
+        else:
+            raise TypeError(
+                f"fn.external_source(): source of type {type(source).__name__} is not callable, a sequence "
+                "or an iterable"
+            )
         self.arity = _arity(source) if self.kind == "call" else 0
+        if self.args["batch_info"] and not (self.kind == "call" and self.arity):
+            raise TypeError("fn.external_source(batch_info=True) needs a callable taking one argument")
+        if self.args["cycle"] not in (None, False) and self.kind != "iterate":
+            raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
+
+    def _per_output(self, key: str) -> list:
+        value = self.args[key]
+        values = list(value) if isinstance(value, tuple) else [value] * self.num_outputs
+        if len(values) != self.num_outputs:
+            raise ValueError(f"fn.external_source(): {key}= has {len(values)} entries; num_outputs={self.num_outputs}")
+        return values
 
     @property
     def restorable(self) -> bool:
-        """Whether the source's position can be restored without replaying it."""
-        return self.kind in ("call", "index") or self.stateful_source
+        """Whether the source's position can be restored."""
+        return self.stateful_source or self.kind == "index" or (self.kind == "call" and self.arity == 1)
 
     def setup(self, env: BuildEnv) -> None:
         self.epoch = 0
         self.iteration = 0
         self.iterator = None
-        self.batch_size = env.batch_size
+        self.batch_size_hint = env.batch_size
         if env.enable_checkpointing and not self.restorable:
+            kind = "a callable taking no argument" if self.kind == "call" else "an iterator or generator"
             warnings.warn(
-                f"external source {self.name!r}: an iterator or generator source cannot be checkpointed by "
-                "position; restoring re-creates it and skips the items already read (slow), or fails for a "
-                "one-shot iterator. Use a callable taking BatchInfo/SampleInfo, a sequence, or an object "
-                "with state() -> bytes and restore(bytes).",
+                f"external source {self.name!r}: {kind} cannot be checkpointed by position; "
+                + (
+                    "restoring it mid-epoch is refused. "
+                    if self.kind == "call"
+                    else "restoring re-creates it and skips the items already read (slow), or fails for a one-shot "
+                    "iterator. "
+                )
+                + "Use a callable taking BatchInfo/SampleInfo, a sequence, or an object with state() -> bytes "
+                "and restore(bytes).",
                 stacklevel=2,
             )
 
+    # ---- reading ----------------------------------------------------------------------------------
     def _iterator(self) -> Any:
         if self.iterator is None:
             source = self.args["source"]
@@ -116,94 +165,164 @@ class ExternalSource(Operator):
                 self.iterator = iter(source() if self.generator_function else source)
         return self.iterator
 
-    def _fetch(self) -> Any:
+    def _next(self) -> Any:
+        try:
+            return next(self._iterator())
+        except StopIteration:
+            if self.args["cycle"] not in (True, "quiet"):
+                raise
+            self.iterator = None
+            return next(self._iterator())  # an empty source ends the epoch
+
+    def _fetch_batch(self) -> Any:
         source = self.args["source"]
         if self.kind == "index":
             if self.iteration >= len(source):
                 raise StopIteration
             return source[self.iteration]
         if self.kind == "iterate":
-            return next(self._iterator())
+            return self._next()
         if self.arity == 0:
             return source()
         if self.args["batch_info"]:
             return source(BatchInfo(self.iteration, self.epoch))
         return source(self.iteration)
 
+    def _fetch_samples(self, ctx: RunContext) -> list:
+        source, size = self.args["source"], ctx.batch_size
+        base = self.iteration * size
+        if self.kind == "index":
+            if base + size > len(source):
+                raise StopIteration
+            return [source[base + i] for i in range(size)]
+        if self.kind == "iterate":
+            return [self._next() for _ in range(size)]
+        if self.arity == 0:
+            return [source() for _ in range(size)]
+        infos = [SampleInfo(base + i, i, self.iteration, self.epoch) for i in range(size)]
+        return ctx.map(source, infos) if self.args["parallel"] else [source(info) for info in infos]
+
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         if self.args["batch"]:
-            data = self._fetch()
+            data = self._fetch_batch()
             parts = tuple(data) if self.args["num_outputs"] else (data,)
             if len(parts) != self.num_outputs:
                 raise ValueError(
                     f"external source {self.name!r} returned {len(parts)} outputs; num_outputs={self.num_outputs}"
                 )
-            outputs = tuple(self._to_batch(part, ctx.batch_size) for part in parts)
         else:
-            base = self.iteration * ctx.batch_size
-            samples = [
-                self.args["source"](SampleInfo(base + i, i, self.iteration, self.epoch))
-                for i in range(ctx.batch_size)
-            ]
-            if self.args["num_outputs"]:
-                columns = list(zip(*samples))
-                outputs = tuple(self._to_batch(list(col), ctx.batch_size) for col in columns)
-            else:
-                outputs = (self._to_batch(samples, ctx.batch_size),)
+            samples = self._fetch_samples(ctx)
+            parts = tuple(list(col) for col in zip(*samples)) if self.args["num_outputs"] else (samples,)
+            if len(parts) != self.num_outputs:
+                raise ValueError(f"external source {self.name!r}: samples must be tuples of {self.num_outputs} arrays")
+        outputs = tuple(self._to_batch(part, ctx.batch_size, k) for k, part in enumerate(parts))
         self.iteration += 1
         return outputs
 
-    def _to_batch(self, data: Any, batch_size: int) -> Batch:
+    def _to_batch(self, data: Any, batch_size: int, k: int) -> Batch:
+        where = f"external source {self.name!r}"
         if isinstance(data, np.ndarray) or (hasattr(data, "__array__") and not isinstance(data, (list, tuple))):
-            array = np.asarray(data)
+            array = check_numeric(np.asarray(data), where)
             if array.ndim == 0 or len(array) != batch_size:
                 raise ValueError(
-                    f"external source {self.name!r} returned an array of shape {array.shape}; a batch needs "
-                    f"{batch_size} samples along the first axis"
+                    f"{where} returned an array of shape {array.shape}; a batch needs {batch_size} samples along "
+                    "the first axis"
                 )
-            batch = Batch(array)
+            batch = Batch(array, self.layouts[k])
         elif isinstance(data, (list, tuple)):
             if len(data) != batch_size:
-                raise ValueError(
-                    f"external source {self.name!r} returned {len(data)} samples; batch_size is {batch_size}"
-                )
-            batch = Batch.from_samples(data)
+                raise ValueError(f"{where} returned {len(data)} samples; batch_size is {batch_size}")
+            batch = Batch.from_samples([check_numeric(np.asarray(s), where) for s in data], self.layouts[k])
         else:
             raise TypeError(
-                f"external source {self.name!r} returned {type(data).__name__}; return a list of arrays or an "
-                "array whose first axis is the batch"
+                f"{where} returned {type(data).__name__}; return a list of arrays or an array whose first axis "
+                "is the batch"
             )
-        if self.dtype is not None and batch.dtype != self.dtype:
-            raise TypeError(
-                f"external source {self.name!r} returned {batch.dtype} data; dtype={self.dtype} was declared"
+        if self.dtypes[k] is not None and batch.dtype != self.dtypes[k]:
+            raise TypeError(f"{where} returned {batch.dtype} data; dtype={self.dtypes[k]} was declared")
+        if self.ndims[k] is not None and any(len(s) != self.ndims[k] for s in batch.shape()):
+            raise ValueError(
+                f"{where} returned samples of shapes {batch.shape()[:3]}; ndim={self.ndims[k]} was declared"
+            )
+        if self.layouts[k] and any(len(s) != len(self.layouts[k]) for s in batch.shape()):
+            raise ValueError(
+                f"{where}: layout={self.layouts[k]!r} does not match samples of shapes {batch.shape()[:3]}"
             )
         return batch
 
-    def state(self) -> ExternalSourceState:
-        source_state = self.args["source"].state() if self.stateful_source else None
-        if source_state is not None and not isinstance(source_state, (bytes, bytearray)):
-            raise TypeError(f"external source {self.name!r}: source.state() must return bytes")
-        return ExternalSourceState(self.epoch, self.iteration, None if source_state is None else bytes(source_state))
-
-    def restore(self, state: ExternalSourceState) -> None:
-        if not isinstance(state, ExternalSourceState):
-            raise CheckpointError(f"external source {self.name!r}: the checkpoint holds no external-source state")
-        self.epoch, self.iteration = state.epoch, state.iteration
-        self.iterator = None
+    # ---- state --------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        state = {"epoch": self.epoch, "iteration": self.iteration}
         if self.stateful_source:
-            if state.source_state is None:
-                raise CheckpointError(f"external source {self.name!r}: the checkpoint holds no source state")
-            self.args["source"].restore(state.source_state)
-        elif self.kind == "iterate" and self.iteration:
-            source = self.args["source"]
-            if not self.generator_function and iter(source) is source:
-                raise CheckpointError(
-                    f"external source {self.name!r} is a one-shot iterator: it cannot be moved back to batch "
-                    f"{self.iteration}. Use a callable, a sequence, or an object with state()/restore()."
+            data = self.args["source"].state()
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(
+                    f"external source {self.name!r}: source.state() must return bytes, not {type(data).__name__}"
                 )
-            iterator = self._iterator()
-            for _ in range(self.iteration):
-                next(iterator)
+            state["source_state"] = bytes(data)
+        return state
+
+    def restore(self, state: Any, at: Position) -> None:
+        where = f"external source {self.name!r}"
+        keys = {"epoch", "iteration"} | ({"source_state"} if self.stateful_source else set())
+        if (
+            not isinstance(state, dict)
+            or set(state) != keys
+            or not all(
+                isinstance(state[k], int) and not isinstance(state[k], bool) and state[k] >= 0
+                for k in ("epoch", "iteration")
+            )
+        ):
+            raise CheckpointError(f"{where}: the checkpoint's state {state!r} is not an external source's")
+        if (state["epoch"], state["iteration"]) != (at.epoch, at.iteration_in_epoch):
+            raise CheckpointError(
+                f"{where}: its position (epoch {state['epoch']}, batch {state['iteration']}) disagrees with the "
+                f"pipeline's (epoch {at.epoch}, batch {at.iteration_in_epoch}); the checkpoint was altered"
+            )
+        moved = (state["epoch"], state["iteration"]) != (self.epoch, self.iteration)
+        if (
+            at.from_checkpoint
+            and not self.restorable
+            and self.kind == "call"
+            and (state["epoch"] or state["iteration"])
+        ):
+            raise CheckpointError(
+                f"{where}: a callable taking no argument cannot be moved to batch {state['iteration']} of epoch "
+                f"{state['epoch']}; give it state()/restore(), or make it take BatchInfo/SampleInfo"
+            )
+        if self.stateful_source:
+            if not isinstance(state["source_state"], bytes):
+                raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
+            self.args["source"].restore(state["source_state"])
+        elif self.kind == "iterate" and (moved or at.from_checkpoint):
+            one_shot = not self.generator_function and iter(self.args["source"]) is self.args["source"]
+            if at.from_checkpoint or not one_shot:  # a one-shot iterator cannot rewind what was prefetched
+                self._replay(state["iteration"], where)
+        self.epoch, self.iteration = state["epoch"], state["iteration"]
+
+    def _replay(self, batches: int, where: str) -> None:
+        source = self.args["source"]
+        self.iterator = None
+        if not batches:
+            return
+        if not self.generator_function and iter(source) is source:
+            raise CheckpointError(
+                f"{where} is a one-shot iterator: it cannot be moved back to batch {batches}. Use a callable, a "
+                "sequence, or an object with state()/restore()."
+            )
+        if batches > MAX_REPLAY:
+            raise CheckpointError(
+                f"{where}: restoring batch {batches} would replay more than {MAX_REPLAY} batches of an iterator; "
+                "give the source state()/restore() or make it a callable taking BatchInfo"
+            )
+        per_batch = 1 if self.args["batch"] else self.batch_size_hint
+        try:
+            for _ in range(batches * per_batch):
+                self._next()
+        except StopIteration:
+            raise CheckpointError(
+                f"{where}: the source ends before batch {batches}, the checkpoint's position"
+            ) from None
 
     def next_epoch(self) -> None:
         self.epoch += 1

@@ -1,4 +1,5 @@
-"""Arithmetic on DataNodes (``+ - * /``, unary ``-``, comparisons) and ``fn.cast``.
+"""Arithmetic on DataNodes (``+ - * / // % **``, unary ``-``, ``& | ^``, comparisons), ``fn.cast`` and
+``fn.cast_like``.
 
 Type rules follow DALI's: Python ``float`` constants are float32 and ``int`` constants int32; an integer
 mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32;
@@ -13,14 +14,21 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
+from pipestate.ops import schema as sch
 from pipestate.ops.base import Operator, RunContext, add_operator, register
-from pipestate.types import to_numpy_dtype
+from pipestate.ops.schema import Arg
 
 _BINARY = {
     "add": np.add,
     "sub": np.subtract,
     "mul": np.multiply,
     "div": np.true_divide,
+    "fdiv": np.floor_divide,
+    "mod": np.fmod,
+    "pow": np.power,
+    "bitand": np.bitwise_and,
+    "bitor": np.bitwise_or,
+    "bitxor": np.bitwise_xor,
     "eq": np.equal,
     "ne": np.not_equal,
     "lt": np.less,
@@ -28,7 +36,7 @@ _BINARY = {
     "gt": np.greater,
     "ge": np.greater_equal,
 }
-_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+_BITWISE = {"bitand", "bitor", "bitxor"}
 
 
 def constant_array(value: Any) -> np.ndarray:
@@ -67,32 +75,36 @@ class Arithmetic(Operator):
     """An element-wise arithmetic or comparison operator (created by DataNode operators)."""
 
     type = "arithmetic"
-    ARGS = {"op": None, "left": None, "right": None}
+    ARGS = (
+        Arg("op", sch.Str(("neg", *_BINARY)), sch.REQUIRED, "The operator"),
+        Arg("left", sch.Anything("a number or numeric array"), None, "A constant left operand"),
+        Arg("right", sch.Anything("a number or numeric array"), None, "A constant right operand"),
+    )
 
     def validate(self) -> None:
-        if self.args["op"] != "neg" and self.args["op"] not in _BINARY:
-            raise ValueError(f"unknown arithmetic operator {self.args['op']!r}")
         self.constants = {
             side: constant_array(self.args[side]) for side in ("left", "right") if self.args[side] is not None
         }
+        if self.args["op"] in _BITWISE and any(a.dtype.kind == "f" for a in self.constants.values()):
+            raise TypeError(f"bitwise {self.args['op']} needs integer or boolean operands, not floating-point")
 
     def _operands(self, inputs: list[Batch], index: int | None) -> tuple[np.ndarray, ...]:
         """The operands for sample ``index``, or for the whole batch (``index=None``, batch axis first)."""
         nodes = iter(inputs)
         sides = ("left",) if self.args["op"] == "neg" else ("left", "right")
         operands = [
-            self.constants[side] if side in self.constants
+            self.constants[side]
+            if side in self.constants
             else (next(nodes).as_array() if index is None else next(nodes)[index])
             for side in sides
         ]
         if index is None:
             # Broadcast per sample: give every batch operand the same number of sample axes, added
             # right after the batch axis, so numpy never aligns a sample axis with the batch axis.
-            sample_ndim = max(
-                a.ndim if side in self.constants else a.ndim - 1 for side, a in zip(sides, operands)
-            )
+            sample_ndim = max(a.ndim if side in self.constants else a.ndim - 1 for side, a in zip(sides, operands))
             operands = [
-                a if side in self.constants
+                a
+                if side in self.constants
                 else a.reshape(a.shape[:1] + (1,) * (sample_ndim + 1 - a.ndim) + a.shape[1:])
                 for side, a in zip(sides, operands)
             ]
@@ -104,7 +116,10 @@ class Arithmetic(Operator):
             return np.negative(operands[0])
         left, right = operands
         dtype = result_dtype(op, left.dtype, right.dtype)
-        return _BINARY[op](left.astype(dtype, copy=False), right.astype(dtype, copy=False))
+        if op in _BITWISE and dtype.kind == "f":
+            raise TypeError(f"bitwise {op} needs integer or boolean operands, not {left.dtype} and {right.dtype}")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _BINARY[op](left.astype(dtype, copy=False), right.astype(dtype, copy=False))
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         if all(b.is_dense_tensor() for b in inputs):
@@ -123,8 +138,6 @@ def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     return add_operator(Arithmetic, inputs, args)
 
 
-
-
 def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert ``array`` to ``dtype``; to integers, round half away from zero and clamp to the range."""
     if dtype.kind in "iu" and array.dtype.kind in "fiub" and array.dtype != dtype:
@@ -141,24 +154,36 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 @register
 class Cast(Operator):
-    """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated).
-
-    Args:
-        dtype: Target type, e.g. ``types.INT32`` or ``numpy.float32``.
-    """
+    """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated)."""
 
     type = "cast"
-    ARGS = {"dtype": None}
+    ARGS = (Arg("dtype", sch.DType(), sch.REQUIRED, "Target type, e.g. types.INT32 or numpy.float32", positional=True),)
 
     def validate(self) -> None:
         if len(self.inputs) != 1:
             raise TypeError("fn.cast() takes exactly one input")
-        if self.args["dtype"] is None:
-            raise TypeError("fn.cast() needs dtype=, e.g. dtype=types.FLOAT")
-        self.dtype = to_numpy_dtype(self.args["dtype"])
+        self.dtype = self.args["dtype"]
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        batch = inputs[0]
-        if batch.is_dense_tensor():
-            return (Batch(saturate_cast(batch.as_array(), self.dtype)),)
-        return (Batch([saturate_cast(s, self.dtype) for s in batch]),)
+        return (cast_batch(inputs[0], self.dtype),)
+
+
+def cast_batch(batch: Batch, dtype: np.dtype) -> Batch:
+    """``batch`` converted to ``dtype`` with :func:`saturate_cast`, keeping its layout."""
+    if batch.is_dense_tensor():
+        return Batch(saturate_cast(batch.as_array(), dtype), layout=batch.layout())
+    return Batch([saturate_cast(s, dtype) for s in batch], layout=batch.layout())
+
+
+@register
+class CastLike(Operator):
+    """Convert the first input to the element type of the second (DALI's ``fn.cast_like``)."""
+
+    type = "cast_like"
+
+    def validate(self) -> None:
+        if len(self.inputs) != 2:
+            raise TypeError("fn.cast_like() takes two inputs: the data and the batch whose type it takes")
+
+    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        return (cast_batch(inputs[0], inputs[1].dtype),)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.ops import schema as sch
 from pipestate.ops.base import Operator, RunContext, register
+from pipestate.ops.external_source import check_numeric
+from pipestate.ops.schema import Arg
 
 
 @register
@@ -16,23 +19,19 @@ class PythonFunction(Operator):
     not checkpoint anything the function keeps. Randomness belongs in ``fn.random.*`` operators passed in
     as inputs.
 
-    Args:
-        function: ``f(*samples) -> array`` (or a tuple of arrays with ``num_outputs > 1``). With
-            ``batch_processing=True``: ``f(*batches) -> list of arrays``, each batch a list of arrays.
-        num_outputs: Number of outputs the function returns. Default 1.
-        batch_processing: Call the function once per batch instead of once per sample.
+    ``function(*samples) -> array`` (a tuple of arrays with ``num_outputs > 1``); with
+    ``batch_processing=True``, ``function(*batches) -> list of arrays``, each batch a list of arrays.
     """
 
     type = "python_function"
-    ARGS = {"function": None, "num_outputs": 1, "batch_processing": False}
+    ARGS = (
+        Arg("function", sch.Function(), sch.REQUIRED, "The function"),
+        Arg("num_outputs", sch.Int(1), 1, "Number of outputs the function returns"),
+        Arg("batch_processing", sch.Bool(), False, "Call the function once per batch instead of once per sample"),
+    )
 
     def validate(self) -> None:
-        if not callable(self.args["function"]):
-            raise TypeError("fn.python_function() needs function=, a callable")
-        n = self.args["num_outputs"]
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"fn.python_function(): num_outputs={n!r} must be a positive int")
-        self.num_outputs = n
+        self.num_outputs = self.args["num_outputs"]
 
     def _split(self, result: object, where: str) -> tuple:
         if self.num_outputs == 1:
@@ -46,6 +45,8 @@ class PythonFunction(Operator):
         where = f"python_function {self.name!r}"
         if self.args["batch_processing"]:
             columns = self._split(func(*[b.samples for b in inputs]), where)
-            return tuple(Batch.from_samples([np.asarray(s) for s in col]) for col in columns)
+            return tuple(Batch.from_samples([check_numeric(np.asarray(s), where) for s in col]) for col in columns)
         rows = ctx.map(lambda i: self._split(func(*[b[i] for b in inputs]), where), range(ctx.batch_size))
-        return tuple(Batch.from_samples([np.asarray(r[k]) for r in rows]) for k in range(self.num_outputs))
+        return tuple(
+            Batch.from_samples([check_numeric(np.asarray(r[k]), where) for r in rows]) for k in range(self.num_outputs)
+        )

@@ -1,61 +1,48 @@
-"""``fn.random.*``: uniform, normal, coin_flip, choice.
+"""``fn.random.*``: uniform, normal, coin_flip, choice, beta.
 
-Each operator owns a Philox stream keyed by (pipeline seed, operator name), or by its own ``seed=``,
-and indexed by the global sample index; its checkpoint state is that index. Samples have the shape given
-by ``shape=`` (a scalar when omitted, as in DALI) or, with a positional input, the input's sample shapes.
+Each operator draws from the run context's Philox stream keyed by (pipeline seed, operator name), or by
+its own ``seed=``, indexed by the global sample index: it has no state to checkpoint. Samples have the
+shape given by ``shape=`` (a scalar when omitted, as in DALI) or, with a positional input, the input's
+sample shapes.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.checkpoint import RngState
-from pipestate.errors import CheckpointMismatchError
 from pipestate.graph import DataNode
-from pipestate.ops.base import BuildEnv, Operator, RunContext, register
-from pipestate.rng import Stream, derive_key
-from pipestate.types import to_numpy_dtype
+from pipestate.ops import schema as sch
+from pipestate.ops.base import Operator, RunContext, register
+from pipestate.ops.schema import Arg
+from pipestate.rng import Stream
+
+_SHAPE = Arg(
+    "shape",
+    sch.Seq(sch.Int(0), broadcast=True),
+    None,
+    "Shape of each sample; a scalar when omitted (a positional input gives the shapes instead).",
+)
+
+
+def _dtype_arg(default_text: str) -> Arg:
+    return Arg("dtype", sch.DType(), None, f"Output type ({default_text} when omitted).")
 
 
 class RandomOperator(Operator):
-    """Shared machinery: seeding, the sample counter (the checkpointed state), output shapes."""
+    """Shared machinery of ``fn.random.*``: output shapes and per-sample draws from the context's stream.
 
-    stateful = True
-    COMMON_ARGS: dict[str, Any] = {"shape": None, "seed": -1}
+    Stateless: sample ``s`` of the pipeline always gets the words of counter ``s`` of the operator's
+    stream (keyed by the pipeline seed and the operator name, or by ``seed=``).
+    """
 
     def validate(self) -> None:
         if len(self.inputs) > 1:
             raise TypeError(f"fn.{self.type}() takes at most one input (its samples' shapes are used)")
-        shape = self.args["shape"]
-        if shape is not None:
-            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-            if any(not isinstance(d, (int, np.integer)) or d < 0 for d in shape):
-                raise ValueError(f"fn.{self.type}(): shape={self.args['shape']!r} must be non-negative integers")
-            if self.inputs:
-                raise TypeError(f"fn.{self.type}(): give either shape= or an input whose shape is used, not both")
-            self.args["shape"] = tuple(int(d) for d in shape)
-        if not isinstance(self.args["seed"], (int, np.integer)):
-            raise TypeError(f"fn.{self.type}(): seed={self.args['seed']!r} must be an integer (-1: derive it)")
-
-    def setup(self, env: BuildEnv) -> None:
-        seed = int(self.args["seed"])
-        self.key = derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", env.seed, self.name)
-        self.counter = 0
-
-    def state(self) -> RngState:
-        return RngState(self.key, self.counter)
-
-    def restore(self, state: RngState) -> None:
-        if not isinstance(state, RngState) or state.key != self.key:
-            raise CheckpointMismatchError(
-                f"operator {self.name!r} ({self.type}): the checkpoint's random stream has another key; "
-                "it was written with a different seed or pipestate version"
-            )
-        self.counter = state.counter
+        if self.args["shape"] is not None and self.inputs:
+            raise TypeError(f"fn.{self.type}(): give either shape= or an input whose shape is used, not both")
 
     def _shapes(self, ctx: RunContext, inputs: list[Batch]) -> list[tuple[int, ...]]:
         if inputs:
@@ -64,17 +51,15 @@ class RandomOperator(Operator):
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         shapes = self._shapes(ctx, inputs)
-        first, self.counter = self.counter, self.counter + ctx.batch_size
         if len(set(shapes)) == 1:
             shape = shapes[0]
-            n = math.prod(shape)
             params = {k: np.stack([np.asarray(s) for s in b]) for k, b in arg_inputs.items()}
-            values = self.generate(Stream(self.key, first, ctx.batch_size), n, params)
+            values = self.generate(ctx.stream(self.rng_key), math.prod(shape), params)
             return (Batch(values.reshape((ctx.batch_size, *shape))),)
         samples = []
         for i, shape in enumerate(shapes):
             params = {k: np.asarray(b[i])[None] for k, b in arg_inputs.items()}
-            values = self.generate(Stream(self.key, first + i, 1), math.prod(shape), params)
+            values = self.generate(Stream(self.rng_key, ctx.first_sample + i, 1), math.prod(shape), params)
             samples.append(values.reshape(shape))
         return (Batch(samples),)
 
@@ -96,36 +81,46 @@ class RandomOperator(Operator):
 
 @register
 class Uniform(RandomOperator):
-    """Uniformly distributed values in ``[range[0], range[1])``, or drawn from the discrete ``values``.
-
-    Args:
-        range: ``[low, high)``; may be a DataNode with a 2-element sample per sample. Default ``[-1, 1]``.
-        values: Discrete values to choose from with equal probability (instead of ``range``).
-        shape: Shape of each sample; a scalar when omitted. A positional input gives the shapes instead.
-        dtype: Output type (``types.FLOAT`` default; an integer type draws integers in ``[low, high)``).
-        seed: Per-operator seed; by default derived from the pipeline seed and the operator name.
-    """
+    """Uniformly distributed values in ``[range[0], range[1])``, or drawn from the discrete ``values``."""
 
     type = "random.uniform"
-    ARGS = {"range": (-1.0, 1.0), "values": None, "dtype": None, **RandomOperator.COMMON_ARGS}
-    TENSOR_ARGS = frozenset({"range"})
+    ARGS = (
+        Arg("range", sch.Seq(sch.Float(), length=2), (-1.0, 1.0), "[low, high) of the values", tensor=True),
+        Arg("values", sch.Seq(sch.Float(), min_length=1), None, "Discrete values to choose from (instead of range)"),
+        _dtype_arg("types.FLOAT; an integer type draws integers in [low, high)"),
+        _SHAPE,
+    )
 
     def validate(self) -> None:
         super().validate()
         values, rng = self.args["values"], self.args["range"]
-        if values is not None:
-            if not isinstance(values, (list, tuple, np.ndarray)) or len(values) == 0:
-                raise ValueError("fn.random.uniform(): values= must be a non-empty list of numbers")
-        elif not isinstance(rng, DataNode):
-            if len(rng) != 2 or not rng[0] <= rng[1]:
-                raise ValueError(f"fn.random.uniform(): range={rng!r} must be [low, high] with low <= high")
         dtype = self.args["dtype"]
-        self.dtype = to_numpy_dtype(dtype) if dtype is not None else np.dtype(np.float32)
+        self.dtype = dtype if dtype is not None else np.dtype(np.float32)
+        if self.dtype.kind not in "fiu":
+            raise TypeError(f"fn.random.uniform(): dtype={dtype!r} must be a floating-point or integer type")
+        if values is None:
+            if rng is None:
+                raise TypeError("fn.random.uniform(): range= must be [low, high] (or give values=)")
+            if not isinstance(rng, DataNode):
+                if not rng[0] <= rng[1]:
+                    raise ValueError(f"fn.random.uniform(): range={list(rng)!r} must be [low, high] with low <= high")
+                self._check_fits(rng, "range")
+        else:
+            self._check_fits(values, "values")
+
+    def _check_fits(self, numbers: tuple, name: str) -> None:
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            if min(numbers) < info.min or max(numbers) > info.max + (name == "range"):
+                raise ValueError(
+                    f"fn.random.uniform(): {name}={list(numbers)!r} does not fit dtype {self.dtype} "
+                    f"([{info.min}, {info.max}]); choose a wider dtype or a narrower {name}"
+                )
 
     def generate(self, stream: Stream, n: int, params: dict[str, np.ndarray]) -> np.ndarray:
         values = self.args["values"]
         if values is not None:
-            table = np.asarray(values, dtype=self.dtype if self.args["dtype"] is not None else np.float32)
+            table = np.asarray(values, dtype=self.dtype)
             idx = (stream.words(n).astype(np.uint64) * np.uint64(len(table))) >> np.uint64(32)
             return table[idx]
         if "range" in params:
@@ -145,27 +140,20 @@ class Uniform(RandomOperator):
 
 @register
 class Normal(RandomOperator):
-    """Normally distributed values.
-
-    Args:
-        mean: Mean (a DataNode gives one per sample). Default 0.
-        stddev: Standard deviation (a DataNode gives one per sample). Default 1.
-        shape: Shape of each sample; a scalar when omitted. A positional input gives the shapes instead.
-        dtype: Output floating-point type (``types.FLOAT`` default).
-        seed: Per-operator seed; by default derived from the pipeline seed and the operator name.
-    """
+    """Normally distributed values."""
 
     type = "random.normal"
-    ARGS = {"mean": 0.0, "stddev": 1.0, "dtype": None, **RandomOperator.COMMON_ARGS}
-    TENSOR_ARGS = frozenset({"mean", "stddev"})
+    ARGS = (
+        Arg("mean", sch.Float(), 0.0, "Mean", tensor=True),
+        Arg("stddev", sch.Float(0.0), 1.0, "Standard deviation", tensor=True),
+        _dtype_arg("types.FLOAT"),
+        _SHAPE,
+    )
 
     def validate(self) -> None:
         super().validate()
-        stddev = self.args["stddev"]
-        if not isinstance(stddev, DataNode) and stddev < 0:
-            raise ValueError(f"fn.random.normal(): stddev={stddev!r} must be >= 0")
         dtype = self.args["dtype"]
-        self.dtype = to_numpy_dtype(dtype) if dtype is not None else np.dtype(np.float32)
+        self.dtype = dtype if dtype is not None else np.dtype(np.float32)
         if self.dtype.kind != "f":
             raise TypeError(f"fn.random.normal(): dtype={dtype!r} must be a floating-point type")
 
@@ -176,26 +164,19 @@ class Normal(RandomOperator):
 
 @register
 class CoinFlip(RandomOperator):
-    """Bernoulli samples: 1 with ``probability``, else 0 (int32 by default, as in DALI).
-
-    Args:
-        probability: Probability of 1; a DataNode gives one per sample. Default 0.5.
-        shape: Shape of each sample; a scalar when omitted. A positional input gives the shapes instead.
-        dtype: Output type (``types.INT32`` default).
-        seed: Per-operator seed; by default derived from the pipeline seed and the operator name.
-    """
+    """Bernoulli samples: 1 with ``probability``, else 0 (int32 by default, as in DALI)."""
 
     type = "random.coin_flip"
-    ARGS = {"probability": 0.5, "dtype": None, **RandomOperator.COMMON_ARGS}
-    TENSOR_ARGS = frozenset({"probability"})
+    ARGS = (
+        Arg("probability", sch.Float(0.0, 1.0), 0.5, "Probability of 1", tensor=True),
+        _dtype_arg("types.INT32"),
+        _SHAPE,
+    )
 
     def validate(self) -> None:
         super().validate()
-        p = self.args["probability"]
-        if not isinstance(p, DataNode) and not 0.0 <= p <= 1.0:
-            raise ValueError(f"fn.random.coin_flip(): probability={p!r} must be in [0, 1]")
         dtype = self.args["dtype"]
-        self.dtype = to_numpy_dtype(dtype) if dtype is not None else np.dtype(np.int32)
+        self.dtype = dtype if dtype is not None else np.dtype(np.int32)
 
     def generate(self, stream: Stream, n: int, params: dict[str, np.ndarray]) -> np.ndarray:
         u = stream.uniform(n, np.dtype(np.float64))
@@ -204,27 +185,31 @@ class CoinFlip(RandomOperator):
 
 @register
 class Choice(RandomOperator):
-    """Random choice from ``range(a)`` (``a`` an int) or from the list ``a``, optionally weighted by ``p``.
-
-    Args:
-        a: An int ``n`` (choose from ``0..n-1``, int32) or a list of values (given positionally).
-        p: Probabilities, one per choice, summing to 1. Default: uniform.
-        shape: Shape of each sample; a scalar when omitted.
-        seed: Per-operator seed; by default derived from the pipeline seed and the operator name.
-    """
+    """Random choice from ``range(a)`` (``a`` an int) or from the list ``a``, optionally weighted by ``p``."""
 
     type = "random.choice"
-    ARGS = {"a": None, "p": None, **RandomOperator.COMMON_ARGS}
-    POSITIONAL_ARGS = ("a",)
+    ARGS = (
+        Arg(
+            "a",
+            sch.Anything("a positive int or a non-empty list of values"),
+            sch.REQUIRED,
+            "An int n (choose from 0..n-1) or the values to choose from",
+            positional=True,
+        ),
+        Arg("p", sch.Seq(sch.Float(0.0, 1.0), min_length=1), None, "Probabilities, one per choice, summing to 1"),
+        _SHAPE,
+    )
 
     def validate(self) -> None:
         super().validate()
         a, p = self.args["a"], self.args["p"]
-        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if isinstance(a, np.ndarray) and a.ndim == 0:
+            a = a[()]
+        if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
             if a < 1:
                 raise ValueError(f"fn.random.choice(): a={a!r} must be >= 1")
             self.table = np.arange(int(a), dtype=np.int32)
-        elif isinstance(a, (list, tuple, np.ndarray)) and len(a) > 0:
+        elif isinstance(a, (list, tuple, np.ndarray)) and len(a) > 0 and np.asarray(a).dtype.kind in "biuf":
             table = np.asarray(a)
             if table.dtype == np.float64 and not isinstance(a, np.ndarray):
                 table = table.astype(np.float32)
@@ -232,7 +217,7 @@ class Choice(RandomOperator):
                 table = table.astype(np.int32)
             self.table = table
         else:
-            raise ValueError(f"fn.random.choice(): a={a!r} must be a positive int or a non-empty list")
+            raise TypeError(f"fn.random.choice(): a={a!r} must be a positive int or a non-empty list of numbers")
         self.cdf = None
         if p is not None:
             probs = np.asarray(p, dtype=np.float64)
@@ -249,3 +234,37 @@ class Choice(RandomOperator):
             u = stream.uniform(n, np.dtype(np.float64))
             idx = np.minimum(np.searchsorted(self.cdf, u, side="right"), len(self.table) - 1)
         return self.table[idx]
+
+
+@register
+class Beta(RandomOperator):
+    """Beta-distributed values in [0, 1] with parameters ``alpha`` and ``beta`` (DALI's ``fn.random.beta``)."""
+
+    type = "random.beta"
+    ARGS = (
+        Arg("alpha", sch.Float(), 1.0, "The alpha parameter, > 0", tensor=True),
+        Arg("beta", sch.Float(), 1.0, "The beta parameter, > 0", tensor=True),
+        _dtype_arg("types.FLOAT"),
+        _SHAPE,
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("alpha", "beta"):
+            value = self.args[key]
+            if not isinstance(value, DataNode) and value <= 0:
+                raise ValueError(f"fn.random.beta(): {key}={value!r} must be > 0")
+        dtype = self.args["dtype"]
+        self.dtype = dtype if dtype is not None else np.dtype(np.float32)
+        if self.dtype.kind != "f":
+            raise TypeError(f"fn.random.beta(): dtype={dtype!r} must be a floating-point type")
+
+    def generate(self, stream: Stream, n: int, params: dict[str, np.ndarray]) -> np.ndarray:
+        alpha = np.broadcast_to(self.param(params, "alpha"), (stream.n_samples, 1))
+        beta = np.broadcast_to(self.param(params, "beta"), (stream.n_samples, 1))
+        if (alpha <= 0).any() or (beta <= 0).any():
+            raise ValueError("fn.random.beta(): alpha and beta must be > 0 for every sample")
+        out = np.empty((stream.n_samples, n), dtype=np.float64)
+        for i in range(stream.n_samples):
+            out[i] = stream.generator(i).beta(alpha[i, 0], beta[i, 0], size=n)
+        return out.astype(self.dtype)

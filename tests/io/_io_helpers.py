@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 
-from pipestate.checkpoint import CheckpointData, CustomState, OperatorRecord, RngState, decode, encode
+from pipestate.checkpoint import CheckpointData, OperatorRecord, decode, encode
 
 
 def make_checkpoint(step: int = 0, pad: int = 0) -> bytes:
     """Valid checkpoint bytes whose ``iteration`` is ``step``, optionally padded to grow the file."""
-    ops = [OperatorRecord("random__uniform_0", "random.uniform", 7, (), (), RngState(11, step * 8))]
+    ops = [OperatorRecord("reader_0", "readers.file", 7, {}, {"epoch": 0, "consumed": step * 4}, True)]
     if pad:
         filler = (step.to_bytes(8, "little") * (pad // 8 + 1))[:pad]
-        ops.append(OperatorRecord("custom_0", "custom", 9, (), (), CustomState(filler)))
+        ops.append(OperatorRecord("custom_0", "custom", 9, {}, filler, True))
     data = CheckpointData(
         library_version="0.1.0",
         fingerprint=b"\x01" * 16,

@@ -2,7 +2,7 @@
 
 A subclass lists its dataset in :meth:`Reader.discover` (at build time) and reads samples by index in
 :meth:`Reader.read`. The base class decides which indices each batch holds (``_sampler``), and its state
-is :class:`~pipestate.checkpoint.ReaderState` — a reader epoch and a position in it — so restoring never
+is ``{epoch, consumed, dataset_digest}`` — a reader epoch and a position in it — so restoring never
 re-reads a sample.
 """
 
@@ -15,26 +15,32 @@ from typing import Any
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.checkpoint import ReaderState
 from pipestate.errors import CheckpointMismatchError
-from pipestate.ops.base import BuildEnv, Operator, RunContext
+from pipestate.ops import schema as sch
+from pipestate.ops.base import BuildEnv, Operator, Position, RunContext
 from pipestate.ops.readers import _sampler
+from pipestate.ops.schema import Arg
 from pipestate.rng import derive_key
 
 # DALI's shuffle_after_epoch uses a fixed seed so that every shard (every process) permutes alike; with
 # seed=-1 pipestate does the same, so shards stay disjoint even when their pipeline seeds differ.
 _FIXED_EPOCH_SHUFFLE_SEED = 0x5EED_DA11
 
-SHARD_ARGS: dict[str, Any] = {
-    "random_shuffle": False,
-    "initial_fill": 1024,
-    "shuffle_after_epoch": False,
-    "seed": -1,
-    "shard_id": 0,
-    "num_shards": 1,
-    "stick_to_shard": False,
-    "pad_last_batch": False,
-}
+SHARD_ARGS: tuple[Arg, ...] = (
+    Arg("random_shuffle", sch.Bool(), False, "Shuffle with a buffer of initial_fill samples"),
+    Arg("initial_fill", sch.Int(1, 2**31 - 1), 1024, "Size of the shuffle buffer"),
+    Arg("shuffle_after_epoch", sch.Bool(), False, "Permute the whole dataset at every reader epoch"),
+    Arg("shard_id", sch.Int(0), 0, "Index of this shard"),
+    Arg("num_shards", sch.Int(1), 1, "Number of shards the dataset is split into"),
+    Arg("stick_to_shard", sch.Bool(), False, "Keep reading the same shard every epoch"),
+    Arg("pad_last_batch", sch.Bool(), False, "Pad the shard with its last sample to a multiple of the batch size"),
+    Arg("read_ahead", sch.Bool(), False, "Accepted for DALI compatibility"),
+    Arg("lazy_init", sch.Bool(), False, "Accepted for DALI compatibility (the listing happens at build)"),
+    Arg("prefetch_queue_depth", sch.Int(1), 1, "Accepted for DALI compatibility"),
+    Arg("dont_use_mmap", sch.Bool(), False, "Accepted for DALI compatibility"),
+    Arg("skip_cached_images", sch.Bool(), False, "Accepted for DALI compatibility"),
+    Arg("tensor_init_bytes", sch.Int(0), 1048576, "Accepted for DALI compatibility"),
+)
 
 
 class Reader(Operator):
@@ -47,26 +53,11 @@ class Reader(Operator):
     ``epoch_size()`` to know how many batches make an epoch.
     """
 
-    stateful = True
-
     def validate(self) -> None:
         where = f"fn.{self.type}()"
-        for name in ("random_shuffle", "shuffle_after_epoch", "stick_to_shard", "pad_last_batch"):
-            if not isinstance(self.args[name], (bool, np.bool_)):
-                raise TypeError(f"{where}: {name}={self.args[name]!r} must be True or False")
-        for name in ("initial_fill", "seed", "shard_id", "num_shards"):
-            value = self.args[name]
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"{where}: {name}={value!r} must be an int")
         a = self.args
-        if a["num_shards"] < 1:
-            raise ValueError(f"{where}: num_shards={a['num_shards']} must be >= 1")
-        if not 0 <= a["shard_id"] < a["num_shards"]:
-            raise ValueError(
-                f"{where}: shard_id={a['shard_id']} must be in [0, num_shards) = [0, {a['num_shards']})"
-            )
-        if a["initial_fill"] < 1:
-            raise ValueError(f"{where}: initial_fill={a['initial_fill']} must be >= 1")
+        if not a["shard_id"] < a["num_shards"]:
+            raise ValueError(f"{where}: shard_id={a['shard_id']} must be in [0, num_shards) = [0, {a['num_shards']})")
         if a["shuffle_after_epoch"] and a["random_shuffle"]:
             raise ValueError(
                 f"{where}: shuffle_after_epoch=True and random_shuffle=True cannot be combined; "
@@ -104,6 +95,7 @@ class Reader(Operator):
     def setup(self, env: BuildEnv) -> None:
         a = self.args
         self.num_workers = env.num_threads
+        self.batch_size = env.batch_size
         size, listing = self.discover()
         if size < a["num_shards"]:
             raise ValueError(
@@ -160,26 +152,33 @@ class Reader(Operator):
             self._orders[epoch] = order
         return order
 
-    def state(self) -> ReaderState:
-        return ReaderState(self.epoch, self.consumed, self.dataset_digest)
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "consumed": self.consumed, "dataset_digest": self.dataset_digest}
 
-    def restore(self, state: ReaderState) -> None:
-        if not isinstance(state, ReaderState):
+    def restore(self, state: Any, at: Position) -> None:
+        where = f"operator {self.name!r} ({self.type})"
+        if (
+            not isinstance(state, dict)
+            or set(state) != {"epoch", "consumed", "dataset_digest"}
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in state.values())
+        ):
+            raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not a reader position")
+        if state["dataset_digest"] not in (0, self.dataset_digest):
             raise CheckpointMismatchError(
-                f"operator {self.name!r} ({self.type}): the checkpoint holds {type(state).__name__}, "
-                "not a reader position"
+                f"{where}: the dataset differs from the one the checkpoint was taken on (files, labels or records "
+                "were added, removed or renamed)"
             )
-        if state.dataset_digest not in (0, self.dataset_digest):
+        epoch, consumed = state["epoch"], state["consumed"]
+        taken = at.iteration * self.batch_size  # a reader takes batch_size samples per batch
+        if (
+            consumed >= _sampler.epoch_length(self.shard, epoch)
+            or _sampler.samples_before(self.shard, epoch) + consumed != taken
+        ):
             raise CheckpointMismatchError(
-                f"operator {self.name!r} ({self.type}): the dataset differs from the one the checkpoint "
-                "was taken on (files, labels or records were added, removed or renamed)"
+                f"{where}: position {consumed} of reader epoch {epoch} is not where this reader is after "
+                f"{at.iteration} batches of {self.batch_size} on this dataset; the checkpoint does not fit it"
             )
-        if state.consumed >= _sampler.epoch_length(self.shard, state.epoch):
-            raise CheckpointMismatchError(
-                f"operator {self.name!r} ({self.type}): position {state.consumed} is past the end of "
-                f"reader epoch {state.epoch}; the checkpoint does not fit this dataset"
-            )
-        self.epoch, self.consumed = int(state.epoch), int(state.consumed)
+        self.epoch, self.consumed = epoch, consumed
 
     def next_epoch(self) -> None:
         """No-op: readers wrap into their next epoch by themselves (as in DALI)."""

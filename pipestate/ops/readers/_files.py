@@ -33,14 +33,6 @@ DEFAULT_FILE_FILTERS = (
 )
 
 
-def as_patterns(value: str | Sequence[str], argument: str, where: str) -> tuple[str, ...]:
-    """Return ``value`` (a glob or a list of globs) as a tuple, or raise ``TypeError`` naming ``argument``."""
-    patterns = (value,) if isinstance(value, str) else tuple(value)
-    if not patterns or not all(isinstance(p, str) and p for p in patterns):
-        raise TypeError(f"{where}: {argument}={value!r} must be a glob string or a non-empty list of them")
-    return patterns
-
-
 def matches(name: str, patterns: Sequence[str], case_sensitive: bool) -> bool:
     """True if the file ``name`` matches one of the glob ``patterns``."""
     if not case_sensitive:
@@ -110,9 +102,7 @@ def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[
     return out
 
 
-def parse_file_list(
-    list_path: str, root: str | None, with_labels: bool
-) -> tuple[list[str], Sequence[int], list[int]]:
+def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tuple[list[str], Sequence[int], list[int]]:
     """Parse a ``file_list`` text file: one ``path label`` (or just ``path``) per line.
 
     The label is the last whitespace-separated field; the path is the rest of the line. Paths are relative
@@ -162,8 +152,7 @@ def parse_file_list(
             for (number, text), f in zip(numbered, fields, strict=False):
                 if len(f) != 2 or not _is_int(f[1]):
                     raise ValueError(
-                        f"{list_path}:{number}: expected 'relative/path label' with an integer label, "
-                        f"got {text!r}"
+                        f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {text!r}"
                     ) from None
             raise
         values = np.asarray(labels, dtype=np.int64)
@@ -204,28 +193,13 @@ def read_bytes(path: str) -> bytes:
 
 
 def check_sources(args: dict, where: str) -> None:
-    """Check and normalize the ``file_root``/``file_list``/``files`` arguments of a file-based reader.
-
-    Paths become ``str``; exactly one way of naming the files must be given (``file_root`` may
-    accompany the others as their base directory).
+    """Check that a file-based reader names its files one way (``file_root`` may accompany the others as
+    their base directory).
 
     Raises:
-        TypeError: an argument is not a path (or a list of paths), naming it.
-        ValueError: none or both of ``file_list`` and ``files``, or ``files`` empty.
+        ValueError: none or both of ``file_list`` and ``files``.
     """
-    for name in ("file_root", "file_list"):
-        if args[name] is not None:
-            if not isinstance(args[name], (str, os.PathLike)):
-                raise TypeError(f"{where}: {name}={args[name]!r} must be a path")
-            args[name] = os.fspath(args[name])
     if args["files"] is not None and args["file_list"] is not None:
         raise ValueError(f"{where}: give file_list= or files=, not both")
     if args["files"] is None and args["file_list"] is None and args["file_root"] is None:
         raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
-    if args["files"] is not None:
-        files = args["files"]
-        if isinstance(files, (str, os.PathLike)) or not all(isinstance(f, (str, os.PathLike)) for f in files):
-            raise TypeError(f"{where}: files= must be a list of paths")
-        if not files:
-            raise ValueError(f"{where}: files= is empty")
-        args["files"] = [os.fspath(f) for f in files]

@@ -88,6 +88,13 @@ def epoch_length(cfg: ShardConfig, epoch: int) -> int:
     return end - begin
 
 
+def samples_before(cfg: ShardConfig, epoch: int) -> int:
+    """Samples in reader epochs ``0 .. epoch - 1`` (O(num_shards): epoch lengths repeat every num_shards)."""
+    period = [epoch_length(cfg, e) for e in range(cfg.num_shards)]
+    cycles, rest = divmod(epoch, cfg.num_shards)
+    return cycles * sum(period) + sum(period[:rest])
+
+
 def epoch_size_padded(cfg: ShardConfig) -> int:
     """DALI's ``epoch_size_padded``: ``num_shards * ceil(size / num_shards)`` when padding, else ``size``."""
     if not cfg.pad_last_batch:

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.ops import schema as sch
 from pipestate.ops.base import RunContext, register
 from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
+from pipestate.ops.schema import Arg
 
 
 def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: list[int]) -> list[np.ndarray]:
@@ -38,23 +40,6 @@ class FileReader(Reader):
     Exactly one source of files: ``file_root`` alone (one sub-directory per class, labels in sorted
     sub-directory order), ``file_list`` (lines of ``relative/path label``), or ``files`` (+ ``labels``).
 
-    Args:
-        file_root: Directory of class sub-directories; with ``file_list``/``files``, the directory their
-            relative paths start from.
-        file_list: Text file with one ``path label`` per line (paths relative to ``file_root``, else to
-            the list's own directory).
-        files: List of file paths.
-        labels: One int label per entry of ``files`` (default: the file's position in ``files``).
-        file_filters: Glob(s) a file name must match when listing ``file_root``.
-        case_sensitive_filter: Match ``file_filters`` case-sensitively (default: no, as DALI).
-        random_shuffle: Shuffle with a buffer of ``initial_fill`` samples (per reader epoch).
-        initial_fill: Shuffle buffer size.
-        shuffle_after_epoch: Permute the whole dataset every epoch, identically on every shard.
-        seed: Shuffle seed; -1 derives it from the pipeline seed (a fixed one for ``shuffle_after_epoch``).
-        shard_id: Shard to read (0-based).
-        num_shards: Number of shards.
-        stick_to_shard: Read the same shard every epoch instead of moving to the next.
-        pad_last_batch: Repeat the last sample so every shard gives the same whole number of batches.
 
     Returns:
         (file contents as 1-D uint8 arrays, labels as int32 arrays of shape (1,)).
@@ -67,15 +52,20 @@ class FileReader(Reader):
     """
 
     type = "readers.file"
-    ARGS = {
-        "file_root": None,
-        "file_list": None,
-        "files": None,
-        "labels": None,
-        "file_filters": _files.DEFAULT_FILE_FILTERS,
-        "case_sensitive_filter": False,
-        **SHARD_ARGS,
-    }
+    ARGS = (
+        Arg("file_root", sch.Path(), None, "Directory of class sub-directories, or the base of relative paths"),
+        Arg("file_list", sch.Path(), None, "Text file with one 'path label' per line"),
+        Arg("files", sch.Seq(sch.Path(), min_length=1), None, "List of file paths"),
+        Arg("labels", sch.Seq(sch.Int(-(2**31), 2**31 - 1)), None, "One int32 label per entry of files"),
+        Arg(
+            "file_filters",
+            sch.Seq(sch.Str(), min_length=1, broadcast=True),
+            _files.DEFAULT_FILE_FILTERS,
+            "Glob(s) a file name must match when listing file_root",
+        ),
+        Arg("case_sensitive_filter", sch.Bool(), False, "Match file_filters case-sensitively"),
+        *SHARD_ARGS,
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -84,17 +74,9 @@ class FileReader(Reader):
         _files.check_sources(a, where)
         if a["labels"] is not None:
             if a["files"] is None:
-                raise ValueError(
-                    f"{where}: labels= goes with files=; file_list= lines carry their own labels"
-                )
+                raise ValueError(f"{where}: labels= goes with files=; file_list= lines carry their own labels")
             if len(a["labels"]) != len(a["files"]):
-                raise ValueError(
-                    f"{where}: labels= has {len(a['labels'])} entries but files= has {len(a['files'])}"
-                )
-            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in a["labels"]):
-                raise TypeError(f"{where}: labels= must be ints")
-            a["labels"] = [int(v) for v in a["labels"]]
-        a["file_filters"] = _files.as_patterns(a["file_filters"], "file_filters", where)
+                raise ValueError(f"{where}: labels= has {len(a['labels'])} entries but files= has {len(a['files'])}")
 
     def discover(self) -> tuple[int, Iterable[bytes]]:
         a = self.args
@@ -107,9 +89,7 @@ class FileReader(Reader):
             paths, labels, lines = _files.parse_file_list(a["file_list"], a["file_root"], with_labels=True)
             self.where = lambda i, list_path=a["file_list"]: f"{list_path}:{lines[i]}"  # formatted on error only
         else:
-            paths, labels = _files.list_class_dirs(
-                a["file_root"], a["file_filters"], a["case_sensitive_filter"]
-            )
+            paths, labels = _files.list_class_dirs(a["file_root"], a["file_filters"], a["case_sensitive_filter"])
         self.paths = paths
         self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
         return len(paths), [_files.encode_paths(paths), self.labels.tobytes()]

@@ -10,9 +10,11 @@ from typing import NamedTuple
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.ops import schema as sch
 from pipestate.ops.base import BuildEnv, RunContext, register
 from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
+from pipestate.ops.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
 
@@ -70,9 +72,7 @@ def read_npy(path: str, headers: dict[str, NpyHeader]) -> np.ndarray:
             head = f.read(12)
             if len(head) == 12 and head.startswith(_MAGIC):
                 size = (
-                    int.from_bytes(head[8:10], "little") - 2
-                    if head[6] == 1
-                    else int.from_bytes(head[8:12], "little")
+                    int.from_bytes(head[8:10], "little") - 2 if head[6] == 1 else int.from_bytes(head[8:12], "little")
                 )
                 head += f.read(size)
             header = headers[path] = parse_header(path, head)
@@ -84,8 +84,7 @@ def read_npy(path: str, headers: dict[str, NpyHeader]) -> np.ndarray:
             n = f.readinto(view[got:])
             if not n:
                 raise ValueError(
-                    f"{path!r} is truncated: {got} of {len(view)} data bytes for shape {header.shape} "
-                    f"{header.dtype}"
+                    f"{path!r} is truncated: {got} of {len(view)} data bytes for shape {header.shape} {header.dtype}"
                 )
             got += n
     return np.ascontiguousarray(arr.T) if header.fortran_order else arr
@@ -106,16 +105,6 @@ def read_chunk(paths: list[str], headers: dict[str, NpyHeader], indices: list[in
 class NumpyReader(Reader):
     """Read ``.npy`` files as arrays (DALI's ``fn.readers.numpy``), sharded and optionally shuffled.
 
-    Args:
-        file_root: Directory searched recursively for files matching ``file_filter`` (a directory's own
-            files, sorted, before its sub-directories, as DALI); with ``files``/``file_list``, the
-            directory their relative paths start from.
-        files: List of ``.npy`` paths.
-        file_list: Text file with one path per line.
-        file_filter: Glob a file name must match when listing ``file_root`` (default ``"*.npy"``).
-        case_sensitive_filter: Match ``file_filter`` case-sensitively (default: no, as DALI).
-        random_shuffle, initial_fill, shuffle_after_epoch, seed, shard_id, num_shards, stick_to_shard,
-        pad_last_batch: As in ``fn.readers.file``.
 
     Returns:
         The arrays, with the dtype and shape of each file's header (C order).
@@ -127,20 +116,24 @@ class NumpyReader(Reader):
     """
 
     type = "readers.numpy"
-    ARGS = {
-        "file_root": None,
-        "files": None,
-        "file_list": None,
-        "file_filter": "*.npy",
-        "case_sensitive_filter": False,
-        **SHARD_ARGS,
-    }
+    ARGS = (
+        Arg("file_root", sch.Path(), None, "Directory to list (recursively), or the base of relative paths"),
+        Arg("files", sch.Seq(sch.Path(), min_length=1), None, "List of .npy file paths"),
+        Arg("file_list", sch.Path(), None, "Text file with one path per line"),
+        Arg(
+            "file_filter",
+            sch.Seq(sch.Str(), min_length=1, broadcast=True),
+            ("*.npy",),
+            "Glob(s) a file name must match when listing file_root",
+        ),
+        Arg("case_sensitive_filter", sch.Bool(), False, "Match file_filter case-sensitively"),
+        *SHARD_ARGS,
+    )
 
     def validate(self) -> None:
         super().validate()
         a, where = self.args, "fn.readers.numpy()"
         _files.check_sources(a, where)
-        a["file_filter"] = _files.as_patterns(a["file_filter"], "file_filter", where)
 
     def setup(self, env: BuildEnv) -> None:
         super().setup(env)

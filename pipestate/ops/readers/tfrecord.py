@@ -6,7 +6,6 @@ import math
 import os
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
@@ -14,17 +13,12 @@ from pipestate import tfrecord as tfr
 from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
+from pipestate.ops import schema as sch
 from pipestate.ops.base import RunContext, register
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
+from pipestate.ops.schema import Arg
 
 _KINDS = {tfr.int64: "int64_list", tfr.float32: "float_list", tfr.string: "bytes_list"}
-
-
-def _as_list(value: Any, name: str) -> list[str]:
-    values = [value] if isinstance(value, (str, os.PathLike)) else list(value)
-    if not values or not all(isinstance(v, (str, os.PathLike)) for v in values):
-        raise TypeError(f"fn.readers.tfrecord(): {name}= must be a path or a non-empty list of paths")
-    return [os.fspath(v) for v in values]
 
 
 def _default(spec: tfr.FixedLenFeature | tfr.VarLenFeature, name: str) -> np.ndarray | None:
@@ -48,13 +42,6 @@ def _default(spec: tfr.FixedLenFeature | tfr.VarLenFeature, name: str) -> np.nda
     return arr.reshape(spec.shape)
 
 
-def _canonical_default(spec: tfr.FixedLenFeature | tfr.VarLenFeature) -> Any:
-    value = spec.default_value
-    if value is None or isinstance(value, (str, bytes)):
-        return value.hex() if isinstance(value, bytes) else value
-    return np.asarray(value).tolist()
-
-
 @register
 class TFRecordReader(Reader):
     """Read ``tf.train.Example`` records (DALI's ``fn.readers.tfrecord``), sharded and optionally shuffled.
@@ -62,12 +49,6 @@ class TFRecordReader(Reader):
     Records are located with index files (``pipestate tfrecord2idx FILE INDEX``, the same format as
     DALI's ``tfrecord2idx``) and every record's CRC-32C checksums are verified.
 
-    Args:
-        path: A TFRecord file or a list of them (their records are read in order).
-        index_path: The index file(s), one per ``path``; ``None`` scans the files at build time instead.
-        features: ``{name: FixedLenFeature | VarLenFeature}`` from ``pipestate.tfrecord``.
-        random_shuffle, initial_fill, shuffle_after_epoch, seed, shard_id, num_shards, stick_to_shard,
-        pad_last_batch: As in ``fn.readers.file``.
 
     Returns:
         A dict ``{feature name: DataNode}``: int64/float32 arrays (FixedLen: the given shape, VarLen: 1-D),
@@ -81,17 +62,35 @@ class TFRecordReader(Reader):
     """
 
     type = "readers.tfrecord"
-    ARGS = {"path": None, "index_path": None, "features": None, **SHARD_ARGS}
-    POSITIONAL_ARGS = ("path", "index_path", "features")
+    ARGS = (
+        Arg(
+            "path",
+            sch.Seq(sch.Path(), min_length=1, broadcast=True),
+            sch.REQUIRED,
+            "A TFRecord file or a list of them",
+            positional=True,
+        ),
+        Arg(
+            "index_path",
+            sch.Seq(sch.Path(), min_length=1, broadcast=True),
+            None,
+            "The index file(s), one per path (None: scan the files at build)",
+            positional=True,
+        ),
+        Arg(
+            "features",
+            sch.Anything("a dict {name: FixedLenFeature | VarLenFeature}"),
+            sch.REQUIRED,
+            "The features to parse",
+            positional=True,
+        ),
+        *SHARD_ARGS,
+    )
 
     def validate(self) -> None:
         super().validate()
         a, where = self.args, "fn.readers.tfrecord()"
-        if a["path"] is None:
-            raise ValueError(f"{where}: path= (the TFRecord file or files) is required")
-        a["path"] = _as_list(a["path"], "path")
         if a["index_path"] is not None:
-            a["index_path"] = _as_list(a["index_path"], "index_path")
             if len(a["index_path"]) != len(a["path"]):
                 raise ValueError(
                     f"{where}: index_path= has {len(a['index_path'])} files, path= has {len(a['path'])}; "
@@ -99,29 +98,18 @@ class TFRecordReader(Reader):
                 )
         features = a["features"]
         if not isinstance(features, dict) or not features:
-            raise TypeError(
-                f"{where}: features= must be a non-empty dict {{name: FixedLenFeature/VarLenFeature}}"
-            )
+            raise TypeError(f"{where}: features= must be a non-empty dict {{name: FixedLenFeature/VarLenFeature}}")
         for name, spec in features.items():
             if not isinstance(name, str) or not isinstance(spec, (tfr.FixedLenFeature, tfr.VarLenFeature)):
                 raise TypeError(
                     f"{where}: features[{name!r}] must be pipestate.tfrecord.FixedLenFeature or VarLenFeature"
                 )
-            if (
-                isinstance(spec, tfr.FixedLenFeature)
-                and spec.dtype == tfr.string
-                and math.prod(spec.shape) != 1
-            ):
+            if isinstance(spec, tfr.FixedLenFeature) and spec.dtype == tfr.string and math.prod(spec.shape) != 1:
                 raise ValueError(f"{where}: string feature {name!r} holds one value: use shape=[]")
         self.names = list(features)
         self.specs = [features[n] for n in self.names]
         self.defaults = [_default(spec, n) for n, spec in zip(self.names, self.specs, strict=True)]
         self.num_outputs = len(self.names)
-        # The specs' canonical form, so the pipeline fingerprint sees shapes, types and defaults.
-        a["features"] = {
-            n: [type(spec).__name__, list(getattr(spec, "shape", ())), spec.dtype, _canonical_default(spec)]
-            for n, spec in zip(self.names, self.specs, strict=True)
-        }
 
     def user_outputs(self, outputs: list[DataNode]) -> dict[str, DataNode]:
         """``fn.readers.tfrecord`` returns ``{feature name: DataNode}``, as DALI."""
@@ -183,8 +171,7 @@ class TFRecordReader(Reader):
             if isinstance(spec, tfr.FixedLenFeature):
                 if arr.size != math.prod(spec.shape):
                     raise ValueError(
-                        f"{where} has {arr.size} values; shape {list(spec.shape)} needs "
-                        f"{math.prod(spec.shape)}"
+                        f"{where} has {arr.size} values; shape {list(spec.shape)} needs {math.prod(spec.shape)}"
                     )
                 arr = arr.reshape(spec.shape)
             out.append(arr)

@@ -1,0 +1,85 @@
+"""``fn.constant`` and ``types.Constant``: the same value in every sample (also made from numbers and
+numpy arrays given where DataNodes are expected)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipestate.batch import Batch
+from pipestate.graph import DataNode
+from pipestate.ops import schema as sch
+from pipestate.ops.base import Operator, RunContext, add_operator, register
+from pipestate.ops.schema import Arg
+
+
+@register
+class Constant(Operator):
+    """A constant tensor: ``idata`` (integers) or ``fdata`` (floats) reshaped to ``shape`` (DALI's ``fn.constant``)."""
+
+    type = "constant"
+    ARGS = (
+        Arg("idata", sch.Seq(sch.Int(), broadcast=True), None, "Integer contents (int32 by default)"),
+        Arg("fdata", sch.Seq(sch.Float(), broadcast=True), None, "Floating-point contents (float32 by default)"),
+        Arg(
+            "shape",
+            sch.Seq(sch.Int(0), broadcast=True),
+            None,
+            "Shape of the output (default: 1-D, or a scalar for one value)",
+        ),
+        Arg("dtype", sch.DType(), None, "Output type"),
+        Arg("layout", sch.Str(), None, "Layout of the output, e.g. 'HWC'"),
+    )
+
+    def validate(self) -> None:
+        if self.inputs:
+            raise TypeError("fn.constant() takes no inputs")
+        idata, fdata = self.args["idata"], self.args["fdata"]
+        if (idata is None) == (fdata is None):
+            raise TypeError("fn.constant() needs exactly one of idata= (integers) or fdata= (floats)")
+        default = np.int32 if idata is not None else np.float32
+        dtype = self.args["dtype"] if self.args["dtype"] is not None else np.dtype(default)
+        values = np.asarray(idata if idata is not None else fdata)
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = values.astype(dtype)
+        if dtype.kind in "iub" and idata is not None and (converted.astype(np.int64) != values).any():
+            raise ValueError(f"fn.constant(): idata does not fit dtype {dtype}")
+        shape = self.args["shape"]
+        if shape is None:
+            shape = values.shape
+        if int(np.prod(shape)) != values.size:
+            raise ValueError(
+                f"fn.constant(): shape={list(shape)} holds {int(np.prod(shape))} values, the data has {values.size}"
+            )
+        self.value = converted.reshape(shape)
+        self.value.flags.writeable = False
+
+    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        data = np.broadcast_to(self.value, (ctx.batch_size, *self.value.shape))
+        return (Batch(data, layout=self.args["layout"]),)
+
+
+def constant_node(value: Any, dtype: Any = None, shape: Any = None, layout: str | None = None) -> DataNode:
+    """A constant DataNode for a number or numeric array (Python ints are int32, floats float32, as in DALI).
+
+    Raises:
+        TypeError: ``value`` is not numeric.
+    """
+    if isinstance(value, DataNode):
+        return value
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"a constant must be a number or a numeric array, not {type(value).__name__}")
+    if dtype is None:
+        if isinstance(value, (np.ndarray, np.generic)):
+            dtype = array.dtype
+        else:
+            dtype = {"b": np.bool_, "i": np.int32, "u": np.int32, "f": np.float32}[array.dtype.kind]
+    key = "fdata" if array.dtype.kind == "f" else "idata"
+    data = array.reshape(-1).astype(np.float64 if key == "fdata" else np.int64).tolist()
+    return add_operator(
+        Constant,
+        [],
+        {key: data, "shape": list(array.shape) if shape is None else shape, "dtype": dtype, "layout": layout},
+    )
