@@ -121,7 +121,8 @@ def encode_value(value: Any, depth: int = 0) -> bytes:
         for key in sorted(value):
             if not isinstance(key, str):
                 raise TypeError(f"operator state dict keys must be strings, not {type(key).__name__} ({key!r})")
-            body = _delimited(b"\x0a", key.encode("utf-8")) + _delimited(b"\x12", encode_value(value[key], depth + 1))
+            name = _delimited(b"\x0a", key.encode("utf-8")) if key else b""  # proto3 omits an empty key
+            body = name + _delimited(b"\x12", encode_value(value[key], depth + 1))
             entries.append(_delimited(b"\x0a", body))
         return _delimited(b"\x4a", b"".join(entries))
     raise TypeError(

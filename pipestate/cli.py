@@ -19,7 +19,7 @@ def describe(blob: bytes) -> str:
     """
     data = ckpt.decode(blob)
     lines = [
-        f"pipestate checkpoint, format version {ckpt.FORMAT_VERSION}, {len(blob)} bytes",
+        f"pipestate checkpoint, format version {data.format_version}, {len(blob)} bytes",
         f"  written by:    pipestate {data.library_version}",
         f"  fingerprint:   {data.fingerprint.hex()}",
         f"  batch_size:    {data.batch_size}",
@@ -28,19 +28,15 @@ def describe(blob: bytes) -> str:
         f"  operators:     {len(data.operators)}",
     ]
     for op in data.operators:
-        lines.append(f"    {op.name} ({op.type}) digest {op.digest:016x}: {_state_text(op.state)}")
+        text = _state_text(op.state) if op.has_state else "stateless"
+        lines.append(f"    {op.name} ({op.type}) digest {op.digest:016x}: {text}")
     return "\n".join(lines)
 
 
-def _state_text(state: ckpt.OperatorStateValue) -> str:
-    if state is None:
-        return "stateless"
-    if isinstance(state, ckpt.RngState):
-        return f"rng key {state.key:016x}, next sample {state.counter}"
-    if isinstance(state, ckpt.CustomState):
-        return f"custom, {len(state.data)} bytes"
-    fields = ", ".join(f"{k}={v!r}" for k, v in state._asdict().items())
-    return f"{type(state).__name__}({fields})"
+def _state_text(state: object, limit: int = 200) -> str:
+    """Any operator state (plain data, or a format-1 state kind), on one line, long values shortened."""
+    text = repr(state)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

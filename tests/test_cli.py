@@ -1,8 +1,10 @@
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from pipestate import checkpoint as ckpt
 from pipestate import fn, pipeline_def
 from pipestate.cli import main
 
@@ -23,9 +25,9 @@ def test_inspect_prints_every_operator(tmp_path, capsys):
     pipe.checkpoint(tmp_path / "c.pscpt")
     assert main(["inspect", str(tmp_path / "c.pscpt")]) == 0
     out = capsys.readouterr().out
-    assert "format version 1" in out and "seed:          5" in out
-    assert "u (random.uniform)" in out and "next sample 2" in out
-    assert "external_source_0 (external_source)" in out and "iteration=1" in out
+    assert f"format version {ckpt.FORMAT_VERSION}" in out and "seed:          5" in out
+    assert "u (random.uniform) digest" in out and "iteration:     1" in out
+    assert "external_source_0 (external_source)" in out and "{'epoch': 0, 'iteration': 1}" in out
     assert "arithmetic_0 (arithmetic)" in out and "stateless" in out
 
 
@@ -43,3 +45,10 @@ def test_console_entry_point_runs_as_a_module():
     )
     assert result.returncode == 0, result.stderr
     assert "IDENTICAL" in result.stdout
+
+
+def test_inspect_prints_a_format_1_golden(capsys):
+    golden = pathlib.Path(__file__).resolve().parent / "golden" / "v1" / "file_reader.cpt"
+    assert main(["inspect", str(golden)]) == 0
+    out = capsys.readouterr().out
+    assert "format version 1" in out and "ReaderState(epoch=1, consumed=13" in out

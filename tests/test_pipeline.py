@@ -48,8 +48,10 @@ def test_parameter_named_like_an_option_is_a_type_error():
 
 
 def test_unknown_option_is_a_type_error():
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="unknown pipeline option"):
         pipeline_def(batch_sise=3)
+    with pytest.raises(TypeError, match="unknown pipeline option"):
+        Pipeline(batch_size=2, exec_asynk=True)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +60,9 @@ def test_unknown_option_is_a_type_error():
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2, "num_threads": 0}, "num_threads"),
         ({"batch_size": 2, "prefetch_queue_depth": 0}, "prefetch_queue_depth"),
-        ({"batch_size": 2, "device_id": 0}, "device_id"),
+        ({"batch_size": 2, "prefetch_queue_depth": 10**9}, "prefetch_queue_depth"),
+        ({"batch_size": 2**32}, "batch_size"),
+        ({"batch_size": 2, "seed": 2**63}, "seed"),
     ],
 )
 def test_bad_options_name_the_option(options, match):

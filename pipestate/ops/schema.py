@@ -284,7 +284,7 @@ def validate(op_type: str, schema: Sequence[Arg], kwargs: dict[str, Any]) -> Con
     for arg in schema:
         where = f"fn.{op_type}(): {arg.name}"
         value = kwargs.get(arg.name, arg.default)
-        if value is REQUIRED:
+        if value is REQUIRED or (value is None and arg.default is REQUIRED):
             raise TypeError(f"fn.{op_type}() needs {arg.name}= ({arg.doc})")
         if isinstance(value, DataNode):
             if not arg.tensor:

@@ -190,7 +190,7 @@ def test_declared_dtype_is_checked():
 def test_definition_errors():
     with pytest.raises(TypeError, match="needs source="):
         make(None)()
-    with pytest.raises(TypeError, match="batch=False"):
-        make([1, 2], batch=False)()
+    with pytest.raises(TypeError, match="batch_info=True"):
+        make([1, 2], batch_info=True)()
     with pytest.raises(TypeError, match="not callable"):
         make(42)()
