@@ -162,8 +162,8 @@ def register(cls: type[Operator]) -> type[Operator]:
 def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, Any]) -> DataNode | list[DataNode]:
     """Create an operator of ``cls`` in the graph being defined and return its output node(s).
 
-    Non-DataNode positional arguments fill the schema's positional arguments in order; any left become
-    constant inputs (``fn.constant``), as DALI does with numpy arrays and Python numbers.
+    Positional DataNodes are inputs; other positional values fill the schema's positional arguments in
+    order, and any left become constant inputs (``fn.constant``), as DALI does with numpy arrays and numbers.
 
     Raises:
         TypeError / ValueError: from the schema, naming the argument.
@@ -172,14 +172,18 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     graph = current_graph(where)
     kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
-    inputs = list(inputs)
-    for arg in (a for a in cls.SCHEMA if a.positional):
-        if inputs and not isinstance(inputs[0], DataNode):
-            if arg.name in kwargs:
-                raise TypeError(f"{where}() got {arg.name!r} both positionally and as a keyword")
-            kwargs[arg.name] = inputs.pop(0)
+    positional = [a.name for a in cls.SCHEMA if a.positional]
+    nodes: list[Any] = []
+    for value in inputs:
+        if isinstance(value, DataNode) or not positional:
+            nodes.append(value)
+            continue
+        arg = positional.pop(0)
+        if arg in kwargs:
+            raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
+        kwargs[arg] = value
     config = sch.validate(cls.type, cls.SCHEMA, kwargs)
-    nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(inputs)]
+    nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(nodes)]
     op = cls(nodes, config, kwargs)
     graph.add(op, name)
     return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])

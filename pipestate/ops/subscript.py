@@ -59,8 +59,8 @@ class Subscript(Operator):
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         data = inputs[0]
         if data.is_dense_tensor() and len(inputs) == 1:
-            return (Batch(np.ascontiguousarray(data.as_array()[(slice(None), *self._index(inputs, None))])),)
-        return (Batch.from_samples([np.ascontiguousarray(s[self._index(inputs, i)]) for i, s in enumerate(data)]),)
+            return (Batch(np.array(data.as_array()[(slice(None), *self._index(inputs, None))])),)
+        return (Batch.from_samples([np.array(s[self._index(inputs, i)]) for i, s in enumerate(data)]),)
 
 
 def subscript(node: DataNode, index: Any) -> DataNode:
