@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zlib
 
 import pytest
 from _io_helpers import make_checkpoint, step_of
@@ -73,8 +74,16 @@ def test_data_not_matching_marker_is_corrupt(mem_root):
 
 
 def test_marker_validates_checkpoint_content(mem_root):
+    fs = fsspec.filesystem("memory")
     io = FsspecCheckpointIO()
-    io.save_checkpoint(b"committed, but not a checkpoint", f"{mem_root}/x")
+    junk = b"committed, but not a checkpoint"
+    with pytest.raises(CorruptCheckpointError, match="refusing to save .*nothing was written"):
+        io.save_checkpoint(junk, f"{mem_root}/x")  # what a load would refuse is not saved
+    assert not fs.exists(f"{mem_root}/x") and not fs.exists(f"{mem_root}/x" + MARKER_SUFFIX)
+    # another writer committed junk with a matching marker: the load still refuses it
+    fs.pipe_file(f"{mem_root}/x", junk)
+    fs.pipe_file(f"{mem_root}/x" + MARKER_SUFFIX, json.dumps(
+        {"kind": "pipestate-checkpoint-commit", "version": 1, "size": len(junk), "crc32": zlib.crc32(junk)}).encode())
     with pytest.raises(CorruptCheckpointError, match="not a pipestate checkpoint|does not parse"):
         io.load_checkpoint(f"{mem_root}/x")
 
