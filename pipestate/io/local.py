@@ -40,7 +40,7 @@ from pipestate.io.base import (
 
 logger = logging.getLogger("pipestate.io")
 
-TEMP_RE = re.compile(r"^\.(?P<target>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}$")
+TEMP_RE = re.compile(r"\.(?P<target>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\Z", re.DOTALL)
 _HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 _CAN_FSYNC_DIR = os.name == "posix"
 NAME_MAX = 255  # bytes in one file name: Linux, macOS and the BSDs

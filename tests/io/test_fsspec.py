@@ -94,16 +94,24 @@ def test_failed_save_leaves_checkpoint_invisible(mem_root, monkeypatch):
     ckpt.save(make_checkpoint(1), 1)
     fs = fsspec.filesystem("memory")
 
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    real_pipe_file = type(fs).pipe_file
+    data_landed = []
 
-    monkeypatch.setattr(type(fs), "pipe_file", fail)  # the marker write fails
+    def fail(self, path, *args, **kwargs):
+        if path.endswith(MARKER_SUFFIX):  # the marker write fails, after the data landed
+            data_landed.append(fs.exists(ckpt.path_for(2)))
+            raise OSError(28, "No space left on device")
+        return real_pipe_file(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(type(fs), "pipe_file", fail)
     with pytest.raises(OSError) as info:
         ckpt.save(make_checkpoint(2), 2)
     monkeypatch.undo()
     assert info.value.errno == 28 and "checkpoint-000000000002.pscpt" in str(info.value)
-    assert fs.exists(ckpt.path_for(2))  # the data landed ...
-    assert ckpt.steps() == [1]  # ... but without its marker it does not exist
+    assert data_landed == [True]
+    assert ckpt.steps() == [1]  # without its marker it does not exist ...
+    assert fs.ls(mem_root, detail=False) == [ckpt.path_for(1)[len("memory:/"):], ckpt.path_for(1)[len("memory:/"):]
+                                             + MARKER_SUFFIX]  # ... and its data and intent were deleted
     assert step_of(ckpt.load_latest()) == 1
 
 
