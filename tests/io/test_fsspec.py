@@ -216,3 +216,25 @@ def test_s3_checkpointer_latest_ignores_uncommitted(s3):
     assert fresh.steps() == [2, 3, 8]
     assert fresh.latest() == f"s3://{bucket}/run/checkpoint-000000000003.pscpt"
     assert step_of(fresh.load_latest()) == 3
+
+
+def test_s3_interrupted_save_is_cleaned_by_the_next_save(s3):
+    import subprocess
+    import sys
+    import time
+
+    from pipestate.io.fsspec_ import PENDING_SUFFIX
+    from pipestate.io.local import _HOST
+
+    client, bucket, options = s3
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    intent = {"kind": "pipestate-checkpoint-pending", "version": 1, "host": _HOST, "pid": dead.pid,
+              "time": time.time()}
+    key = "run/checkpoint-000000000005.pscpt"
+    client.put_object(Bucket=bucket, Key=key + PENDING_SUFFIX, Body=json.dumps(intent).encode())
+    client.put_object(Bucket=bucket, Key=key, Body=b"half an upload")
+    ckpt = Checkpointer(f"s3://{bucket}/run", checkpoint_io=FsspecCheckpointIO(storage_options=options))
+    ckpt.save(make_checkpoint(6), 6)
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["run/checkpoint-000000000006.pscpt", "run/checkpoint-000000000006.pscpt" + MARKER_SUFFIX]
