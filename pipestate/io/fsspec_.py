@@ -109,6 +109,8 @@ class FsspecCheckpointIO(CheckpointIO):
         marker = {"kind": _MARKER_KIND, "version": 1, "size": len(blob), "crc32": zlib.crc32(blob)}
         intent = {"kind": _PENDING_KIND, "version": 1, "host": _HOST, "pid": os.getpid(), "time": time.time()}
         try:
+            if _is_local(fs) and "/" in fs_path:  # object stores have no directories to create
+                fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
             fs.pipe_file(fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
             _rm_quietly(fs, fs_path + MARKER_SUFFIX)
             with fs.open(fs_path, "wb", **dict(storage_options or {})) as f:
@@ -133,8 +135,9 @@ class FsspecCheckpointIO(CheckpointIO):
 
         An interrupted save leaves an intent object (``name.pending``); its data is deleted (then the
         intent) when the writer was on this host and its process no longer exists, or the intent is
-        older than ``orphan_age`` seconds. A leftover intent of a committed save is simply deleted.
-        Objects without an intent are never touched. Rename mode cleans stale temp files instead.
+        older than ``orphan_age`` seconds. A leftover intent of a committed save is simply deleted, and
+        so is a pipestate commit marker whose data is gone (an interrupted removal). Other objects are
+        never touched. Rename mode cleans stale temp files instead.
         Failures are logged, not raised: cleaning is best effort.
 
         Args:
@@ -167,6 +170,15 @@ class FsspecCheckpointIO(CheckpointIO):
                 _rm_quietly(fs, intent)
             except OSError as exc:
                 logger.warning("could not clean the interrupted save %s/%s: %s", directory, target, exc)
+        for name in sorted(n for n in names if n.endswith(MARKER_SUFFIX)):
+            target = name[: -len(MARKER_SUFFIX)]
+            if target in names or target + PENDING_SUFFIX in names:
+                continue
+            try:
+                if _is_marker(fs, f"{directory}/{name}") and not fs.exists(f"{directory}/{target}"):
+                    _rm_quietly(fs, f"{directory}/{name}")  # its removal was interrupted after the data
+            except OSError as exc:
+                logger.warning("could not delete the dangling commit marker %s/%s: %s", directory, name, exc)
         if removed:
             logger.info("deleted %d orphaned checkpoint data object(s) in %s", len(removed), directory)
         return removed
@@ -239,7 +251,10 @@ class FsspecCheckpointIO(CheckpointIO):
         return validate_checkpoint(blob, url)
 
     def remove_checkpoint(self, path: PathLike) -> None:
-        """Delete the checkpoint at ``path`` (marker first); a missing one is not an error.
+        """Delete the checkpoint at ``path``; a missing one is not an error.
+
+        The data goes first, then its marker: a checkpoint without data is already invisible, and a
+        marker left by an interrupted removal is deleted by :meth:`clean_orphans`.
 
         Args:
             path: An fsspec URL or a local path.
@@ -252,8 +267,8 @@ class FsspecCheckpointIO(CheckpointIO):
             self._local.remove_checkpoint(fs_path)
             return
         try:
-            _rm_quietly(fs, fs_path + MARKER_SUFFIX)
             _rm_quietly(fs, fs_path)
+            _rm_quietly(fs, fs_path + MARKER_SUFFIX)
         except OSError as exc:
             url = os.fspath(path)
             raise reraise_os_error(exc, url, f"removing the checkpoint {url!r}") from exc
@@ -296,6 +311,21 @@ class FsspecCheckpointIO(CheckpointIO):
                 f"{type(fs).__name__}; use commit='marker' (or 'auto')"
             )
         return fs, fs_path, rename
+
+
+def _is_local(fs: Any) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def _is_marker(fs: Any, path: str) -> bool:
+    try:
+        return json.loads(fs.cat_file(path, start=0, end=_MAX_MARKER_BYTES)).get("kind") == _MARKER_KIND
+    except FileNotFoundError:
+        return False
+    except (ValueError, AttributeError, RecursionError):
+        return False
 
 
 def _rm_quietly(fs: Any, path: str) -> None:

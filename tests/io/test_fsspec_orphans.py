@@ -108,3 +108,23 @@ def test_clean_orphans_in_rename_mode_cleans_stale_temps(tmp_path):
     stale.write_bytes(b"partial")
     assert FsspecCheckpointIO().clean_orphans(f"file://{tmp_path}") == [stale.name]
     assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupted_removal_leaves_nothing_behind(root):
+    fs = fsspec.filesystem("memory")
+    io = FsspecCheckpointIO()
+    url = f"{root}/old.pscpt"
+    io.save_checkpoint(make_checkpoint(1), url)
+    fs.rm_file(url)  # a removal killed between deleting the data and deleting the marker
+    fs.pipe_file(f"{root}/deploy.commit", b"a user's file that only looks like a marker")
+    assert io.list_dir(root) == []
+    with pytest.raises(FileNotFoundError):
+        io.load_checkpoint(url)
+    io.save_checkpoint(make_checkpoint(2), f"{root}/new.pscpt")
+    assert _names(fs, root) == {"new.pscpt", "new.pscpt" + MARKER_SUFFIX, "deploy.commit"}
+
+
+def test_marker_mode_on_a_local_filesystem_creates_parent_directories(tmp_path):
+    io = FsspecCheckpointIO(commit="marker")
+    io.save_checkpoint(make_checkpoint(2), str(tmp_path / "a" / "b" / "c.pscpt"))
+    assert step_of(io.load_checkpoint(str(tmp_path / "a" / "b" / "c.pscpt"))) == 2
