@@ -231,10 +231,12 @@ def parse_file_list(
                         f"got {text!r}"
                     ) from None
             raise
-        values = np.asarray(labels, dtype=np.int64)
-        bad = np.flatnonzero((values < -(2**31)) | (values >= 2**31))
-        if bad.size:
-            raise ValueError(f"{list_path}:{numbers[bad[0]]}: label {labels[bad[0]]} does not fit in int32")
+        for number, label in zip(numbers, labels):  # Python ints: labels past int64 are caught too
+            if not -(2**31) <= label < 2**31:
+                raise ValueError(
+                    f"{list_path}:{number}: label {label} does not fit in int32 (labels are int32, as in DALI); "
+                    "use labels in [-2147483648, 2147483647]"
+                )
     paths = [name if name.startswith("/") else prefix + name for name in names]
     return paths, labels, numbers
 
