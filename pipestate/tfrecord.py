@@ -120,8 +120,11 @@ def scan(path: str) -> Iterator[tuple[int, int]]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist. TFRecordError: the file ends inside a record.
+        ValueError: ``path`` is not a regular file (a FIFO, a device), naming it.
     """
-    with open(path, "rb") as f:
+    from pipestate.ops.readers._files import open_regular
+
+    with open(open_regular(path, "TFRecord file "), "rb") as f:
         offset = 0
         while True:
             head = f.read(12)
@@ -159,16 +162,25 @@ def read_index(index_path: str, data_path: str) -> list[tuple[int, int]]:
     """Read an index file into ``(offset, size)`` pairs.
 
     Raises:
-        FileNotFoundError: no index file. TFRecordError: a malformed line (``file:line``) or records past
-            the end of ``data_path``.
+        FileNotFoundError: no index file. TFRecordError: a malformed line (``file:line``), binary data, or
+            an entry past the end of ``data_path``. ValueError: either file is not a regular file.
     """
+    from pipestate.ops.readers._files import open_regular, read_bytes
+
     try:
-        with open(index_path) as f:
-            lines = f.read().splitlines()
+        raw = read_bytes(index_path, what="index_path: ")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"index_path: {index_path!r} does not exist; create it with `pipestate tfrecord2idx {data_path} "
             f"{index_path}`"
+        ) from None
+    try:
+        lines = raw.decode("ascii").splitlines()
+    except UnicodeDecodeError as exc:
+        number = raw.count(b"\n", 0, exc.start) + 1
+        raise TFRecordError(
+            f"{index_path}:{number}: not an index file (binary data); rebuild it with `pipestate tfrecord2idx "
+            f"{data_path} {index_path}`"
         ) from None
     entries = []
     for number, line in enumerate(lines, start=1):
@@ -183,16 +195,21 @@ def read_index(index_path: str, data_path: str) -> list[tuple[int, int]]:
             raise TFRecordError(f"{index_path}:{number}: expected 'offset size', got {line!r}") from None
         entries.append((offset, size))
     if entries:
-        end = entries[-1][0] + entries[-1][1]
         try:
-            file_size = os.path.getsize(data_path)
+            fd = open_regular(data_path, "path: TFRecord file ")
         except FileNotFoundError:
             raise FileNotFoundError(f"path: TFRecord file {data_path!r} does not exist") from None
-        if end > file_size:
-            raise TFRecordError(
-                f"{index_path}: records end at byte {end} but {data_path!r} has {file_size} bytes; the index "
-                "was made for another file"
-            )
+        try:
+            file_size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        for number, (offset, size) in enumerate(entries, start=1):
+            if offset + size > file_size:
+                raise TFRecordError(
+                    f"{index_path}: entry {number} ({offset} {size}) ends at byte {offset + size} but "
+                    f"{data_path!r} has {file_size} bytes; the index was made for another file (rebuild it "
+                    f"with `pipestate tfrecord2idx {data_path} {index_path}`)"
+                )
     return entries
 
 

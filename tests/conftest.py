@@ -19,6 +19,11 @@ def no_thread_leak():
     assert not alive, f"threads outlived the test: {alive}"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the long versions of stress tests (e.g. 1,000 SIGKILLs per storage backend)")
+
+
 # Tests of optional integrations skip with a reason where their dependency is missing; in CI (CI=true)
 # every one of them must run, so a missing install step fails the run instead of hiding behind skips.
 _CI_REQUIRED = ("tensorflow", "nvidia.dali", "torch", "jax", "fsspec", "s3fs", "grpc_tools")

@@ -27,6 +27,10 @@ from pipestate.errors import CheckpointError, CorruptCheckpointError, Unsupporte
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+MAX_CHECKPOINT_BYTES = 2**31 - 1
+"""The largest checkpoint a load accepts: a protobuf message cannot exceed 2 GiB, so anything larger is
+refused as corrupt before it is read into memory."""
+
 _ADVICE = {
     errno_mod.ENOSPC: "free space on that filesystem or save elsewhere",
     errno_mod.EDQUOT: "free space within your quota or save elsewhere",

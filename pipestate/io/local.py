@@ -6,7 +6,9 @@ mixture, and once ``save_checkpoint`` returns the new file survives a power loss
 filesystem honours fsync).
 
 Temp files are named ``.{name}.tmp-{host}-{pid}-{random}`` (``host`` is 8 hex digits of the host
-name's CRC32). A temp file is *stale* and may be deleted when its writer is certainly gone: it was
+name's CRC32). A temp name never exceeds ``NAME_MAX`` (255 bytes): when ``name`` is too long for the
+suffix to fit, it is shortened to its start plus ``~`` and 16 hex digits of its SHA-256, so every valid
+target name can be saved. A temp file is *stale* and may be deleted when its writer is certainly gone: it was
 written on this host by a process that no longer exists, or (another host, or a pid that is alive
 again and may have been reused) it has not been modified for ``stale_temp_age`` seconds. A live
 writer's temp file is never touched, so two processes can checkpoint into one directory.
@@ -15,23 +17,34 @@ writer's temp file is never touched, so two processes can checkpoint into one di
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import re
 import secrets
 import socket
+import stat
 import time
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from pipestate.io.base import CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
+from pipestate.errors import CorruptCheckpointError
+from pipestate.io.base import (
+    MAX_CHECKPOINT_BYTES,
+    CheckpointIO,
+    PathLike,
+    reraise_os_error,
+    validate_checkpoint,
+)
 
 logger = logging.getLogger("pipestate.io")
 
-TEMP_RE = re.compile(r"^\.(?P<target>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}$")
+TEMP_RE = re.compile(r"\.(?P<target>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\Z", re.DOTALL)
 _HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 _CAN_FSYNC_DIR = os.name == "posix"
+NAME_MAX = 255  # bytes in one file name: Linux, macOS and the BSDs
+_OPEN_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def temp_name(target_name: str) -> str:
@@ -41,9 +54,20 @@ def temp_name(target_name: str) -> str:
         target_name: The final file name (no directory).
 
     Returns:
-        ``.{target_name}.tmp-{host}-{pid}-{random}``.
+        ``.{target_name}.tmp-{host}-{pid}-{random}``, at most :data:`NAME_MAX` bytes: a target name too
+        long for that is shortened to its start, ``~`` and 16 hex digits of its SHA-256.
     """
-    return f".{target_name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+    suffix = f".tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+    budget = NAME_MAX - 1 - len(suffix)
+    encoded = os.fsencode(target_name)
+    if len(encoded) > budget:
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        keep = budget - 1 - len(digest)
+        base = os.fsdecode(encoded[:keep])
+        while len(os.fsencode(base)) > keep:  # a multi-byte character was cut: drop it whole
+            base = base[:-1]
+        target_name = f"{base}~{digest}"
+    return f".{target_name}{suffix}"
 
 
 def is_temp_name(name: str) -> bool:
@@ -110,6 +134,9 @@ class LocalCheckpointIO(CheckpointIO):
     ) -> None:
         """Write ``data`` to ``path`` atomically and durably, creating parent directories.
 
+        The bytes must be a checkpoint that :meth:`load_checkpoint` accepts (it is checked first), so
+        that what is saved can always be loaded.
+
         Args:
             data: The checkpoint bytes, stored verbatim.
             path: The target file.
@@ -121,6 +148,10 @@ class LocalCheckpointIO(CheckpointIO):
                 except when only the final directory fsync failed: then the new file is in place
                 but may not survive a power loss.
             TypeError: ``data`` is not bytes-like, or ``storage_options`` were given.
+            CorruptCheckpointError: ``data`` is not an intact pipestate checkpoint (what
+                :meth:`load_checkpoint` would refuse); nothing is written.
+            UnsupportedCheckpointVersionError: ``data`` is in a format version this pipestate does not
+                read; nothing is written.
         """
         if storage_options:
             raise TypeError(
@@ -129,6 +160,7 @@ class LocalCheckpointIO(CheckpointIO):
             )
         view = _as_bytes_view(data)
         path = os.path.abspath(os.fspath(path))
+        validate_before_save(view, path)
         directory, name = os.path.split(path)
         try:
             self._makedirs(directory)
@@ -162,12 +194,14 @@ class LocalCheckpointIO(CheckpointIO):
 
         Raises:
             FileNotFoundError: there is no file at ``path``.
+            IsADirectoryError: ``path`` is a directory.
             OSError: the file cannot be read (original subclass and errno).
-            CorruptCheckpointError: the file is empty, truncated, altered or not a pipestate checkpoint.
+            CorruptCheckpointError: the file is empty, truncated, altered, larger than any checkpoint
+                (:data:`~pipestate.io.base.MAX_CHECKPOINT_BYTES`), not a regular file (a FIFO or a
+                device is refused without blocking on it), or not a pipestate checkpoint.
         """
         try:
-            with open(path, "rb") as f:
-                blob = f.read()
+            blob = read_checkpoint_file(path)
         except OSError as exc:
             raise reraise_os_error(exc, path, f"loading the checkpoint {os.fspath(path)!r}") from exc
         return validate_checkpoint(blob, path)
@@ -269,6 +303,77 @@ class LocalCheckpointIO(CheckpointIO):
         except BaseException:
             _unlink_quietly(tmp)
             raise
+
+
+def validate_before_save(data: Any, path: PathLike) -> None:
+    """Refuse to save bytes that a load would refuse (a built-in backend's save/load symmetry).
+
+    Args:
+        data: The bytes about to be saved.
+        path: Where they were to go, named in the error.
+
+    Raises:
+        CorruptCheckpointError / UnsupportedCheckpointVersionError: as :func:`validate_checkpoint`.
+    """
+    validate_checkpoint(
+        data,
+        where=f"refusing to save {os.fspath(path)!r}",
+        advice="Only pipestate checkpoints (the bytes of Pipeline.checkpoint()) can be saved, so that every "
+        "saved checkpoint loads; nothing was written.",
+    )
+
+
+def read_checkpoint_file(path: PathLike) -> bytes:
+    """Read a whole checkpoint file, refusing what cannot be one without blocking or exhausting memory.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        CorruptCheckpointError: ``path`` is not a regular file (a FIFO, a device ...), or is larger than
+            :data:`~pipestate.io.base.MAX_CHECKPOINT_BYTES`.
+        OSError: it cannot be opened or read (``IsADirectoryError`` for a directory).
+    """
+    fd = os.open(path, _OPEN_READ)  # non-blocking: opening a FIFO must not wait for a writer
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptCheckpointError(
+                f"{os.fspath(path)}: not a regular file ({_file_kind(st.st_mode)}); a checkpoint is a regular "
+                "file. Point to the checkpoint file itself."
+            )
+        if st.st_size > MAX_CHECKPOINT_BYTES:
+            raise _too_large(path, st.st_size)
+        chunks, total, want = [], 0, st.st_size + 1  # one byte more than stat says: notice growth
+        while chunk := os.read(fd, want):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_CHECKPOINT_BYTES:
+                raise _too_large(path, total)
+            want = min(1 << 20, MAX_CHECKPOINT_BYTES + 1 - total)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_large(path: PathLike, size: int) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"{os.fspath(path)}: {size} bytes or more is larger than any pipestate checkpoint (at most "
+        f"{MAX_CHECKPOINT_BYTES} bytes); this is not a checkpoint. Restore an earlier one."
+    )
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _as_bytes_view(data: Any) -> memoryview:

@@ -2,6 +2,9 @@
 
 Run as ``python -c "import _crash_child; _crash_child.main()" DIR MODE STATE_SIZE`` (with the repository
 and this folder on ``sys.path``); the tests import the same module so the pipeline definitions match.
+MODE is ``sync`` (LocalCheckpointIO), ``async`` (AsyncCheckpointIO), ``fsspec`` (FsspecCheckpointIO in
+marker mode on the local directory) or ``shared``. In the synchronous modes the child prints ``saved N``
+once ``save`` has returned for step N, i.e. once checkpoint N is durable.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 
 from pipestate import Checkpointer, fn, pipeline_def
 from pipestate.checkpoint import decode
-from pipestate.io import AsyncCheckpointIO, LocalCheckpointIO
+from pipestate.io import AsyncCheckpointIO, CheckpointIO, LocalCheckpointIO
 
 
 class CounterSource:
@@ -45,12 +48,23 @@ def crash_pipe(state_size: int = 0):
     return fn.external_source(source=CounterSource(state_size)), fn.random.uniform(range=(0.0, 1.0))
 
 
+def make_io(mode: str) -> CheckpointIO | None:
+    """The backend a child in ``mode`` saves with (``None``: the Checkpointer's default, local)."""
+    if mode == "async":
+        return AsyncCheckpointIO()
+    if mode == "fsspec":
+        from pipestate.io.fsspec_ import FsspecCheckpointIO
+
+        return FsspecCheckpointIO(commit="marker")
+    return None
+
+
 def main() -> None:
     """Resume from the newest checkpoint in DIR and save after every step until killed (or N steps)."""
     directory, mode, state_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     limit = int(sys.argv[4]) if len(sys.argv) > 4 else None
     prefix = sys.argv[5] if len(sys.argv) > 5 else "checkpoint"
-    io = AsyncCheckpointIO() if mode == "async" else None
+    io = make_io(mode)
     ckpt = Checkpointer(directory, prefix=prefix, keep_last=3, checkpoint_io=io)
     blob = ckpt.load_latest()
     pipe = crash_pipe(state_size=state_size, checkpoint=blob)
@@ -62,10 +76,13 @@ def main() -> None:
         pipe.run()
         step += 1
         ckpt.save(pipe, step)
+        if mode in ("sync", "fsspec"):
+            sys.stdout.write(f"saved {step}\n")
+            sys.stdout.flush()
         if mode == "shared":  # both processes also overwrite one common file
             shared.save_checkpoint(pipe.checkpoint(), f"{directory}/shared.pscpt")
     ckpt.close()
-    if io is not None:
+    if isinstance(io, AsyncCheckpointIO):
         io.close()
     sys.stdout.write(f"done {step}\n")
     sys.stdout.flush()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zlib
 
 import pytest
 from _io_helpers import make_checkpoint, step_of
@@ -73,8 +74,16 @@ def test_data_not_matching_marker_is_corrupt(mem_root):
 
 
 def test_marker_validates_checkpoint_content(mem_root):
+    fs = fsspec.filesystem("memory")
     io = FsspecCheckpointIO()
-    io.save_checkpoint(b"committed, but not a checkpoint", f"{mem_root}/x")
+    junk = b"committed, but not a checkpoint"
+    with pytest.raises(CorruptCheckpointError, match="refusing to save .*nothing was written"):
+        io.save_checkpoint(junk, f"{mem_root}/x")  # what a load would refuse is not saved
+    assert not fs.exists(f"{mem_root}/x") and not fs.exists(f"{mem_root}/x" + MARKER_SUFFIX)
+    # another writer committed junk with a matching marker: the load still refuses it
+    fs.pipe_file(f"{mem_root}/x", junk)
+    fs.pipe_file(f"{mem_root}/x" + MARKER_SUFFIX, json.dumps(
+        {"kind": "pipestate-checkpoint-commit", "version": 1, "size": len(junk), "crc32": zlib.crc32(junk)}).encode())
     with pytest.raises(CorruptCheckpointError, match="not a pipestate checkpoint|does not parse"):
         io.load_checkpoint(f"{mem_root}/x")
 
@@ -85,16 +94,24 @@ def test_failed_save_leaves_checkpoint_invisible(mem_root, monkeypatch):
     ckpt.save(make_checkpoint(1), 1)
     fs = fsspec.filesystem("memory")
 
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    real_pipe_file = type(fs).pipe_file
+    data_landed = []
 
-    monkeypatch.setattr(type(fs), "pipe_file", fail)  # the marker write fails
+    def fail(self, path, *args, **kwargs):
+        if path.endswith(MARKER_SUFFIX):  # the marker write fails, after the data landed
+            data_landed.append(fs.exists(ckpt.path_for(2)))
+            raise OSError(28, "No space left on device")
+        return real_pipe_file(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(type(fs), "pipe_file", fail)
     with pytest.raises(OSError) as info:
         ckpt.save(make_checkpoint(2), 2)
     monkeypatch.undo()
     assert info.value.errno == 28 and "checkpoint-000000000002.pscpt" in str(info.value)
-    assert fs.exists(ckpt.path_for(2))  # the data landed ...
-    assert ckpt.steps() == [1]  # ... but without its marker it does not exist
+    assert data_landed == [True]
+    assert ckpt.steps() == [1]  # without its marker it does not exist ...
+    assert fs.ls(mem_root, detail=False) == [ckpt.path_for(1)[len("memory:/"):], ckpt.path_for(1)[len("memory:/"):]
+                                             + MARKER_SUFFIX]  # ... and its data and intent were deleted
     assert step_of(ckpt.load_latest()) == 1
 
 
@@ -199,3 +216,25 @@ def test_s3_checkpointer_latest_ignores_uncommitted(s3):
     assert fresh.steps() == [2, 3, 8]
     assert fresh.latest() == f"s3://{bucket}/run/checkpoint-000000000003.pscpt"
     assert step_of(fresh.load_latest()) == 3
+
+
+def test_s3_interrupted_save_is_cleaned_by_the_next_save(s3):
+    import subprocess
+    import sys
+    import time
+
+    from pipestate.io.fsspec_ import PENDING_SUFFIX
+    from pipestate.io.local import _HOST
+
+    client, bucket, options = s3
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    intent = {"kind": "pipestate-checkpoint-pending", "version": 1, "host": _HOST, "pid": dead.pid,
+              "time": time.time()}
+    key = "run/checkpoint-000000000005.pscpt"
+    client.put_object(Bucket=bucket, Key=key + PENDING_SUFFIX, Body=json.dumps(intent).encode())
+    client.put_object(Bucket=bucket, Key=key, Body=b"half an upload")
+    ckpt = Checkpointer(f"s3://{bucket}/run", checkpoint_io=FsspecCheckpointIO(storage_options=options))
+    ckpt.save(make_checkpoint(6), 6)
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["run/checkpoint-000000000006.pscpt", "run/checkpoint-000000000006.pscpt" + MARKER_SUFFIX]

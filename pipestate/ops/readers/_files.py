@@ -5,13 +5,16 @@ Errors name the directory, file or ``file_list`` line at fault.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
+import stat
 from collections.abc import Sequence
 
 import numpy as np
 
+_OPEN_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _TWO_FIELDS_PER_LINE = re.compile(r"(?:[ \t]*\S+[ \t]+\S+[ \t]*(?:\r?\n|\Z))+")
 
 DEFAULT_FILE_FILTERS = (
@@ -53,6 +56,61 @@ def _scandir_sorted(path: str, argument: str) -> list[os.DirEntry]:
         raise PermissionError(f"{argument}: directory {path!r} cannot be read (permission denied)") from None
 
 
+def _is_listed_file(entry: os.DirEntry, patterns: Sequence[str], case_sensitive: bool) -> bool:
+    """True for a regular file matching ``patterns``; a matching FIFO, device or socket is refused."""
+    if entry.is_file():
+        return matches(entry.name, patterns, case_sensitive)
+    if entry.is_dir() or not matches(entry.name, patterns, case_sensitive):
+        return False
+    try:
+        mode = entry.stat().st_mode
+    except FileNotFoundError:
+        return False  # a dangling symbolic link: nothing to read, as before
+    raise ValueError(f"file_root: {entry.path!r} is {file_kind(mode)}, not a regular file; readers read regular "
+                     "files only (a FIFO or a device would block or never end): remove it or change the filters")
+
+
+def file_kind(mode: int) -> str:
+    """Describe a non-regular file type (``"a FIFO"``, ``"a character device"`` ...) from ``st_mode``."""
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: str, what: str = "") -> int:
+    """Open ``path`` for reading without blocking, and return its descriptor if it is a regular file.
+
+    Opening is non-blocking, so a FIFO without a writer cannot hang the caller; reads of a regular file
+    are not affected by the flag.
+
+    Args:
+        path: The file.
+        what: Prefix for the error message (e.g. ``"file_list: "``).
+
+    Returns:
+        An open file descriptor (the caller closes it).
+
+    Raises:
+        FileNotFoundError / PermissionError: the file cannot be opened.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: ``path`` is a FIFO, a device or a socket, naming it.
+    """
+    fd = os.open(path, _OPEN_READ)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{what}{path!r} is {file_kind(mode)}, not a regular file; readers read regular files "
+                             "only (a FIFO or a device would block or never end)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def list_class_dirs(root: str, patterns: Sequence[str], case_sensitive: bool) -> tuple[list[str], list[int]]:
     """List ``root/<class>/<file>`` as DALI's file reader does.
 
@@ -61,13 +119,14 @@ def list_class_dirs(root: str, patterns: Sequence[str], case_sensitive: bool) ->
 
     Raises:
         FileNotFoundError / NotADirectoryError / PermissionError: ``root`` cannot be listed.
-        ValueError: no file matches (the message names ``root`` and the filters).
+        ValueError: no file matches (the message names ``root`` and the filters), or a matching entry is
+            not a regular file (a FIFO, a device or a socket, which would block or never end when read).
     """
     paths, labels = [], []
     classes = [e for e in _scandir_sorted(root, "file_root") if e.is_dir()]
     for label, entry in enumerate(classes):
         for f in _scandir_sorted(entry.path, "file_root"):
-            if f.is_file() and matches(f.name, patterns, case_sensitive):
+            if _is_listed_file(f, patterns, case_sensitive):
                 paths.append(f.path)
                 labels.append(label)
     if not paths:
@@ -85,13 +144,13 @@ def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[
 
     Raises:
         FileNotFoundError / NotADirectoryError / PermissionError: ``root`` cannot be listed.
-        ValueError: no file matches.
+        ValueError: no file matches, or a matching entry is not a regular file.
     """
     out: list[str] = []
 
     def walk(path: str) -> None:
         entries = _scandir_sorted(path, "file_root")
-        out.extend(e.path for e in entries if e.is_file() and matches(e.name, patterns, case_sensitive))
+        out.extend(e.path for e in entries if _is_listed_file(e, patterns, case_sensitive))
         for e in entries:
             if e.is_dir():
                 walk(e.path)
@@ -117,12 +176,18 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
     """
     base = root if root is not None else os.path.dirname(os.path.abspath(list_path))
     try:
-        with open(list_path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_bytes(list_path, what="file_list=").decode("utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"file_list={list_path!r} does not exist") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(errno.EISDIR, "file_list= is a directory; give the list's text file",
+                                list_path) from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"file_list={list_path!r} is not UTF-8 text: {exc}") from None
+    if "\0" in text:
+        number = text.count("\n", 0, text.index("\0")) + 1
+        raise ValueError(f"{list_path}:{number}: the line holds a NUL byte; file_list must be a text file of "
+                         "'relative/path label' lines")
     prefix = os.path.join(base, "")
     if with_labels and _TWO_FIELDS_PER_LINE.fullmatch(text):  # fast path: every line is `path label`
         tokens = text.split()
@@ -155,10 +220,12 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
                         f"{list_path}:{number}: expected 'relative/path label' with an integer label, got {text!r}"
                     ) from None
             raise
-        values = np.asarray(labels, dtype=np.int64)
-        bad = np.flatnonzero((values < -(2**31)) | (values >= 2**31))
-        if bad.size:
-            raise ValueError(f"{list_path}:{numbers[bad[0]]}: label {labels[bad[0]]} does not fit in int32")
+        for number, label in zip(numbers, labels):  # Python ints: labels past int64 are caught too
+            if not -(2**31) <= label < 2**31:
+                raise ValueError(
+                    f"{list_path}:{number}: label {label} does not fit in int32 (labels are int32, as in DALI); "
+                    "use labels in [-2147483648, 2147483647]"
+                )
     paths = [name if name.startswith("/") else prefix + name for name in names]
     return paths, labels, numbers
 
@@ -176,9 +243,14 @@ def encode_paths(paths: Sequence[str]) -> bytes:
     return "\0".join(paths).encode("utf-8", "surrogateescape")
 
 
-def read_bytes(path: str) -> bytes:
-    """Return the whole content of ``path`` (``os.open``/``os.read``: no Python file object)."""
-    fd = os.open(path, os.O_RDONLY)
+def read_bytes(path: str, what: str = "") -> bytes:
+    """Return the whole content of the regular file ``path`` (``os.open``/``os.read``: no file object).
+
+    Raises:
+        FileNotFoundError / PermissionError / IsADirectoryError: the file cannot be read.
+        ValueError: ``path`` is not a regular file (a FIFO, a device ...), naming it after ``what``.
+    """
+    fd = open_regular(path, what)
     try:
         size = os.fstat(fd).st_size
         data = os.read(fd, size) if size else b""

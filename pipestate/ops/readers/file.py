@@ -21,6 +21,7 @@ def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: 
     Raises:
         FileNotFoundError / PermissionError / IsADirectoryError: naming the file (and, from ``where(i)``,
             its ``file_list`` line when it came from one).
+        ValueError: the path is not a regular file (a FIFO, a device), named likewise.
     """
     out = []
     for i in indices:
@@ -29,6 +30,8 @@ def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: 
         except OSError as exc:
             origin = f" (listed at {where(i)})" if where else ""
             raise type(exc)(exc.errno, f"cannot read {paths[i]!r}{origin}: {exc.strerror}") from None
+        except ValueError as exc:  # not a regular file
+            raise ValueError(f"{exc}{f' (listed at {where(i)})' if where else ''}") from None
         out.append(np.frombuffer(data, dtype=np.uint8))
     return out
 

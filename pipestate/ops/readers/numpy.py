@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import os
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -17,6 +18,8 @@ from pipestate.ops.readers._base import SHARD_ARGS, Reader
 from pipestate.ops.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
+MAX_HEADER_BYTES = 1 << 16
+"""Longest ``.npy`` header read (version 1 headers cannot be longer; numpy itself stops at 10,000)."""
 
 
 class NpyHeader(NamedTuple):
@@ -32,7 +35,8 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
     """Parse the header at the start of a ``.npy`` file (``head`` holds at least its first bytes).
 
     Raises:
-        ValueError: not a ``.npy`` file, an unsupported version, or an object/structured dtype.
+        ValueError: not a ``.npy`` file, an unsupported version, a header longer than
+            :data:`MAX_HEADER_BYTES`, negative dimensions, or an object/structured dtype.
     """
     if not head.startswith(_MAGIC) or len(head) < 10:
         raise ValueError(f"{path!r} is not a .npy file (bad magic)")
@@ -43,6 +47,9 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
         size, start = int.from_bytes(head[8:12], "little"), 12
     else:
         raise ValueError(f"{path!r}: .npy format version {major}.{head[7]} is not supported")
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"{path!r}: the .npy header claims {size} bytes, more than {MAX_HEADER_BYTES}; the file "
+                         "is damaged or not a .npy file")
     if len(head) < start + size:
         raise ValueError(f"{path!r}: the .npy header is truncated")
     try:
@@ -50,8 +57,10 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
         dtype = np.dtype(np.lib.format.descr_to_dtype(meta["descr"]))
         shape = tuple(int(d) for d in meta["shape"])
         fortran = bool(meta["fortran_order"])
-    except (ValueError, SyntaxError, KeyError, TypeError) as exc:
+    except (ValueError, SyntaxError, KeyError, TypeError, RecursionError, MemoryError) as exc:
         raise ValueError(f"{path!r}: malformed .npy header: {exc}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{path!r}: the .npy header has negative dimensions {shape}")
     if dtype.hasobject or dtype.names is not None:
         raise ValueError(f"{path!r}: dtype {dtype} is not supported (object or structured arrays)")
     return NpyHeader(dtype, shape, fortran, start + size)
@@ -64,9 +73,10 @@ def read_npy(path: str, headers: dict[str, NpyHeader]) -> np.ndarray:
     intermediate bytes object (a memory map would need the same copy, since a batch owns its data).
 
     Raises:
-        FileNotFoundError / PermissionError: naming the file. ValueError: a damaged or truncated file.
+        FileNotFoundError / PermissionError: naming the file. ValueError: a damaged or truncated file, a
+            header claiming more data than the file holds, or not a regular file (a FIFO, a device).
     """
-    with open(path, "rb", buffering=0) as f:
+    with open(_files.open_regular(path), "rb", buffering=0) as f:
         header = headers.get(path)
         if header is None:
             head = f.read(12)
@@ -74,10 +84,20 @@ def read_npy(path: str, headers: dict[str, NpyHeader]) -> np.ndarray:
                 size = (
                     int.from_bytes(head[8:10], "little") - 2 if head[6] == 1 else int.from_bytes(head[8:12], "little")
                 )
-                head += f.read(size)
+                head += f.read(min(size, MAX_HEADER_BYTES + 1))  # parse_header refuses longer ones
             header = headers[path] = parse_header(path, head)
+        file_size = os.fstat(f.fileno()).st_size
+        nbytes = math.prod(header.shape) * header.dtype.itemsize  # Python ints: no overflow
+        if nbytes > file_size - header.offset:
+            raise ValueError(
+                f"{path!r}: the .npy header claims shape {header.shape} {header.dtype} ({nbytes} data bytes), "
+                f"but the file holds {max(file_size - header.offset, 0)} data bytes; it is truncated or damaged"
+            )
         f.seek(header.offset)
-        arr = np.empty(header.shape[::-1] if header.fortran_order else header.shape, header.dtype)
+        try:
+            arr = np.empty(header.shape[::-1] if header.fortran_order else header.shape, header.dtype)
+        except (ValueError, MemoryError) as exc:
+            raise ValueError(f"{path!r}: cannot hold shape {header.shape} {header.dtype}: {exc}") from None
         view = memoryview(arr.reshape(-1).view(np.uint8))
         got = 0
         while got < len(view):

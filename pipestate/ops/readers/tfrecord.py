@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from pipestate import tfrecord as tfr
 from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
@@ -15,6 +16,7 @@ from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.ops import schema as sch
 from pipestate.ops.base import RunContext, register
+from pipestate.ops.readers import _files
 from pipestate.ops.readers._base import SHARD_ARGS, Reader
 from pipestate.ops.schema import Arg
 
@@ -137,14 +139,21 @@ class TFRecordReader(Reader):
             with self._lock:
                 fd = self._fds.get(k)
                 if fd is None:
-                    fd = self._fds[k] = os.open(self.files[k], os.O_RDONLY)
+                    fd = self._fds[k] = _files.open_regular(self.files[k], "TFRecord file ")
         return fd
 
     def _parse(self, index: int) -> list[np.ndarray]:
         k, offset, size = (int(v) for v in self.records[index])
         path = self.files[k]
         raw = os.pread(self._fd(k), size, offset)
-        example = example_pb2.Example.FromString(tfr.parse_record(raw, path, offset))
+        data = tfr.parse_record(raw, path, offset)
+        try:
+            example = example_pb2.Example.FromString(data)
+        except (DecodeError, RecursionError) as exc:
+            raise tfr.TFRecordError(
+                f"{path}: the record at offset {offset} is not a tf.train.Example ({exc}); its checksum is "
+                "valid, so the file was written with another message type"
+            ) from None
         features = example.features.feature
         out = []
         for name, spec, default in zip(self.names, self.specs, self.defaults, strict=True):
