@@ -61,7 +61,7 @@ def test_page_snippets_run(page, tmp_path):
     workdir, results_file = tmp_path / "work", tmp_path / "results.json"
     workdir.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep), PATH=_shim_bin(tmp_path) + os.pathsep + os.environ.get("PATH", ""), MPLBACKEND="Agg")
+        os.pathsep), PATH=os.pathsep.join([_shim_bin(tmp_path), os.path.dirname(sys.executable), os.environ.get("PATH", "")]), MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "_docs_snippets.py"), str(page), str(results_file)],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0 and results_file.exists(), f"the runner failed:\n{proc.stdout}\n{proc.stderr}"
