@@ -60,8 +60,9 @@ def test_page_snippets_run(page, tmp_path):
         pytest.skip(f"{_page_id(page)} has no runnable block")
     workdir, results_file = tmp_path / "work", tmp_path / "results.json"
     workdir.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep), PATH=os.pathsep.join([_shim_bin(tmp_path), os.path.dirname(sys.executable), os.environ.get("PATH", "")]), MPLBACKEND="Agg")
+    path = [_shim_bin(tmp_path), os.path.dirname(sys.executable), os.environ.get("PATH", "")]
+    pythonpath = [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), PATH=os.pathsep.join(path), MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "_docs_snippets.py"), str(page), str(results_file)],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0 and results_file.exists(), f"the runner failed:\n{proc.stdout}\n{proc.stderr}"
