@@ -9,6 +9,8 @@ Conventions (documented in docs/development.md, "Documentation snippets"):
 - ``no-run`` after the language marks a block that is deliberately not run (install commands,
   placeholders that need a cluster or a cloud account).
 - ``xfail`` marks a block expected to fail until a missing feature lands; it must raise (strict).
+- ``raises=Name`` marks a block that shows an error: it must raise an exception with ``Name`` among
+  its classes (the troubleshooting page), and passes only if it does.
 - ``requires=mod1,mod2`` names modules the block needs; the top-level modules a Python block imports
   are detected too. A block whose module is missing is skipped with the reason.
 - ``<!-- snippet-setup ... -->`` is a hidden Python block (invisible on the rendered page) that runs at
@@ -70,6 +72,11 @@ class Block:
     @property
     def xfail(self) -> bool:
         return "xfail" in self.flags
+
+    @property
+    def raises(self) -> str | None:
+        """The exception class name a ``raises=`` block must raise."""
+        return next((f[7:] for f in self.flags if f.startswith("raises=")), None)
 
     def requires(self) -> list[str]:
         """The modules this block needs: ``requires=`` plus what a Python block imports."""
@@ -159,9 +166,15 @@ def run_page(page: str) -> list[dict]:
                                       text=True, timeout=120)
                 if proc.returncode:
                     raise RuntimeError(f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-            result["status"] = "ok"
-        except BaseException:  # noqa: BLE001 - every failure is reported, with its traceback
-            result["status"], result["detail"] = "error", traceback.format_exc(limit=-8)
+            if block.raises:
+                result["status"], result["detail"] = "error", f"did not raise {block.raises}"
+            else:
+                result["status"] = "ok"
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported, with its traceback
+            if block.raises and block.raises in {cls.__name__ for cls in type(exc).__mro__}:
+                result["status"], result["detail"] = "ok", f"{type(exc).__name__}: {exc}"
+            else:
+                result["status"], result["detail"] = "error", traceback.format_exc(limit=-8)
     return results
 
 

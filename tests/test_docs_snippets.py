@@ -39,7 +39,8 @@ def test_blocks_are_marked(page):
         if block.no_run or block.xfail:
             assert block.kind != "data", f"{where}: only code blocks can be marked no-run/xfail"
             assert not (block.no_run and block.xfail), f"{where}: no-run and xfail together"
-        unknown = [f for f in block.flags if f not in ("no-run", "xfail") and not f.startswith("requires=")]
+        flags = [f for f in block.flags if f not in ("no-run", "xfail")]
+        unknown = [f for f in flags if not f.startswith(("requires=", "raises="))]
         assert not unknown, f"{where}: unknown snippet flags {unknown}"
 
 
@@ -91,7 +92,8 @@ def test_extract_conventions():
         "```python\nx = 1\n```\n"
         "<!-- snippet-setup\ny = 2\n-->\n"
         "```bash no-run\npip install x\n```\n"
-        "```python xfail requires=torch\nimport jax\nfrom pipestate.plugin.tf import PipelineDataset\n```\n"
+        "```python xfail requires=torch raises=KeyError\n"
+        "import jax\nfrom pipestate.plugin.tf import PipelineDataset\n```\n"
         "````text\n```\n````\n"
     )
     blocks = snippets.extract(text)
@@ -103,4 +105,5 @@ def test_extract_conventions():
         (15, "data", False, False, False),
     ]
     assert blocks[3].requires() == ["torch", "jax", "tensorflow", "pipestate"]
+    assert blocks[3].raises == "KeyError" and blocks[0].raises is None
     assert blocks[4].code == "```\n"
