@@ -67,15 +67,18 @@ class AsyncCheckpointIO(CheckpointIO):
         options = dict(storage_options) if storage_options else None
         return self._enqueue(_key(path), self.checkpoint_io.save_checkpoint, blob, path, options)
 
-    def submit(self, fn: Callable[[CheckpointIO], Any]) -> Future:
+    def submit(self, fn: Callable[[CheckpointIO], Any], path: PathLike | None = None) -> Future:
         """Run ``fn(wrapped_backend)`` on the writer thread, after every save queued so far.
 
-        :class:`~pipestate.io.Checkpointer` uses it to apply retention off the caller's thread. The
-        task counts as pending work: :meth:`wait` and :meth:`close` wait for it, and an exception it
-        raises is handled like a failed save (raised once by the next call).
+        :class:`~pipestate.io.Checkpointer` uses it to save and then apply retention in one background
+        task, so that neither runs on the caller's thread. The task counts as pending work: :meth:`wait`
+        and :meth:`close` wait for it, and an exception it raises is handled like a failed save (raised
+        once by the next call).
 
         Args:
             fn: Called with the wrapped backend; its return value is the future's result.
+            path: The checkpoint ``fn`` writes, if any: until ``fn`` returns, :meth:`is_pending` is true
+                for it, and :meth:`load_checkpoint`/:meth:`remove_checkpoint` of it wait.
 
         Returns:
             A future for ``fn``'s result.
@@ -88,7 +91,7 @@ class AsyncCheckpointIO(CheckpointIO):
         self._raise_pending_error()
         if self._closed:
             raise RuntimeError("AsyncCheckpointIO is closed")
-        return self._enqueue(_TASK_KEY, fn, self.checkpoint_io)
+        return self._enqueue(_TASK_KEY if path is None else _key(path), fn, self.checkpoint_io)
 
     def _enqueue(self, key: str, fn: Callable[..., Any], *args: Any) -> Future:
         with self._cond:

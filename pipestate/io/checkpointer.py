@@ -123,15 +123,16 @@ class Checkpointer:
             advice="Pass Pipeline.checkpoint() bytes or the pipeline itself.",
         )
         path = self.path_for(step)
+        submit = getattr(self.checkpoint_io, "submit", None)
+        if callable(submit):
+            # An asynchronous backend: one background task saves, then (once the save returned, i.e. the
+            # checkpoint is durable, and only if it succeeded) applies retention. Errors are raised by the
+            # backend's next call, like a failed save.
+            self._pending[path] = submit(functools.partial(self._save_and_retain, blob, path), path=path)
+            return path
         result = self.checkpoint_io.save_checkpoint(blob, path)
         if isinstance(result, Future):
             self._pending[path] = result
-            submit = getattr(self.checkpoint_io, "submit", None)
-            if self.keep_last is not None and callable(submit):
-                # Retention runs on the backend's writer thread, after this save is durable (and only if
-                # it succeeded); its errors are raised by the backend's next call, like a failed save.
-                submit(functools.partial(self._retain_after, result))
-                return path
         self._apply_retention()
         return path
 
@@ -228,14 +229,14 @@ class Checkpointer:
         is_pending = getattr(self.checkpoint_io, "is_pending", None)
         return bool(callable(is_pending) and is_pending(path))
 
-    def _entries(self, io: CheckpointIO | None = None) -> list[tuple[int, str]]:
+    def _entries(self, io: CheckpointIO | None = None, saved: str | None = None) -> list[tuple[int, str]]:
         out = []
         for name in (io or self.checkpoint_io).list_dir(self.directory):
             m = self._name_re.match(name)
             if m is None:
                 continue
             path = self._join(name)
-            if not self._is_pending(path):
+            if path == saved or not self._is_pending(path):
                 out.append((int(m[1]), path))
         return out
 
@@ -260,17 +261,17 @@ class Checkpointer:
             return None
         return blob
 
-    def _retain_after(self, saved: Future, io: CheckpointIO) -> None:
-        if saved.exception() is None:  # a failed save is reported by the backend; keep what exists
-            self._apply_retention(io)
+    def _save_and_retain(self, blob: bytes, path: str, io: CheckpointIO) -> None:
+        io.save_checkpoint(blob, path)
+        self._apply_retention(io, saved=path)  # this task's future is not done yet, the file is durable
 
-    def _apply_retention(self, io: CheckpointIO | None = None) -> None:
+    def _apply_retention(self, io: CheckpointIO | None = None, saved: str | None = None) -> None:
         """Delete old checkpoints; ``io`` is the backend to use (an asynchronous one's wrapped backend
-        when this runs on its writer thread)."""
+        when this runs on its writer thread), ``saved`` a checkpoint this thread has just saved."""
         if self.keep_last is None:
             return
         io = io or self.checkpoint_io
-        entries = sorted(self._entries(io), reverse=True)
+        entries = sorted(self._entries(io, saved), reverse=True)
         if len(entries) <= self.keep_last:
             return
         keep = {path for _, path in entries[: self.keep_last]}
