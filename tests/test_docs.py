@@ -23,7 +23,7 @@ _FENCED = re.compile(r"^(`{3,}|~{3,}).*?^\1", re.S | re.M)
 
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading."""
-    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
@@ -60,6 +60,7 @@ def test_link_checker_catches_bad_links(tmp_path):
     assert "readers.md" in _targets(page)
     assert _slug("Checkpoint storage (issue 5)") == "checkpoint-storage-issue-5"
     assert _slug("`fn.readers.file`") == "fnreadersfile"
+    assert _slug("`Checkpointer.save` with `keep_last`") == "checkpointersave-with-keep_last"
 
 
 def _requirement_names() -> list[str]:
