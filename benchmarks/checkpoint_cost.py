@@ -1,7 +1,8 @@
 """What does checkpointing cost? pipestate vs DALI (CPU) on a 4-operator random pipeline, batch 8.
 
 Prints a markdown table and writes benchmarks/out/checkpoint_cost.{md,png}:
-checkpoint() latency (each call right after a run()), checkpoint size, restore time (construct with
+checkpoint() latency (each call right after a run(), while the prefetch thread computes the next
+batch, and again once the prefetch queue is full and idle), checkpoint size, restore time (construct with
 checkpoint= + first run) against a fresh build + first run, and throughput with enable_checkpointing on
 versus off. Run: python benchmarks/checkpoint_cost.py [--rounds 5] [--iterations 400]
 """
@@ -57,11 +58,13 @@ class Subject:
         p.build()
         return p
 
-    def checkpoint_latency_us(self) -> float:
+    def checkpoint_latency_us(self, settle_s: float = 0.0) -> float:
         p = self._built(enable_checkpointing=True)
         times = []
-        for _ in range(200):
+        for _ in range(200 if not settle_s else 50):
             p.run()
+            if settle_s:
+                time.sleep(settle_s)  # let the prefetch thread fill its queue and go idle
             start = time.perf_counter()
             blob = p.checkpoint()
             times.append(time.perf_counter() - start)
@@ -107,6 +110,7 @@ def main() -> None:
         return interleave({name: (lambda s=s: measure(s)) for name, s in subjects.items()}, args.rounds)
 
     latency = per(Subject.checkpoint_latency_us)
+    idle_latency = per(lambda s: s.checkpoint_latency_us(settle_s=0.005))
     restore = per(Subject.restore_ms)
     fresh = per(Subject.fresh_ms)
     on = per(lambda s: s.throughput(True))
@@ -125,7 +129,8 @@ def main() -> None:
     if "DALI" in subjects:
         size_row.append(f"{subjects['pipestate'].size / subjects['DALI'].size:.2f}×")
     rows = [
-        row("checkpoint() latency (µs)", latency),
+        row("checkpoint() latency right after run() (µs)", latency),
+        row("checkpoint() latency, prefetch idle (µs)", idle_latency),
         size_row,
         row("restore: construct + first run (ms)", restore, 2),
         row("fresh: construct + first run (ms)", fresh, 2),

@@ -12,8 +12,14 @@ seed) and saved with fsync on:
 
 sync and async runs are interleaved (A B A B). Medians with min-max over the repetitions.
 
-Usage: ``python benchmarks/checkpoint_io.py [--sizes 1K,1M,256M] [--reps N] [--dir DIR]``.
-Prints a markdown table and writes ``benchmarks/out/checkpoint_io.png``.
+A second table times ``Checkpointer(keep_last=3).save`` on the caller's thread for a small (1 KB)
+checkpoint: with ``LocalCheckpointIO``; with ``AsyncCheckpointIO`` where retention (list, load and
+validate, delete) runs on the writer thread; and with retention on the caller's thread as pipestate 0.1.0
+did it (an ``AsyncCheckpointIO`` without ``submit``). The three are interleaved; the writer is drained
+between saves (as when saves are far apart).
+
+Usage: ``python benchmarks/checkpoint_io.py [--sizes 1K,1M,256M] [--reps N] [--dir DIR] [--tables ...]``.
+Prints markdown tables and writes ``benchmarks/out/checkpoint_io.png``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipestate.checkpoint import CheckpointData, OperatorRecord, decode, encode  # noqa: E402
-from pipestate.io import AsyncCheckpointIO, LocalCheckpointIO  # noqa: E402
+from pipestate.io import AsyncCheckpointIO, Checkpointer, LocalCheckpointIO  # noqa: E402
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 DEFAULT_SIZES = "1K,64K,1M,16M,256M"
@@ -127,6 +133,41 @@ def bench_size(size: int, reps: int, directory: str) -> dict[str, list[float]]:
     return times
 
 
+class CallerRetentionIO(AsyncCheckpointIO):
+    """AsyncCheckpointIO without ``submit``: Checkpointer then applies retention on the caller's thread."""
+
+    submit = None
+
+
+def bench_checkpointer(reps: int, directory: str) -> dict[str, list[float]]:
+    """Caller time of ``Checkpointer(keep_last=3).save`` per backend, interleaved; seconds per save."""
+    blob = make_checkpoint(1 << 10)
+    backends = {
+        "sync (LocalCheckpointIO)": lambda: LocalCheckpointIO(),
+        "async, retention in the background": lambda: AsyncCheckpointIO(LocalCheckpointIO()),
+        "async, retention on the caller (0.1.0)": lambda: CallerRetentionIO(LocalCheckpointIO()),
+    }
+    ckpts = {name: Checkpointer(os.path.join(directory, f"ck{i}"), keep_last=3, checkpoint_io=make())
+             for i, (name, make) in enumerate(backends.items())}
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for step in range(reps + 5):
+        for name, ckpt in ckpts.items():
+            t0 = time.perf_counter()
+            ckpt.save(blob, step)
+            elapsed = time.perf_counter() - t0
+            wait = getattr(ckpt.checkpoint_io, "wait", None)
+            if wait:
+                wait()
+            if step >= 5:  # the first saves have nothing to delete yet
+                times[name].append(elapsed)
+    for ckpt in ckpts.values():
+        ckpt.close()
+        ckpt.checkpoint_io.teardown()
+        if ckpt.steps() != [reps + 2, reps + 3, reps + 4]:
+            raise RuntimeError(f"retention did not keep the last 3: {ckpt.steps()}")
+    return times
+
+
 def fmt_latency(values: list[float]) -> str:
     """Median (min-max) in an adaptive unit."""
     if not values:
@@ -147,11 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per size (default: by size)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    parser.add_argument("--tables", default="sizes,checkpointer", help="which tables (default: both)")
     args = parser.parse_args(argv)
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    tables = args.tables.split(",")
+    sizes = [parse_size(s) for s in args.sizes.split(",")] if "sizes" in tables else []
     directory = tempfile.mkdtemp(prefix="pipestate-bench-", dir=args.dir)
     rows, results = [], {}
     try:
+        if "checkpointer" in tables:
+            ck = bench_checkpointer(args.reps or 30, directory)
+            sys.stdout.write("| Checkpointer(keep_last=3).save, 1 KB | caller blocked | saves |\n|---|---|---|\n")
+            sys.stdout.write("".join(f"| {name} | {fmt_latency(t)} | {len(t)} |\n" for name, t in ck.items()))
+            sys.stdout.write("\n")
         for size in sizes:
             t = bench_size(size, reps_for(size, args.reps), directory)
             results[size] = t
@@ -168,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         "| load cold | load cold MB/s | load warm | of which validation | reps |\n"
         "|---|---|---|---|---|---|---|---|---|---|"
     )
-    sys.stdout.write(header + "\n" + "\n".join(rows) + "\n")
-    plot(sizes, results)
+    if sizes:
+        sys.stdout.write(header + "\n" + "\n".join(rows) + "\n")
+        plot(sizes, results)
     return 0
 
 

@@ -8,7 +8,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def readme_commands():
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    block = re.search(r"```bash[^\n]*\n(.*?)```", text, re.S)
     assert block and text.index(block.group(0)) < 40, "the README must start with the commands block"
     return block.group(1).strip().splitlines()
 

@@ -4,7 +4,8 @@ One writer thread runs the saves in the order they were made. ``save_checkpoint`
 buffers before it returns, so the caller may reuse them at once. A failed background save is
 remembered and raised *once*: by the next ``save_checkpoint``/``load_checkpoint``/``remove_checkpoint``
 call (which is then not performed), by ``wait()`` or by ``close()``. ``load_checkpoint`` and
-``remove_checkpoint`` first wait for pending saves to the same path.
+``remove_checkpoint`` first wait for pending saves to the same path. ``submit`` queues other work (the
+``Checkpointer``'s retention) behind the saves, on the same thread.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -64,17 +65,44 @@ class AsyncCheckpointIO(CheckpointIO):
             raise RuntimeError("AsyncCheckpointIO is closed; create a new one to save more checkpoints")
         blob = data if isinstance(data, bytes) else bytes(memoryview(data).cast("B"))
         options = dict(storage_options) if storage_options else None
-        key = _key(path)
+        return self._enqueue(_key(path), self.checkpoint_io.save_checkpoint, blob, path, options)
+
+    def submit(self, fn: Callable[[CheckpointIO], Any], path: PathLike | None = None) -> Future:
+        """Run ``fn(wrapped_backend)`` on the writer thread, after every save queued so far.
+
+        :class:`~pipestate.io.Checkpointer` uses it to save and then apply retention in one background
+        task, so that neither runs on the caller's thread. The task counts as pending work: :meth:`wait`
+        and :meth:`close` wait for it, and an exception it raises is handled like a failed save (raised
+        once by the next call).
+
+        Args:
+            fn: Called with the wrapped backend; its return value is the future's result.
+            path: The checkpoint ``fn`` writes, if any: until ``fn`` returns, :meth:`is_pending` is true
+                for it, and :meth:`load_checkpoint`/:meth:`remove_checkpoint` of it wait.
+
+        Returns:
+            A future for ``fn``'s result.
+
+        Raises:
+            OSError: (or whatever was raised) an earlier background save or task failed; ``fn`` was not
+                queued.
+            RuntimeError: the object is closed.
+        """
+        self._raise_pending_error()
+        if self._closed:
+            raise RuntimeError("AsyncCheckpointIO is closed")
+        return self._enqueue(_TASK_KEY if path is None else _key(path), fn, self.checkpoint_io)
+
+    def _enqueue(self, key: str, fn: Callable[..., Any], *args: Any) -> Future:
         with self._cond:
             self._pending[key] = self._pending.get(key, 0) + 1
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipestate-ckpt")
         try:
-            future = self._executor.submit(self._save, blob, path, options, key)
+            return self._executor.submit(self._run, key, fn, *args)
         except BaseException:
             self._done(key)
             raise
-        return future
 
     def load_checkpoint(self, path: PathLike) -> bytes:
         """Wait for pending saves to ``path``, then load it with the wrapped backend.
@@ -169,9 +197,9 @@ class AsyncCheckpointIO(CheckpointIO):
         except BaseException as close_exc:
             logger.error("a background checkpoint save failed: %s", close_exc)
 
-    def _save(self, blob: bytes, path: PathLike, options: dict | None, key: str) -> None:
+    def _run(self, key: str, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            self.checkpoint_io.save_checkpoint(blob, path, options)
+            return fn(*args)
         except BaseException as exc:
             with self._cond:
                 if self._error is None:
@@ -201,6 +229,9 @@ class AsyncCheckpointIO(CheckpointIO):
             error, self._error = self._error, None
         if error is not None:
             raise error
+
+
+_TASK_KEY = "\0task"  # pending-count key of submitted tasks: never a path
 
 
 def _key(path: PathLike) -> str:

@@ -9,6 +9,7 @@ ones, so a crash at any moment leaves a loadable "latest".
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -122,6 +123,13 @@ class Checkpointer:
             advice="Pass Pipeline.checkpoint() bytes or the pipeline itself.",
         )
         path = self.path_for(step)
+        submit = getattr(self.checkpoint_io, "submit", None)
+        if callable(submit):
+            # An asynchronous backend: one background task saves, then (once the save returned, i.e. the
+            # checkpoint is durable, and only if it succeeded) applies retention. Errors are raised by the
+            # backend's next call, like a failed save.
+            self._pending[path] = submit(functools.partial(self._save_and_retain, blob, path), path=path)
+            return path
         result = self.checkpoint_io.save_checkpoint(blob, path)
         if isinstance(result, Future):
             self._pending[path] = result
@@ -152,6 +160,21 @@ class Checkpointer:
                 directory, or an earlier asynchronous save failed).
         """
         found = self._find_latest()
+        return found[1] if found else None
+
+    def latest_step(self) -> int | None:
+        """Return the step of the newest valid checkpoint (see :meth:`latest`), or ``None``.
+
+        The checkpoint saved at step ``s`` holds the pipeline's state *after* step ``s``, so a training
+        loop resumes at ``s + 1``.
+
+        Returns:
+            The step number, or ``None`` when there is no valid checkpoint.
+
+        Raises:
+            OSError: as for :meth:`latest`.
+        """
+        found = self._find_latest()
         return found[0] if found else None
 
     def load_latest(self) -> bytes | None:
@@ -164,7 +187,7 @@ class Checkpointer:
             OSError: as for :meth:`latest`.
         """
         found = self._find_latest()
-        return found[1] if found else None
+        return found[2] if found else None
 
     def wait(self) -> None:
         """Wait for asynchronous saves to finish, then apply retention.
@@ -202,18 +225,18 @@ class Checkpointer:
         if future is not None:
             if not future.done():
                 return True
-            del self._pending[path]
+            self._pending.pop(path, None)  # may run on the writer thread too
         is_pending = getattr(self.checkpoint_io, "is_pending", None)
         return bool(callable(is_pending) and is_pending(path))
 
-    def _entries(self) -> list[tuple[int, str]]:
+    def _entries(self, io: CheckpointIO | None = None, saved: str | None = None) -> list[tuple[int, str]]:
         out = []
-        for name in self.checkpoint_io.list_dir(self.directory):
+        for name in (io or self.checkpoint_io).list_dir(self.directory):
             m = self._name_re.match(name)
             if m is None:
                 continue
             path = self._join(name)
-            if not self._is_pending(path):
+            if path == saved or not self._is_pending(path):
                 out.append((int(m[1]), path))
         return out
 
@@ -222,38 +245,45 @@ class Checkpointer:
             return self.directory.rstrip("/") + "/" + name
         return os.path.join(self.directory, name)
 
-    def _find_latest(self) -> tuple[str, bytes] | None:
-        for _, path in sorted(self._entries(), reverse=True):
+    def _find_latest(self) -> tuple[int, str, bytes] | None:
+        for step, path in sorted(self._entries(), reverse=True):
             blob = self._load_valid(path)
             if blob is not None:
-                return path, blob
+                return step, path, blob
         return None
 
-    def _load_valid(self, path: str) -> bytes | None:
+    def _load_valid(self, path: str, io: CheckpointIO | None = None) -> bytes | None:
         try:
-            blob = self.checkpoint_io.load_checkpoint(path)
+            blob = (io or self.checkpoint_io).load_checkpoint(path)
             decode(blob)  # also for backends that do not validate
         except (CheckpointError, FileNotFoundError, IsADirectoryError) as exc:
             logger.warning("skipping checkpoint %s: %s", path, exc)
             return None
         return blob
 
-    def _apply_retention(self) -> None:
+    def _save_and_retain(self, blob: bytes, path: str, io: CheckpointIO) -> None:
+        io.save_checkpoint(blob, path)
+        self._apply_retention(io, saved=path)  # this task's future is not done yet, the file is durable
+
+    def _apply_retention(self, io: CheckpointIO | None = None, saved: str | None = None) -> None:
+        """Delete old checkpoints; ``io`` is the backend to use (an asynchronous one's wrapped backend
+        when this runs on its writer thread), ``saved`` a checkpoint this thread has just saved."""
         if self.keep_last is None:
             return
-        entries = sorted(self._entries(), reverse=True)
+        io = io or self.checkpoint_io
+        entries = sorted(self._entries(io, saved), reverse=True)
         if len(entries) <= self.keep_last:
             return
         keep = {path for _, path in entries[: self.keep_last]}
         for _, path in entries:  # never delete the newest valid checkpoint, even if newer ones are bad
-            if self._load_valid(path) is not None:
+            if self._load_valid(path, io) is not None:
                 keep.add(path)
                 break
         else:
             return  # nothing valid yet: keep everything rather than guess
         for _, path in entries:
             if path not in keep:
-                self.checkpoint_io.remove_checkpoint(path)
+                io.remove_checkpoint(path)
 
 
 def _checkpoint_bytes(obj: Any) -> bytes:

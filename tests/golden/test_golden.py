@@ -16,7 +16,12 @@ from tests.golden import make_golden, pipelines
 
 HERE = os.path.dirname(__file__)
 VERSIONS = sorted(d for d in os.listdir(HERE) if d.startswith("v") and os.path.isdir(os.path.join(HERE, d)))
-CASES = [(v, name) for v in VERSIONS for name in make_golden.PIPELINES if os.path.exists(os.path.join(HERE, v, f"{name}.cpt"))]
+CASES = [
+    (v, name)
+    for v in VERSIONS
+    for name in make_golden.PIPELINES
+    if os.path.exists(os.path.join(HERE, v, f"{name}.cpt"))
+]
 
 
 def expected_batches(root: str, name: str) -> list[list[list[np.ndarray]]]:

@@ -193,3 +193,73 @@ def test_checkpointer_surfaces_async_error_once(tmp_path):
     ckpt.close()
     io.close()
     assert ckpt.steps() == [3]
+
+
+class ThreadRecordingIO(LocalCheckpointIO):
+    """Local files; records the thread of every list/load/remove, optionally failing removals."""
+
+    def __init__(self, fail_remove: bool = False) -> None:
+        super().__init__(fsync=False)
+        self.fail_remove = fail_remove
+        self.threads: set[str] = set()
+
+    def list_dir(self, directory):
+        self.threads.add(threading.current_thread().name)
+        return super().list_dir(directory)
+
+    def load_checkpoint(self, path):
+        self.threads.add(threading.current_thread().name)
+        return super().load_checkpoint(path)
+
+    def remove_checkpoint(self, path):
+        self.threads.add(threading.current_thread().name)
+        if self.fail_remove:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        super().remove_checkpoint(path)
+
+
+def test_checkpointer_retention_runs_on_the_writer_thread(tmp_path):
+    inner = ThreadRecordingIO()
+    io = AsyncCheckpointIO(inner)
+    ckpt = Checkpointer(tmp_path, keep_last=2, checkpoint_io=io)
+    for step in range(6):
+        ckpt.save(make_checkpoint(step), step)
+    io.wait()  # the backend's drain only: retention must already have happened behind the saves
+    threads = set(inner.threads)
+    assert threads and all(name.startswith("pipestate-ckpt") for name in threads)
+    assert ckpt.steps() == [4, 5]
+    ckpt.close()
+    io.close()
+
+
+def test_checkpointer_retention_error_surfaces_once(tmp_path):
+    inner = ThreadRecordingIO(fail_remove=True)
+    io = AsyncCheckpointIO(inner)
+    ckpt = Checkpointer(tmp_path, keep_last=1, checkpoint_io=io)
+    ckpt.save(make_checkpoint(1), 1)
+    ckpt.save(make_checkpoint(2), 2)  # its retention fails to remove step 1, in the background
+    with pytest.raises(PermissionError) as info:
+        io.wait()
+    assert info.value.errno == errno.EACCES
+    io.wait()  # raised once
+    assert ckpt.steps() == [1, 2]  # nothing lost
+    inner.fail_remove = False
+    ckpt.close()  # retention again, on the caller's thread
+    assert ckpt.steps() == [2]
+    io.close()
+
+
+def test_checkpointer_no_retention_after_a_failed_save(tmp_path):
+    inner = GatedIO(fail_first=0)
+    inner.gate.set()
+    io = AsyncCheckpointIO(inner)
+    ckpt = Checkpointer(tmp_path, keep_last=1, checkpoint_io=io)
+    ckpt.save(make_checkpoint(1), 1)
+    io.wait()
+    inner.fail_first = 1
+    ckpt.save(make_checkpoint(2), 2)
+    with pytest.raises(OSError, match="No space"):
+        io.wait()
+    assert ckpt.steps() == [1]  # the failed save's retention did not run: step 1 is kept
+    ckpt.close()
+    io.close()

@@ -88,6 +88,7 @@ def test_empty_or_missing_directory(tmp_path):
     ckpt = Checkpointer(tmp_path / "missing")
     assert ckpt.latest() is None
     assert ckpt.load_latest() is None
+    assert ckpt.latest_step() is None
     assert ckpt.steps() == []
 
 
@@ -107,7 +108,36 @@ def test_latest_skips_temp_foreign_truncated_corrupt_and_empty(tmp_path):
     (tmp_path / "checkpoint-000000000011.pscpt").mkdir()  # a directory
     assert ckpt.latest() == ckpt.path_for(3)
     assert step_of(ckpt.load_latest()) == 3
+    assert ckpt.latest_step() == 3
     assert ckpt.steps() == [3, 4, 5, 6, 7, 11]
+
+
+def test_latest_step_resume_loop_continues_bit_exactly(tmp_path):
+    """The loop of docs/storage.md: the checkpoint saved at step s resumes at s + 1."""
+
+    def train(total, crash_at=None):
+        ckpt = Checkpointer(tmp_path / "run", period=3)
+        last = ckpt.latest_step()
+        pipe = _rand_pipe(checkpoint=ckpt.load_latest())
+        seen = {}
+        for step in range(0 if last is None else last + 1, total):
+            if step == crash_at:
+                return seen
+            seen[step] = _outputs(pipe)
+            ckpt.save(pipe, step)
+        pipe.close()
+        return seen
+
+    reference = _rand_pipe()
+    expected = [_outputs(reference) for _ in range(10)]
+    reference.close()
+    first = train(10, crash_at=8)  # steps 0..7 done; checkpoints at 0, 3 and 6
+    assert Checkpointer(tmp_path / "run").latest_step() == 6
+    second = train(10)
+    assert sorted(second) == [7, 8, 9]
+    for step, outs in {**first, **second}.items():
+        for got, want in zip(outs, expected[step]):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_retention_keeps_last_and_only_touches_own_files(tmp_path):
