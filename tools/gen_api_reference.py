@@ -141,7 +141,8 @@ def document(qualname: str, obj) -> list[str]:
                 sig = signature(func, name, method=not isinstance(member, staticmethod))
                 out += [f"#### `{obj.__name__}.{sig}`", "", render_docstring(func.__doc__)]
     elif callable(obj):
-        out += ["```python no-run", signature(obj, qualname.rsplit(".", 1)[-1]), "```", "", render_docstring(obj.__doc__)]
+        head = signature(obj, qualname.rsplit(".", 1)[-1])
+        out += ["```python no-run", head, "```", "", render_docstring(obj.__doc__)]
     elif inspect.ismodule(obj):
         first = (obj.__doc__ or "").strip().split("\n\n")[0]
         out += [f"Module `{obj.__name__}`. " + " ".join(first.split()), ""]
