@@ -11,7 +11,8 @@ import gen_operator_reference  # noqa: E402
 
 def test_operator_reference_is_fresh():
     committed = (ROOT / "docs" / "operators.md").read_text()
-    assert committed == gen_operator_reference.render(), "docs/operators.md is stale: python tools/gen_operator_reference.py"
+    stale = "docs/operators.md is stale: python tools/gen_operator_reference.py"
+    assert committed == gen_operator_reference.render(), stale
 
 
 def test_reference_lists_every_operator():
