@@ -129,7 +129,7 @@ def document(qualname: str, obj) -> list[str]:
         head = signature(obj, qualname.rsplit(".", 1)[-1]).removesuffix(" -> None")
         if issubclass(obj, BaseException) or issubclass(obj, enum.Enum) or issubclass(obj, tuple):
             head = qualname.rsplit(".", 1)[-1]
-        out += ["```python", f"{kind} {head}" + (f"  # bases: {', '.join(bases)}" if bases else ""), "```", ""]
+        out += ["```text", f"{kind} {head}" + (f"  # bases: {', '.join(bases)}" if bases else ""), "```", ""]
         out.append(render_docstring(obj.__doc__))
         if issubclass(obj, enum.Enum):
             out += ["Members: " + ", ".join(f"`{m.name}`" for m in obj), ""]
@@ -141,7 +141,7 @@ def document(qualname: str, obj) -> list[str]:
                 sig = signature(func, name, method=not isinstance(member, staticmethod))
                 out += [f"#### `{obj.__name__}.{sig}`", "", render_docstring(func.__doc__)]
     elif callable(obj):
-        out += ["```python", signature(obj, qualname.rsplit(".", 1)[-1]), "```", "", render_docstring(obj.__doc__)]
+        out += ["```text", signature(obj, qualname.rsplit(".", 1)[-1]), "```", "", render_docstring(obj.__doc__)]
     elif inspect.ismodule(obj):
         first = (obj.__doc__ or "").strip().split("\n\n")[0]
         out += [f"Module `{obj.__name__}`. " + " ".join(first.split()), ""]
