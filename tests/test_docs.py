@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
@@ -83,4 +85,6 @@ def test_every_dependency_is_explained():
 def test_api_reference_is_fresh():
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_api_reference.py"), "--check"], cwd=ROOT,
                           capture_output=True, text=True)
+    if proc.returncode == 3:
+        pytest.skip(proc.stdout.strip())
     assert proc.returncode == 0, f"docs/api.md is stale: run `python tools/gen_api_reference.py`\n{proc.stdout}"

@@ -275,12 +275,15 @@ class Checkpointer:
         if len(entries) <= self.keep_last:
             return
         keep = {path for _, path in entries[: self.keep_last]}
-        for _, path in entries:  # never delete the newest valid checkpoint, even if newer ones are bad
-            if self._load_valid(path, io) is not None:
-                keep.add(path)
-                break
-        else:
-            return  # nothing valid yet: keep everything rather than guess
+        # Never delete the newest valid checkpoint, even if newer ones are bad. A checkpoint this thread has
+        # just saved (validated bytes, durable) is valid: if it is kept, so is the newest valid one.
+        if saved not in keep:
+            for _, path in entries:
+                if self._load_valid(path, io) is not None:
+                    keep.add(path)
+                    break
+            else:
+                return  # nothing valid yet: keep everything rather than guess
         for _, path in entries:
             if path not in keep:
                 io.remove_checkpoint(path)
