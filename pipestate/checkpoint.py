@@ -61,6 +61,7 @@ class CheckpointData:
     iteration_in_epoch: int
     operators: tuple[OperatorRecord, ...]
     format_version: int = FORMAT_VERSION
+    iterator_data: str = ""
 
 
 # ---- encoding ---------------------------------------------------------------------------------------
@@ -155,12 +156,22 @@ class Encoder:
             for r in header.operators
         ]
 
-    def encode(self, iteration: int, epoch: int, iteration_in_epoch: int, states: list[tuple[bool, Any]]) -> bytes:
-        """Return checkpoint bytes for these counters and per-operator ``(has_state, state)`` (graph order)."""
+    def encode(
+        self,
+        iteration: int,
+        epoch: int,
+        iteration_in_epoch: int,
+        states: list[tuple[bool, Any]],
+        iterator_data: str = "",
+    ) -> bytes:
+        """Return checkpoint bytes for these counters, per-operator ``(has_state, state)`` (graph order) and
+        a framework iterator's state."""
         parts = [self._head, _uint(5, iteration), _uint(6, epoch), _uint(7, iteration_in_epoch)]
         for static, (has_state, state) in zip(self._ops, states):
             entry = static + _delimited(b"\x2a", encode_value(state)) if has_state else static
             parts.append(_delimited(b"\x42", entry))
+        if iterator_data:
+            parts.append(_delimited(b"\x4a", iterator_data.encode("utf-8")))
         return seal(FORMAT_VERSION, b"".join(parts))
 
 
@@ -179,7 +190,7 @@ def seal(version: int, payload: bytes) -> bytes:
 def encode(data: CheckpointData) -> bytes:
     """Serialize ``data`` (format version 2) into checkpoint bytes."""
     states = [(record.has_state, record.state) for record in data.operators]
-    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states)
+    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states, data.iterator_data)
 
 
 def _crc(version: int, payload: bytes) -> int:
@@ -265,6 +276,7 @@ def decode(blob: bytes) -> CheckpointData:
             for op in payload.operators
         ),
         format_version=2,
+        iterator_data=payload.iterator_data,
     )
 
 

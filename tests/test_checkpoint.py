@@ -295,6 +295,7 @@ def reference_encoding(data):
             msg.arg_digests[key] = crc
         if r.has_state:
             msg.state.CopyFrom(value_message(r.state))
+    payload.iterator_data = data.iterator_data
     body = payload.SerializeToString(deterministic=True)
     crc = zlib.crc32(body, zlib.crc32(ckpt.FORMAT_VERSION.to_bytes(4, "little")))
     return pb.Checkpoint(
@@ -306,6 +307,7 @@ def reference_encoding(data):
 @given(
     seed=st.integers(-(2**63), 2**63 - 1),
     counters=st.tuples(u64, u64, u64),
+    iterator_data=st.text(max_size=30),
     ops=st.lists(
         st.tuples(
             st.text(min_size=1, max_size=30),
@@ -317,7 +319,7 @@ def reference_encoding(data):
         max_size=6,
     ),
 )
-def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
+def test_fast_encoder_equals_protobuf_serialization(seed, counters, iterator_data, ops):
     data = ckpt.CheckpointData(
         library_version="0.1.0",
         fingerprint=bytes(range(16)),
@@ -327,7 +329,17 @@ def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
         epoch=counters[1],
         iteration_in_epoch=counters[2],
         operators=tuple(ckpt.OperatorRecord(n, t, d, a, s, h) for n, t, d, a, (h, s) in ops),
+        iterator_data=iterator_data,
     )
     blob = ckpt.encode(data)
     assert blob == reference_encoding(data)
     assert ckpt.decode(blob) == data
+
+
+def test_iterator_data_travels_with_the_checkpoint(good):
+    p = four_random()
+    p.run()
+    blob = p.checkpoint(iterator_data='{"epoch": 3}')
+    assert four_random(checkpoint=blob).iterator_data == '{"epoch": 3}'
+    assert four_random(checkpoint=good).iterator_data is None
+    assert four_random().iterator_data is None

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpipestate/v2/checkpoint.proto\x12\x0cpipestate.v2\"\xc7\x01\n\x07Payload\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\x0c\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x11\n\titeration\x18\x05 \x01(\x04\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x1a\n\x12iteration_in_epoch\x18\x07 \x01(\x04\x12.\n\toperators\x18\x08 \x03(\x0b\x32\x1b.pipestate.v2.OperatorState\"\xd4\x01\n\rOperatorState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x06\x12@\n\x0b\x61rg_digests\x18\x04 \x03(\x0b\x32+.pipestate.v2.OperatorState.ArgDigestsEntry\x12\"\n\x05state\x18\x05 \x01(\x0b\x32\x13.pipestate.v2.Value\x1a\x31\n\x0f\x41rgDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x07:\x02\x38\x01\"\xcf\x01\n\x05Value\x12\x0e\n\x04none\x18\x01 \x01(\x08H\x00\x12\x0e\n\x04\x62ool\x18\x02 \x01(\x08H\x00\x12\r\n\x03int\x18\x03 \x01(\x12H\x00\x12\x0e\n\x04uint\x18\x04 \x01(\x04H\x00\x12\x0f\n\x05\x66loat\x18\x05 \x01(\x01H\x00\x12\r\n\x03str\x18\x06 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x07 \x01(\x0cH\x00\x12\'\n\x04list\x18\x08 \x01(\x0b\x32\x17.pipestate.v2.ValueListH\x00\x12%\n\x03map\x18\t \x01(\x0b\x32\x16.pipestate.v2.ValueMapH\x00\x42\x06\n\x04kind\"/\n\tValueList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.pipestate.v2.Value\"3\n\x08ValueMap\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.pipestate.v2.MapEntry\";\n\x08MapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.pipestate.v2.Valueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpipestate/v2/checkpoint.proto\x12\x0cpipestate.v2\"\xde\x01\n\x07Payload\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\x0c\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x11\n\titeration\x18\x05 \x01(\x04\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x1a\n\x12iteration_in_epoch\x18\x07 \x01(\x04\x12.\n\toperators\x18\x08 \x03(\x0b\x32\x1b.pipestate.v2.OperatorState\x12\x15\n\riterator_data\x18\t \x01(\t\"\xd4\x01\n\rOperatorState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x06\x12@\n\x0b\x61rg_digests\x18\x04 \x03(\x0b\x32+.pipestate.v2.OperatorState.ArgDigestsEntry\x12\"\n\x05state\x18\x05 \x01(\x0b\x32\x13.pipestate.v2.Value\x1a\x31\n\x0f\x41rgDigestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x07:\x02\x38\x01\"\xcf\x01\n\x05Value\x12\x0e\n\x04none\x18\x01 \x01(\x08H\x00\x12\x0e\n\x04\x62ool\x18\x02 \x01(\x08H\x00\x12\r\n\x03int\x18\x03 \x01(\x12H\x00\x12\x0e\n\x04uint\x18\x04 \x01(\x04H\x00\x12\x0f\n\x05\x66loat\x18\x05 \x01(\x01H\x00\x12\r\n\x03str\x18\x06 \x01(\tH\x00\x12\x0f\n\x05\x62ytes\x18\x07 \x01(\x0cH\x00\x12\'\n\x04list\x18\x08 \x01(\x0b\x32\x17.pipestate.v2.ValueListH\x00\x12%\n\x03map\x18\t \x01(\x0b\x32\x16.pipestate.v2.ValueMapH\x00\x42\x06\n\x04kind\"/\n\tValueList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.pipestate.v2.Value\"3\n\x08ValueMap\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.pipestate.v2.MapEntry\";\n\x08MapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\"\n\x05value\x18\x02 \x01(\x0b\x32\x13.pipestate.v2.Valueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._loaded_options = None
   _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._serialized_options = b'8\001'
   _globals['_PAYLOAD']._serialized_start=48
-  _globals['_PAYLOAD']._serialized_end=247
-  _globals['_OPERATORSTATE']._serialized_start=250
-  _globals['_OPERATORSTATE']._serialized_end=462
-  _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._serialized_start=413
-  _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._serialized_end=462
-  _globals['_VALUE']._serialized_start=465
-  _globals['_VALUE']._serialized_end=672
-  _globals['_VALUELIST']._serialized_start=674
-  _globals['_VALUELIST']._serialized_end=721
-  _globals['_VALUEMAP']._serialized_start=723
-  _globals['_VALUEMAP']._serialized_end=774
-  _globals['_MAPENTRY']._serialized_start=776
-  _globals['_MAPENTRY']._serialized_end=835
+  _globals['_PAYLOAD']._serialized_end=270
+  _globals['_OPERATORSTATE']._serialized_start=273
+  _globals['_OPERATORSTATE']._serialized_end=485
+  _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._serialized_start=436
+  _globals['_OPERATORSTATE_ARGDIGESTSENTRY']._serialized_end=485
+  _globals['_VALUE']._serialized_start=488
+  _globals['_VALUE']._serialized_end=695
+  _globals['_VALUELIST']._serialized_start=697
+  _globals['_VALUELIST']._serialized_end=744
+  _globals['_VALUEMAP']._serialized_start=746
+  _globals['_VALUEMAP']._serialized_end=797
+  _globals['_MAPENTRY']._serialized_start=799
+  _globals['_MAPENTRY']._serialized_end=858
 # @@protoc_insertion_point(module_scope)
