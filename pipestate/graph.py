@@ -119,11 +119,16 @@ class Graph:
         self._type_counts: dict[str, int] = {}
 
     def add(self, op: Operator, name: str | None) -> None:
-        """Add ``op`` with the user's ``name`` or an auto-generated one.
+        """Add ``op`` with the user's ``name`` or an auto-generated one, after adopting any detached
+        operators (defined outside a pipeline) that produce its inputs.
 
         Raises:
-            ValueError: if ``name`` is already used in this pipeline.
+            ValueError: if ``name`` is already used in this pipeline, or ``op`` belongs to another pipeline.
         """
+        for node in [*op.inputs, *op.arg_inputs.values()]:
+            self.adopt(node)
+        if getattr(op, "graph", None) is not None and op.graph is not self:
+            raise ValueError(f"operator {op.name!r} ({op.type}) already belongs to another pipeline")
         if name is None:
             n = self._type_counts.get(op.type, 0)
             self._type_counts[op.type] = n + 1
@@ -133,7 +138,20 @@ class Graph:
         if any(existing.name == name for existing in self.ops):
             raise ValueError(f"name={name!r} is used by two operators; give each operator a unique name=")
         op.name = name
+        op.graph = self
         self.ops.append(op)
+
+    def adopt(self, node: DataNode) -> None:
+        """Add the operator behind ``node`` if it was defined outside any pipeline (as DALI allows), with
+        its own detached producers first; an operator of another pipeline is a ``ValueError``."""
+        op = node.op
+        if getattr(op, "graph", None) is self:
+            return
+        if getattr(op, "graph", None) is not None:
+            raise ValueError(
+                f"{node!r} belongs to another pipeline; define the operator inside this pipeline, or outside any"
+            )
+        self.add(op, getattr(op, "detached_name", None))
 
     def op(self, name: str) -> Operator:
         """Return the operator called ``name``.
@@ -147,19 +165,11 @@ class Graph:
         raise KeyError(f"no operator named {name!r}; the pipeline has: {', '.join(o.name for o in self.ops)}")
 
 
-def current_graph(caller: str) -> Graph:
-    """Return the graph being defined on this thread.
-
-    Raises:
-        RuntimeError: if no pipeline is being defined (``caller`` is named in the message).
-    """
+def current_graph() -> Graph | None:
+    """Return the graph being defined on this thread, or ``None`` outside a pipeline definition (an
+    operator defined there is detached: the pipeline that uses its output adopts it, as in DALI)."""
     stack = getattr(_local, "stack", None)
-    if not stack:
-        raise RuntimeError(
-            f"{caller} was called outside a pipeline definition; call it inside a @pipeline_def function "
-            "or inside a `with pipeline:` block"
-        )
-    return stack[-1]
+    return stack[-1] if stack else None
 
 
 def push_graph(graph: Graph) -> None:

@@ -138,7 +138,9 @@ class Pipeline:
                     node = as_constant(node, "set_outputs", i)
                 finally:
                     pop_graph()
-            if node.op not in self._graph.ops:
+            if node.op.graph is None:
+                self._graph.adopt(node)  # defined outside any pipeline, as DALI allows
+            if node.op.graph is not self._graph:
                 raise TypeError(f"output {i} ({node!r}) is not a DataNode defined in this pipeline")
             nodes.append(node)
         self._graph.outputs = nodes

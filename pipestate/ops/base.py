@@ -110,6 +110,7 @@ class Operator:
         self.raw_args = dict(raw_args)
         self.num_outputs = 1
         self.rng_key = 0
+        self.graph = None
         self.validate()
 
     def validate(self) -> None:
@@ -169,7 +170,7 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
         TypeError / ValueError: from the schema, naming the argument.
     """
     where = f"fn.{cls.type}"
-    graph = current_graph(where)
+    graph = current_graph()
     kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
     positional = [a.name for a in cls.SCHEMA if a.positional]
@@ -185,7 +186,11 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     config = sch.validate(cls.type, cls.SCHEMA, kwargs)
     nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(nodes)]
     op = cls(nodes, config, kwargs)
-    graph.add(op, name)
+    if graph is not None:
+        graph.add(op, name)
+    else:  # defined outside a pipeline: adopted, with this name, by the pipeline that uses it
+        op.detached_name = name
+        op.name = name or f"{cls.type} (detached)"
     return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])
 
 

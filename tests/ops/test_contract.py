@@ -337,3 +337,31 @@ def test_external_source_batch_false_sequences_and_cycle():
     assert [int(pipe.run()[0].as_array()[0, 0]) for _ in range(5)] == [0, 1, 2, 0, 1]
     with pytest.warns(UserWarning):
         assert_equal_output_after_checkpoint(cyc, steps=6)
+
+
+def test_an_operator_defined_outside_a_pipeline_is_adopted_as_in_dali():
+    u = fn.random.uniform(range=[0.0, 1.0], shape=[2])  # detached, as DALI allows
+    offset = fn.random.normal(shape=[2], name="noise")
+
+    def make(**options):
+        pipe = Pipeline(batch_size=3, seed=9, enable_checkpointing=True, **options)
+        with pipe:
+            pipe.set_outputs(u + offset)
+        return pipe
+
+    pipe = make()
+    assert pipe.operators == ["random.uniform_0", "noise", "arithmetic_0"]
+    first = pipe.run()[0].as_array()
+    blob = pipe.checkpoint()
+
+    @pipeline_def(batch_size=3, seed=9, enable_checkpointing=True)
+    def inside():
+        return fn.random.uniform(range=[0.0, 1.0], shape=[2]) + fn.random.normal(shape=[2], name="noise")
+
+    same = inside()
+    assert same.run()[0].as_array().tobytes() == first.tobytes()
+    assert inside(checkpoint=blob).run()[0].as_array().tobytes() == same.run()[0].as_array().tobytes()
+    with pytest.raises(TypeError, match="not a DataNode defined in this pipeline"):
+        other = Pipeline(batch_size=3, seed=9)
+        with other:
+            other.set_outputs(u)

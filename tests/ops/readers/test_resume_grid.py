@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import time
 
-import numpy as np
 import pytest
 
 from pipestate import fn, pipeline_def
@@ -74,8 +72,11 @@ def test_resume_continues_exactly(
             assert got == expected, f"{args}, batch_size={batch_size}, restored at 2 epochs + {k}"
 
 
-def test_restore_time_is_flat_in_the_position(files_20k: str) -> None:
-    """Restoring at 0 %, 50 % and 95 % of a 20,000-file epoch costs the same (within 2x)."""
+def test_restore_work_is_flat_in_the_position(files_20k: str, monkeypatch) -> None:
+    """Restoring at 0 %, 50 % and 95 % of a 20,000-file epoch does the same work: no sample is read
+    before the first batch and the epoch order is computed once (counted, not timed: timing belongs to
+    benchmarks/readers.py, which reports restore times by position against DALI)."""
+    from pipestate.ops.readers import _sampler, file
 
     def make(**kw):
         return reader_pipe(files_20k, batch_size=64, random_shuffle=True, initial_fill=1024, **kw)
@@ -90,16 +91,26 @@ def test_restore_time_is_flat_in_the_position(files_20k: str) -> None:
         blobs[fraction] = (pipe.checkpoint(), labels(pipe, 1))
         done += 1
     pipe.close()
-    times = {}
+    counts = {"orders": 0, "reads": 0}
+    real_order, real_read = _sampler.epoch_order, file.read_samples
+
+    def counting_order(*args):
+        counts["orders"] += 1
+        return real_order(*args)
+
+    def counting_read(paths, where, indices):
+        counts["reads"] += len(indices)
+        return real_read(paths, where, indices)
+
+    monkeypatch.setattr(_sampler, "epoch_order", counting_order)
+    monkeypatch.setattr(file, "read_samples", counting_read)
+    work = {}
     for fraction, (blob, expected_next) in blobs.items():
-        samples = []
-        for _ in range(5):
-            start = time.perf_counter()
-            restored = make(checkpoint=blob)
-            got = labels(restored, 1)
-            samples.append(time.perf_counter() - start)
-            restored.close()
-            assert got == expected_next
-        times[fraction] = min(samples)
-    assert max(times.values()) < 2 * min(times.values()), f"restore seconds by position: {times}"
-    assert np.isfinite(list(times.values())).all()
+        counts.update(orders=0, reads=0)
+        restored = make(checkpoint=blob, prefetch_queue_depth=1)
+        got = labels(restored, 1)
+        restored.close()
+        assert got == expected_next
+        work[fraction] = (counts["orders"], counts["reads"])
+    assert len(set(work.values())) == 1, f"(epoch orders computed, samples read) by position: {work}"
+    assert work[0.0][1] <= 64 * 2  # the first batch and at most one prefetched: nothing is replayed
