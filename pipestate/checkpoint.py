@@ -83,6 +83,7 @@ class CheckpointData:
     epoch: int
     iteration_in_epoch: int
     operators: tuple[OperatorRecord, ...]
+    iterator_data: str = ""
 
 
 class Encoder:
@@ -109,12 +110,22 @@ class Encoder:
             for r in header.operators
         ]
 
-    def encode(self, iteration: int, epoch: int, iteration_in_epoch: int, states: list[OperatorStateValue]) -> bytes:
+    def encode(
+        self,
+        iteration: int,
+        epoch: int,
+        iteration_in_epoch: int,
+        states: list[OperatorStateValue],
+        iterator_data: str = "",
+    ) -> bytes:
         """Return checkpoint bytes for these counters and per-operator states (in operator order)."""
         parts = [self._head, _uint(5, iteration), _uint(6, epoch), _uint(7, iteration_in_epoch)]
         for static, state in zip(self._ops, states):
             entry = static + _state_bytes(state)
             parts.append(b"\x42" + _varint(len(entry)) + entry)
+        if iterator_data:
+            text = iterator_data.encode()
+            parts.append(b"\x4a" + _varint(len(text)) + text)
         payload = b"".join(parts)
         return b"".join(
             (
@@ -129,7 +140,7 @@ class Encoder:
 def encode(data: CheckpointData) -> bytes:
     """Serialize ``data`` into checkpoint bytes (payload inside the checksummed envelope)."""
     states = [record.state for record in data.operators]
-    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states)
+    return Encoder(data).encode(data.iteration, data.epoch, data.iteration_in_epoch, states, data.iterator_data)
 
 
 _SMALL_VARINTS = [bytes([i]) for i in range(128)]
@@ -240,6 +251,7 @@ def decode(blob: bytes) -> CheckpointData:
             )
             for op in payload.operators
         ),
+        iterator_data=payload.iterator_data,
     )
 
 

@@ -279,13 +279,16 @@ class Pipeline:
         self._stage = _Stage.CLOSED
 
     # ---- checkpoints ------------------------------------------------------------------------------
-    def checkpoint(self, filename: str | os.PathLike | None = None) -> bytes:
+    def checkpoint(self, filename: str | os.PathLike | None = None, *, iterator_data: str | None = None) -> bytes:
         """Return the state after the last batch :meth:`run` returned, as checkpoint bytes.
 
         Args:
             filename: If given, also write the bytes to this file through
                 :class:`~pipestate.io.LocalCheckpointIO` (atomic and durable; parent directories
                 are created).
+            iterator_data: State of a framework iterator driving this pipeline (DALI's ``iterator_data``),
+                stored in the checkpoint and returned by :attr:`iterator_data` of a pipeline restored
+                from it. The plugins in ``pipestate.plugin`` use it.
 
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``.
@@ -298,7 +301,7 @@ class Pipeline:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
         last = self._last
         states = [last.states[i] if i >= 0 else None for i in self._state_index]
-        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states)
+        data = self._encoder.encode(last.iteration, last.epoch, last.iteration_in_epoch, states, iterator_data or "")
         if filename is not None:
             LocalCheckpointIO().save_checkpoint(data, filename)
         return data
@@ -365,6 +368,13 @@ class Pipeline:
     def is_restored_from_checkpoint(self) -> bool:
         """True if the pipeline was constructed with ``checkpoint=`` or moved by :meth:`restore`."""
         return self._restore_from is not None
+
+    @property
+    def iterator_data(self) -> str | None:
+        """The ``iterator_data`` stored in the checkpoint this pipeline was restored from (``None``: not
+        restored, or the checkpoint has none)."""
+        restored = self._restore_from
+        return restored.iterator_data or None if restored is not None else None
 
     @property
     def fingerprint(self) -> bytes:

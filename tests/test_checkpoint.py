@@ -219,6 +219,19 @@ def test_encode_decode_round_trip(good):
     assert ckpt.encode(data) == good
 
 
+def test_iterator_data_travels_with_the_checkpoint_and_does_not_change_the_continuation():
+    p = four_random()
+    p.run()
+    plain, tagged = p.checkpoint(), p.checkpoint(iterator_data='{"_counter": 8}')
+    assert plain != tagged and p.iterator_data is None
+    q, r = four_random(checkpoint=tagged), four_random(checkpoint=plain)
+    assert q.iterator_data == '{"_counter": 8}' and r.iterator_data is None
+    for a, b in zip(q.run(), r.run()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    r.restore(tagged)
+    assert r.iterator_data == '{"_counter": 8}'
+
+
 def test_no_pickle_anywhere_in_the_package():
     root = pathlib.Path(__file__).resolve().parent.parent / "pipestate"
     for path in root.rglob("*.py"):
@@ -255,6 +268,7 @@ def reference_encoding(data):
         iteration=data.iteration,
         epoch=data.epoch,
         iteration_in_epoch=data.iteration_in_epoch,
+        iterator_data=data.iterator_data,
     )
     for r in data.operators:
         msg = payload.operators.add(name=r.name, type=r.type, digest=r.digest, arg_digests=r.arg_digests)
@@ -293,8 +307,9 @@ def reference_encoding(data):
         ),
         max_size=6,
     ),
+    iterator_data=st.text(max_size=60),
 )
-def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
+def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops, iterator_data):
     data = ckpt.CheckpointData(
         library_version="0.1.0",
         fingerprint=bytes(range(16)),
@@ -304,6 +319,7 @@ def test_fast_encoder_equals_protobuf_serialization(seed, counters, ops):
         epoch=counters[1],
         iteration_in_epoch=counters[2],
         operators=tuple(ckpt.OperatorRecord(n, t, d, (), tuple(a), s) for n, t, d, a, s in ops),
+        iterator_data=iterator_data,
     )
     blob = ckpt.encode(data)
     assert blob == reference_encoding(data)

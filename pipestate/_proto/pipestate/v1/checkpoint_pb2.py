@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpipestate/v1/checkpoint.proto\x12\x0cpipestate.v1\"[\n\nCheckpoint\x12\r\n\x05magic\x18\x01 \x01(\x07\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\x12\x15\n\rpayload_crc32\x18\x03 \x01(\x07\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xc7\x01\n\x07Payload\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\x0c\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x11\n\titeration\x18\x05 \x01(\x04\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x1a\n\x12iteration_in_epoch\x18\x07 \x01(\x04\x12.\n\toperators\x18\x08 \x03(\x0b\x32\x1b.pipestate.v1.OperatorState\"\xfd\x01\n\rOperatorState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x06\x12\x13\n\x0b\x61rg_digests\x18\x04 \x03(\x07\x12%\n\x03rng\x18\n \x01(\x0b\x32\x16.pipestate.v1.RngStateH\x00\x12+\n\x06reader\x18\x0b \x01(\x0b\x32\x19.pipestate.v1.ReaderStateH\x00\x12<\n\x0f\x65xternal_source\x18\x0c \x01(\x0b\x32!.pipestate.v1.ExternalSourceStateH\x00\x12\x10\n\x06\x63ustom\x18\r \x01(\x0cH\x00\x42\x07\n\x05state\"(\n\x08RngState\x12\x0b\n\x03key\x18\x01 \x01(\x06\x12\x0f\n\x07\x63ounter\x18\x02 \x01(\x04\"F\n\x0bReaderState\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08\x63onsumed\x18\x02 \x01(\x04\x12\x16\n\x0e\x64\x61taset_digest\x18\x03 \x01(\x06\"c\n\x13\x45xternalSourceState\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x19\n\x0csource_state\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x0f\n\r_source_stateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpipestate/v1/checkpoint.proto\x12\x0cpipestate.v1\"[\n\nCheckpoint\x12\r\n\x05magic\x18\x01 \x01(\x07\x12\x16\n\x0e\x66ormat_version\x18\x02 \x01(\r\x12\x15\n\rpayload_crc32\x18\x03 \x01(\x07\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xde\x01\n\x07Payload\x12\x17\n\x0flibrary_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\x0c\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x03\x12\x11\n\titeration\x18\x05 \x01(\x04\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x1a\n\x12iteration_in_epoch\x18\x07 \x01(\x04\x12.\n\toperators\x18\x08 \x03(\x0b\x32\x1b.pipestate.v1.OperatorState\x12\x15\n\riterator_data\x18\t \x01(\t\"\xfd\x01\n\rOperatorState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x06\x12\x13\n\x0b\x61rg_digests\x18\x04 \x03(\x07\x12%\n\x03rng\x18\n \x01(\x0b\x32\x16.pipestate.v1.RngStateH\x00\x12+\n\x06reader\x18\x0b \x01(\x0b\x32\x19.pipestate.v1.ReaderStateH\x00\x12<\n\x0f\x65xternal_source\x18\x0c \x01(\x0b\x32!.pipestate.v1.ExternalSourceStateH\x00\x12\x10\n\x06\x63ustom\x18\r \x01(\x0cH\x00\x42\x07\n\x05state\"(\n\x08RngState\x12\x0b\n\x03key\x18\x01 \x01(\x06\x12\x0f\n\x07\x63ounter\x18\x02 \x01(\x04\"F\n\x0bReaderState\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08\x63onsumed\x18\x02 \x01(\x04\x12\x16\n\x0e\x64\x61taset_digest\x18\x03 \x01(\x06\"c\n\x13\x45xternalSourceState\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x19\n\x0csource_state\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x0f\n\r_source_stateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINT']._serialized_start=47
   _globals['_CHECKPOINT']._serialized_end=138
   _globals['_PAYLOAD']._serialized_start=141
-  _globals['_PAYLOAD']._serialized_end=340
-  _globals['_OPERATORSTATE']._serialized_start=343
-  _globals['_OPERATORSTATE']._serialized_end=596
-  _globals['_RNGSTATE']._serialized_start=598
-  _globals['_RNGSTATE']._serialized_end=638
-  _globals['_READERSTATE']._serialized_start=640
-  _globals['_READERSTATE']._serialized_end=710
-  _globals['_EXTERNALSOURCESTATE']._serialized_start=712
-  _globals['_EXTERNALSOURCESTATE']._serialized_end=811
+  _globals['_PAYLOAD']._serialized_end=363
+  _globals['_OPERATORSTATE']._serialized_start=366
+  _globals['_OPERATORSTATE']._serialized_end=619
+  _globals['_RNGSTATE']._serialized_start=621
+  _globals['_RNGSTATE']._serialized_end=661
+  _globals['_READERSTATE']._serialized_start=663
+  _globals['_READERSTATE']._serialized_end=733
+  _globals['_EXTERNALSOURCESTATE']._serialized_start=735
+  _globals['_EXTERNALSOURCESTATE']._serialized_end=834
 # @@protoc_insertion_point(module_scope)

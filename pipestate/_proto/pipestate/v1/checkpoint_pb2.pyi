@@ -19,7 +19,7 @@ class Checkpoint(_message.Message):
     def __init__(self, magic: _Optional[int] = ..., format_version: _Optional[int] = ..., payload_crc32: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ("library_version", "fingerprint", "batch_size", "seed", "iteration", "epoch", "iteration_in_epoch", "operators")
+    __slots__ = ("library_version", "fingerprint", "batch_size", "seed", "iteration", "epoch", "iteration_in_epoch", "operators", "iterator_data")
     LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Payload(_message.Message):
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     ITERATION_IN_EPOCH_FIELD_NUMBER: _ClassVar[int]
     OPERATORS_FIELD_NUMBER: _ClassVar[int]
+    ITERATOR_DATA_FIELD_NUMBER: _ClassVar[int]
     library_version: str
     fingerprint: bytes
     batch_size: int
@@ -36,7 +37,8 @@ class Payload(_message.Message):
     epoch: int
     iteration_in_epoch: int
     operators: _containers.RepeatedCompositeFieldContainer[OperatorState]
-    def __init__(self, library_version: _Optional[str] = ..., fingerprint: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., iteration: _Optional[int] = ..., epoch: _Optional[int] = ..., iteration_in_epoch: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorState, _Mapping]]] = ...) -> None: ...
+    iterator_data: str
+    def __init__(self, library_version: _Optional[str] = ..., fingerprint: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., iteration: _Optional[int] = ..., epoch: _Optional[int] = ..., iteration_in_epoch: _Optional[int] = ..., operators: _Optional[_Iterable[_Union[OperatorState, _Mapping]]] = ..., iterator_data: _Optional[str] = ...) -> None: ...
 
 class OperatorState(_message.Message):
     __slots__ = ("name", "type", "digest", "arg_digests", "rng", "reader", "external_source", "custom")
