@@ -133,6 +133,7 @@ class BaseIterator:
         self._read_reader_meta()
         self._ever_consumed = False
         self._first_batch: Any = None
+        self._pending_stop = False
 
         enabled = {p.enable_checkpointing for p in pipes}
         if len(enabled) > 1:
@@ -273,8 +274,14 @@ class BaseIterator:
 
     # ---- iteration ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
-        """Compute the first batch now (``prepare_first_batch``)."""
+        """Compute the first batch now (``prepare_first_batch``).
+
+        If the epoch ends right there (a pipeline restored at the end of an epoch), the ``StopIteration``
+        is kept for the first ``next()``, so the restored iterator yields what the original did. (DALI
+        swallows it, and the restored iterator then skips that epoch end.)
+        """
         self._first_batch = None
+        self._pending_stop = False
         if not self._prepare_first_batch:
             return
         try:
@@ -285,6 +292,7 @@ class BaseIterator:
                     "there is no data in the pipeline: with LastBatchPolicy.PARTIAL the batch size may be larger "
                     "than the shard, or the source ended at once"
                 ) from None
+            self._pending_stop = True
         self._ever_consumed = False
 
     def _next_batch(self) -> Any:
@@ -303,6 +311,9 @@ class BaseIterator:
 
     def __next__(self) -> Any:
         self._ever_consumed = True
+        if self._pending_stop:
+            self._pending_stop = False
+            raise StopIteration
         if self._first_batch is not None:
             batch, self._first_batch = self._first_batch, None
             return batch
