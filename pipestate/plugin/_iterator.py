@@ -134,6 +134,7 @@ class BaseIterator:
         self._ever_consumed = False
         self._first_batch: Any = None
         self._pending_stop = False
+        self._restored_at_end = False
 
         enabled = {p.enable_checkpointing for p in pipes}
         if len(enabled) > 1:
@@ -276,13 +277,15 @@ class BaseIterator:
     def _prepare(self) -> None:
         """Compute the first batch now (``prepare_first_batch``).
 
-        If the epoch ends right there (a pipeline restored at the end of an epoch), the ``StopIteration``
-        is kept for the first ``next()``, so the restored iterator yields what the original did. (DALI
-        swallows it, and the restored iterator then skips that epoch end.)
+        Restored at the end of an epoch, the iterator prepares nothing and stays at that end: ``next()``
+        raises ``StopIteration`` (and resets, with ``auto_reset``) and ``iter()`` resets, as the original
+        iterator would. (DALI's swallows that ``StopIteration`` while preparing, resets, and so skips the
+        epoch end for ``next()``.) A source ending while preparing is likewise kept for the first ``next()``.
         """
         self._first_batch = None
         self._pending_stop = False
-        if not self._prepare_first_batch:
+        self._restored_at_end = self._ended()
+        if not self._prepare_first_batch or self._restored_at_end:
             return
         try:
             self._first_batch = self._next_batch()
@@ -311,6 +314,7 @@ class BaseIterator:
 
     def __next__(self) -> Any:
         self._ever_consumed = True
+        self._restored_at_end = False
         if self._pending_stop:
             self._pending_stop = False
             raise StopIteration
@@ -324,7 +328,11 @@ class BaseIterator:
         return self.__next__()
 
     def __iter__(self) -> BaseIterator:
-        if self._counter != 0 and self._ever_consumed:
+        if self._pending_stop:
+            self._pending_stop = False
+            if not self._auto_reset:
+                self.reset()
+        elif self._counter != 0 and (self._ever_consumed or self._restored_at_end):
             self.reset()
         return self
 
