@@ -414,13 +414,19 @@ class BaseIterator:
             return list(self._initial_checkpoints)
         return self._pipeline_checkpoints()
 
+    _STATE_KEY = "checkpoints"
+
+    def _state_key(self) -> str:
+        return self._STATE_KEY
+
     def state_dict(self) -> dict[str, Any]:
         """Return the iterator's state for ``torch.distributed.checkpoint``/Lightning (the ``Stateful`` protocol).
 
         Returns:
-            ``{"checkpoints": [bytes, ...]}``: :meth:`checkpoints`, one per pipeline.
+            ``{"checkpoints": [bytes, ...]}``: :meth:`checkpoints`, one per pipeline. (The PyTorch
+            iterators name the key ``checkpoints_rank{rank}`` under ``torch.distributed``.)
         """
-        return {"checkpoints": self.checkpoints()}
+        return {self._state_key(): self.checkpoints()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Move the pipelines and the iterator to a state from :meth:`state_dict`, in place.
@@ -429,10 +435,11 @@ class BaseIterator:
             ValueError: the state holds another number of checkpoints than there are pipelines.
             CheckpointError: a checkpoint is damaged or comes from another pipeline.
         """
-        cpts = state_dict.get("checkpoints") if isinstance(state_dict, dict) else None
+        key = self._state_key()
+        cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None
         if not isinstance(cpts, (list, tuple)) or len(cpts) != self._num_gpus:
             raise ValueError(
-                f"state_dict must be {{'checkpoints': [one bytes per pipeline]}} for {self._num_gpus} pipeline(s); "
+                f"state_dict must be {{{key!r}: [one bytes per pipeline]}} for {self._num_gpus} pipeline(s); "
                 f"got {state_dict!r:.200}"
             )
         if not self._enable_checkpointing:

@@ -68,6 +68,18 @@ def feed_ndarray(
     return arr
 
 
+class _TorchStateful(BaseIterator):
+    """``state_dict`` keyed by rank under ``torch.distributed``: ``torch.distributed.checkpoint`` keeps one
+    copy of a non-tensor value saved under the same key by several ranks, and every rank's position differs."""
+
+    def _state_key(self) -> str:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return f"{self._STATE_KEY}_rank{dist.get_rank()}"
+        return self._STATE_KEY
+
+
 def _check_output_map(output_map: Sequence[str]) -> list[str]:
     names = list(output_map)
     if len(set(names)) != len(names):
@@ -94,7 +106,7 @@ def _dense(name: str, batch: Batch) -> torch.Tensor:
         ) from exc
 
 
-class DALIGenericIterator(BaseIterator):
+class DALIGenericIterator(_TorchStateful):
     """PyTorch iterator over one pipeline or several (one per shard), as DALI's.
 
     Each ``next()`` returns a list with one dict per pipeline mapping the ``output_map`` names to CPU
@@ -189,7 +201,7 @@ class DALIClassificationIterator(DALIGenericIterator):
         )
 
 
-class DALIRaggedIterator(BaseIterator):
+class DALIRaggedIterator(_TorchStateful):
     """PyTorch iterator whose outputs may be ragged (DALI's ``DALIRaggedIterator``).
 
     An output tagged ``DENSE_TAG`` (the default for all) is one tensor; ``SPARSE_LIST_TAG`` a list of

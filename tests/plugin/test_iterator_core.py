@@ -170,7 +170,8 @@ def test_reset_mid_epoch_is_ignored_with_a_warning(data_dir):
 
 def test_len_and_size_follow_the_reader(data_dir):
     for policy, expected in [(LastBatchPolicy.FILL, 2), (LastBatchPolicy.DROP, 1), (LastBatchPolicy.PARTIAL, 2)]:
-        it = NumpyIterator(make_pipes(data_dir, 4, 2, False, False), ["x"], reader_name="Reader", last_batch_policy=policy)
+        pipes = make_pipes(data_dir, 4, 2, False, False)
+        it = NumpyIterator(pipes, ["x"], reader_name="Reader", last_batch_policy=policy)
         assert len(it) == expected  # shards of 5 and 6 samples, batch 4
 
 
