@@ -166,7 +166,11 @@ def _run(lib, data_dir, bs, shards, policy, pad, stick, auto_reset, steps=18):
         @pd(batch_size=bs, num_threads=1, device_id=None, seed=1)
         def p():
             data, _ = f.readers.file(
-                file_root=data_dir, name="Reader", pad_last_batch=pad, num_shards=shards, shard_id=sid,
+                file_root=data_dir,
+                name="Reader",
+                pad_last_batch=pad,
+                num_shards=shards,
+                shard_id=sid,
                 stick_to_shard=stick,
             )
             return data
@@ -174,8 +178,13 @@ def _run(lib, data_dir, bs, shards, policy, pad, stick, auto_reset, steps=18):
         return p()
 
     try:
-        it = It([make(s) for s in range(shards)], ["d"], reader_name="Reader", auto_reset=auto_reset,
-                last_batch_policy=getattr(L, policy.name))
+        it = It(
+            [make(s) for s in range(shards)],
+            ["d"],
+            reader_name="Reader",
+            auto_reset=auto_reset,
+            last_batch_policy=getattr(L, policy.name),
+        )
     except RuntimeError:
         return "no data"
     seen = []
@@ -271,8 +280,13 @@ def test_torch_distributed_checkpoint_two_processes(tmp_path, data_dir):
     port = str(_free_port())
     env = {**os.environ, "DATA": data_dir, "PYTHONPATH": ROOT, "PYTHONWARNINGS": "ignore"}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(r), str(tmp_path / "ckpt"), port], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), str(tmp_path / "ckpt"), port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for r in range(2)
     ]
     outputs = []
