@@ -78,8 +78,8 @@ def run_tf(list_path: str, iters: int) -> float:
         pipe, (tf.uint8, tf.int32, tf.float32, tf.int32), ((BATCH, FILE_SIZE), (BATCH, 1), (BATCH,), (BATCH,))
     )
     it = iter(ds)
-    rate = _rate(lambda: next(it), iters)
-    del it, ds
+    rate = _rate(it.__next__, iters)
+    del ds
     pipe.close()
     return rate
 
@@ -121,9 +121,7 @@ def _stateful_loader(list_path: str):
 def run_torchdata(list_path: str, iters: int) -> float:
     loader = _stateful_loader(list_path)
     it = iter(loader)
-    rate = _rate(lambda: next(it), iters)
-    del it
-    return rate
+    return _rate(it.__next__, iters)
 
 
 def _torch_size_and_time(obj_state) -> tuple[int, float]:
