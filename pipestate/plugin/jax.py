@@ -95,21 +95,23 @@ class DALIGenericIterator(BaseIterator):
         return [local[0]] * n
 
     def _convert(self, outputs: list[tuple[Batch, ...]]) -> dict[str, jax.Array]:
-        result = {}
-        for j, name in enumerate(self.output_map):
+        per_pipeline = []
+        for i, outs in enumerate(outputs):
+            if len(outs) != len(self.output_map):
+                raise ValueError(
+                    f"the pipeline has {len(outs)} outputs but output_map names {len(self.output_map)}; "
+                    "give one name per output"
+                )
             arrays = []
-            for i, outs in enumerate(outputs):
-                if len(outs) != len(self.output_map):
-                    raise ValueError(
-                        f"the pipeline has {len(outs)} outputs but output_map names {len(self.output_map)}; "
-                        "give one name per output"
-                    )
+            for name, batch in zip(self.output_map, outs):
                 try:
-                    arrays.append(jax.device_put(np.asarray(outs[j].as_array()), self._devices[i]))
+                    arrays.append(batch.as_array())
                 except ValueError as exc:
                     raise ValueError(f"output {name!r}: JAX needs dense batches ({exc})") from exc
-            result[name] = self._combine(name, arrays)
-        return result
+            per_pipeline.append(jax.device_put(arrays, self._devices[i]))  # one transfer call per pipeline
+        return {
+            name: self._combine(name, [arrays[j] for arrays in per_pipeline]) for j, name in enumerate(self.output_map)
+        }
 
     def _combine(self, name: str, arrays: list[jax.Array]) -> jax.Array:
         if self._num_gpus == 1 and self._sharding is None and not self._pmap_compatible:
