@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.data.ops import dataset_ops
+from tensorflow.python.data.ops import dataset_ops, iterator_ops
 
 from pipestate.errors import PipestateError
 from pipestate.pipeline import Pipeline
 
 __all__ = [
+    "DALIDataset",
     "DistributedIteratorState",
     "PipelineDataset",
     "PipelineState",
@@ -119,6 +120,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         self._start = pipeline.checkpoint()
         self._history: collections.OrderedDict[int, bytes] = collections.OrderedDict({0: self._start})
         self._check_first_batch()
+        self._position = self._start  # the state the pipeline is at (the last element computed)
         impl = self._build()
         super().__init__(impl, impl._variant_tensor)
 
@@ -129,8 +131,9 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         @tf.autograph.experimental.do_not_convert
         def step(carry: tuple, _: tf.Tensor) -> tuple:
             state, count, epochs_done = carry
-            results = tf.py_function(
-                self._next, [state, count, epochs_done], [tf.string, tf.int64, tf.int64, tf.bool, *dtypes]
+            results = tf.numpy_function(
+                self._next, [state, count, epochs_done], [tf.string, tf.int64, tf.int64, tf.bool, *dtypes],
+                stateful=True,
             )
             new_state, new_count, new_epochs, done = results[:4]
             for tensor in (new_state, new_count, new_epochs, done):
@@ -138,30 +141,34 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
             outputs = results[4:]
             for tensor, shape in zip(outputs, shapes, strict=True):
                 tensor.set_shape(shape)
-            return (new_state, new_count, new_epochs), (done, tuple(outputs))
+            element = outputs[0] if single else tuple(outputs)
+            return (new_state, new_count, new_epochs), ((done, element) if ends else element)
 
+        single, ends = self._single, self._epochs is not None
         initial = (tf.constant(self._start), tf.constant(0, tf.int64), tf.constant(0, tf.int64))
         ds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat().scan(initial, step)
-        if self._epochs is not None:
-            ds = ds.take_while(tf.autograph.experimental.do_not_convert(lambda done, outputs: ~done))
-        single = self._single
-        ds = ds.map(
-            tf.autograph.experimental.do_not_convert(lambda done, outputs: outputs[0] if single else outputs)
-        )
+        if ends:
+            ds = ds.take_while(tf.autograph.experimental.do_not_convert(lambda done, element: ~done))
+            ds = ds.map(tf.autograph.experimental.do_not_convert(lambda done, element: element))
         options = tf.data.Options()
         # The py_function is the pipeline; its state is the scan state, which TensorFlow does save.
         options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-        # No hidden prefetch: it would run the pipeline ahead and put whole batches in checkpoints.
+        # Nothing may call the py_function in the background: no injected prefetch, and no map turned
+        # into a ParallelMap (its iterator runs the scan ahead on a TensorFlow thread; at interpreter exit
+        # that thread waits for the GIL inside the py_function while the iterator's destructor waits for
+        # it: the process never exits). The pipeline prefetches by itself (prefetch_queue_depth).
         options.experimental_optimization.inject_prefetch = False
+        options.experimental_optimization.map_parallelization = False
         options.experimental_warm_start = False
         return ds.with_options(options)
 
-    def _next(self, state: tf.Tensor, count: tf.Tensor, epochs_done: tf.Tensor) -> list[Any]:
-        """Compute the element after ``state`` (runs in the py_function)."""
-        state_bytes, n, done_epochs = state.numpy(), int(count), int(epochs_done)
+    def _next(self, state: bytes, count: np.ndarray, epochs_done: np.ndarray) -> list[Any]:
+        """Compute the element after ``state`` (runs in the numpy_function)."""
+        state_bytes, n, done_epochs = bytes(state), int(count), int(epochs_done)
         with self._lock:
             pipe = self._pipeline
-            if pipe.checkpoint() != state_bytes:
+            # the pipeline is where the last element left it unless another iterator moved it
+            if state_bytes != self._position:
                 pipe.restore(state_bytes)
             try:
                 outputs = pipe.run()
@@ -179,6 +186,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
                     ) from None
             arrays = self._check(outputs)
             new_state = pipe.checkpoint()
+            self._position = new_state
             self._history[n + 1] = new_state
             self._history.move_to_end(n + 1)
             while len(self._history) > _HISTORY:
@@ -257,6 +265,92 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
                     f"no state after element {num_batches}: computed so far "
                     f"{min(self._history)}..{max(self._history)}"
                 ) from None
+
+
+class DALIDataset(PipelineDataset):
+    """:class:`PipelineDataset` with the arguments of DALI's ``nvidia.dali.plugin.tf.DALIDataset``.
+
+    Args:
+        pipeline: A pipeline with ``enable_checkpointing=True``.
+        output_dtypes: As for :class:`PipelineDataset` (DALI's deprecated ``dtypes`` is accepted too).
+        output_shapes: As for :class:`PipelineDataset` (or the deprecated ``shapes``).
+        fail_on_device_mismatch, batch_size, num_threads, device_id, exec_separated, exec_dynamic,
+            prefetch_queue_depth, cpu_prefetch_queue_depth, gpu_prefetch_queue_depth: Accepted for DALI
+            compatibility and ignored: the pipeline's own options apply and pipestate runs on the CPU.
+        input_datasets: Not supported (``tf.data`` inputs into the pipeline); must be ``None``.
+
+    Raises:
+        NotImplementedError: ``input_datasets`` is given.
+        ValueError: both ``output_dtypes`` and ``dtypes`` (or ``output_shapes`` and ``shapes``) are given.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        output_dtypes: Any = None,
+        output_shapes: Any = None,
+        fail_on_device_mismatch: bool = True,
+        *,
+        input_datasets: Any = None,
+        batch_size: int = 1,
+        num_threads: int = 4,
+        device_id: int | None = 0,
+        exec_separated: bool = False,
+        exec_dynamic: bool = False,
+        prefetch_queue_depth: int = 2,
+        cpu_prefetch_queue_depth: int = 2,
+        gpu_prefetch_queue_depth: int = 2,
+        dtypes: Any = None,
+        shapes: Any = None,
+    ) -> None:
+        if input_datasets is not None:
+            raise NotImplementedError(
+                "input_datasets (tf.data datasets as pipeline inputs) is not supported: feed Python data with "
+                "fn.external_source(source=...) instead"
+            )
+        output_dtypes = _deprecated(output_dtypes, dtypes, "output_dtypes", "dtypes")
+        output_shapes = _deprecated(output_shapes, shapes, "output_shapes", "shapes")
+        if output_dtypes is None:
+            raise TypeError("DALIDataset needs output_dtypes (one tf.DType per pipeline output)")
+        super().__init__(pipeline, output_dtypes, output_shapes)
+
+
+def _deprecated(value: Any, old: Any, name: str, old_name: str) -> Any:
+    if old is None:
+        return value
+    if value is not None:
+        raise ValueError(f"give {name} or the deprecated {old_name}, not both")
+    return old
+
+
+class _NoCheckpointIterator(iterator_ops.OwnedIterator):
+    """An iterator that refuses to be saved, as DALI's iterators over a dataset with inputs."""
+
+    def _serialize_to_tensors(self) -> dict:
+        raise RuntimeError("Checkpointing is not supported for DALI dataset with inputs.")
+
+    def _restore_from_tensors(self, restored_tensors: dict) -> Any:
+        raise RuntimeError("Checkpointing is not supported for DALI dataset with inputs.")
+
+
+class _Experimental:
+    """``pipestate.plugin.tf.experimental``: DALI's experimental TensorFlow API."""
+
+    class DALIDatasetWithInputs(DALIDataset):
+        """DALI's ``experimental.DALIDatasetWithInputs``: a :class:`DALIDataset` for pipelines with external
+        sources, whose iterators refuse checkpointing as DALI's do (``RuntimeError`` "Checkpointing is not
+        supported for DALI dataset with inputs." when ``tf.train.Checkpoint`` saves or restores one).
+        ``input_datasets`` (``tf.data`` inputs) is not supported: the external sources read Python data.
+        Use :class:`PipelineDataset` to checkpoint such pipelines (their sources are checkpointed by position).
+        """
+
+        def __iter__(self) -> iterator_ops.OwnedIterator:
+            if not tf.executing_eagerly():
+                raise RuntimeError("iterate DALIDatasetWithInputs eagerly (or use PipelineDataset in tf.function)")
+            return _NoCheckpointIterator(self)
+
+
+experimental = _Experimental()
 
 
 class PipelineState(tf.train.experimental.PythonState):

@@ -206,10 +206,14 @@ def test_distributed_iterator_shards_per_replica_and_checkpoints(tmp_path):
         for _ in range(steps):
             ids, total = train_step(iterator)
             out.append(
-                [(i.numpy().tolist(), t.numpy().tobytes()) for i, t in zip(
-                    strategy.experimental_local_results(ids), strategy.experimental_local_results(total),
-                    strict=True,
-                )]
+                [
+                    (i.numpy().tolist(), t.numpy().tobytes())
+                    for i, t in zip(
+                        strategy.experimental_local_results(ids),
+                        strategy.experimental_local_results(total),
+                        strict=True,
+                    )
+                ]
             )
         return out
 
@@ -295,3 +299,99 @@ def test_single_output_gives_tensor_elements():
     ds = PipelineDataset(one(), tf.float32, (3, 2))
     assert ds.element_spec == tf.TensorSpec((3, 2), tf.float32)
     assert next(iter(ds)).shape == (3, 2)
+
+
+# ---- DALI's names: DALIDataset and experimental.DALIDatasetWithInputs ------------------------------------
+@pipeline_def(num_threads=2, batch_size=5, seed=1, enable_checkpointing=True)
+def _sample_source_pipe():
+    return fn.external_source(source=lambda x: np.array(x.iteration), batch=False)
+
+
+def test_dali_dataset_takes_dalis_arguments_and_checkpoints(tmp_path):
+    from pipestate.plugin.tf import DALIDataset
+
+    ds = DALIDataset(
+        pipeline=_sample_source_pipe(),
+        output_dtypes=(tf.int64,),
+        output_shapes=((5,),),
+        batch_size=5,
+        num_threads=4,
+        device_id=0,
+        prefetch_queue_depth=2,
+    )
+    it = iter(ds)
+    next(it)
+    path = tf.train.Checkpoint(it).save(str(tmp_path / "c"))
+    expected = [next(it)[0].numpy() for _ in range(3)]
+    tf.train.Checkpoint(it).restore(path)
+    assert [next(it)[0].numpy().tolist() for _ in range(3)] == [e.tolist() for e in expected]
+    with pytest.raises(NotImplementedError, match="input_datasets"):
+        DALIDataset(_sample_source_pipe(), (tf.int64,), input_datasets={"x": None})
+    with pytest.raises(ValueError, match="dtypes"):
+        DALIDataset(_sample_source_pipe(), (tf.int64,), dtypes=(tf.int64,))
+
+
+def test_dataset_with_inputs_refuses_checkpointing_as_dali(tmp_path):
+    from pipestate.plugin.tf import experimental
+
+    # DALI's test_inputs_unsupported (checkpointing/test_dali_checkpointing_tf_plugin.py), device_id kept
+    ds = experimental.DALIDatasetWithInputs(
+        pipeline=_sample_source_pipe(),
+        output_dtypes=(tf.int64,),
+        batch_size=5,
+        output_shapes=((5,),),
+        num_threads=4,
+        device_id=0,
+    )
+    it = iter(ds)
+    assert next(it)[0].numpy().tolist() == [0] * 5
+    with pytest.raises(Exception, match="Checkpointing is not supported for DALI dataset with inputs."):
+        tf.train.Checkpoint(it).save(str(tmp_path / "c"))
+
+
+# ---- a process that used the plugin exits promptly (issue 9) ---------------------------------------------
+EXIT_SCRIPT = """
+import time, tensorflow as tf
+from pipestate import fn, pipeline_def
+from pipestate.plugin.tf import PipelineDataset
+
+@pipeline_def(batch_size=4, num_threads=2, seed=1, enable_checkpointing=True)
+def pipe():
+    return fn.random.uniform(shape=[3]), fn.random.coin_flip()
+
+keep = []
+for _ in range(4):
+    p = pipe()
+    p.run()
+    ds = PipelineDataset(p, (tf.float32, tf.int32), ((4, 3), (4,)))
+    it = iter(ds)
+    for _ in range(10):
+        next(it)
+    keep.append((p, ds, it))
+print("DONE", time.time(), flush=True)
+"""
+
+
+def test_process_exits_promptly_with_live_iterators(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for attempt in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"attempt {attempt}: the process did not exit within 120 s (hang at interpreter exit)")
+        ended = time.time()
+        assert proc.returncode == 0, out
+        done = float(out.split("DONE")[1])
+        assert ended - done < 30, f"attempt {attempt}: {ended - done:.1f} s between the script's end and exit"

@@ -1,0 +1,470 @@
+"""The framework-neutral iterator core shared by the PyTorch and JAX plugins.
+
+It implements the semantics of DALI's framework iterators (``nvidia.dali.plugin.base_iterator``) on
+pipestate pipelines: the epoch length from ``size`` or a reader's metadata (``reader_name``), the three
+:class:`LastBatchPolicy` values, ``last_batch_padded``, ``auto_reset``, ``prepare_first_batch``, several
+pipelines at once (one per shard/device), and checkpoints. A plugin subclasses :class:`BaseIterator` and
+only converts batches (:meth:`BaseIterator._convert`); this module never imports a framework.
+
+The iterator's own state is a handful of integers (the sample counter of the epoch, where each shard
+starts and ends, which shard each pipeline reads, the epoch length), stored as JSON in the
+``iterator_data`` field of every pipeline's checkpoint, as DALI does: a pipeline constructed with
+``checkpoint=iterator.checkpoints()[i]`` and wrapped in a new iterator continues exactly. No pickle.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from pipestate.batch import Batch
+from pipestate.pipeline import Pipeline
+
+__all__ = ["BaseIterator", "LastBatchPolicy"]
+
+_STATE_VERSION = 1
+
+
+@enum.unique
+class LastBatchPolicy(enum.Enum):
+    """What an iterator does with the last batch of an epoch when the samples left do not fill it.
+
+    * ``FILL``: the batch is filled, with the reader's padding (its last sample repeated,
+      ``pad_last_batch=True``) or with the first samples of the next epoch.
+    * ``DROP``: the incomplete batch is dropped.
+    * ``PARTIAL``: the batch holds only the samples left in the epoch (it is shorter).
+    """
+
+    FILL = 0
+    DROP = 1
+    PARTIAL = 2
+
+
+def _parse_auto_reset(auto_reset: Any) -> bool:
+    if auto_reset is False or auto_reset is None or auto_reset == "no":
+        return False
+    if auto_reset is True or auto_reset == "yes":
+        return True
+    raise ValueError(f"auto_reset={auto_reset!r}: use True/'yes' or False/None/'no'")
+
+
+class BaseIterator:
+    """The shared core of the framework iterators (DALI's ``_DaliBaseIterator``); not used directly.
+
+    Args:
+        pipelines: A pipeline, or a list of them (one per shard); all with the same ``batch_size``.
+        size: Samples in the shard (for several pipelines: their sum); ``-1`` (default) iterates until
+            a pipeline raises ``StopIteration`` (one pipeline only). Exclusive with ``reader_name``.
+        reader_name: Name of the reader whose metadata gives the epoch length and padding.
+        auto_reset: ``True``/``"yes"``: reset at the end of every epoch after raising
+            ``StopIteration``; ``False``/``None``/``"no"`` (default): call :meth:`reset` yourself.
+        fill_last_batch: Deprecated (DALI): ``True`` means ``FILL``, ``False`` means ``PARTIAL``.
+        last_batch_padded: Whether the reader pads its last batch (``pad_last_batch``); set from the
+            reader with ``reader_name``.
+        last_batch_policy: A :class:`LastBatchPolicy`.
+        prepare_first_batch: Compute the first batch when the iterator is created.
+
+    Raises:
+        TypeError: a pipeline is not a pipestate ``Pipeline`` or ``last_batch_policy`` is not a
+            :class:`LastBatchPolicy`.
+        ValueError: inconsistent arguments (the message names them), or pipelines that disagree on
+            ``batch_size``, checkpointing or the reader's configuration.
+    """
+
+    def __init__(
+        self,
+        pipelines: Pipeline | Sequence[Pipeline],
+        size: int = -1,
+        reader_name: str | None = None,
+        auto_reset: bool | str | None = False,
+        fill_last_batch: bool | None = None,
+        last_batch_padded: bool = False,
+        last_batch_policy: LastBatchPolicy = LastBatchPolicy.FILL,
+        prepare_first_batch: bool = True,
+    ) -> None:
+        pipes = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
+        if not pipes:
+            raise ValueError("pipelines is empty: give at least one pipeline")
+        for i, p in enumerate(pipes):
+            if not isinstance(p, Pipeline):
+                raise TypeError(f"pipelines[{i}] is a {type(p).__name__}, not a pipestate Pipeline")
+        self._pipes = pipes
+        self._num_gpus = len(pipes)
+        self.batch_size = pipes[0].batch_size
+        if any(p.batch_size != self.batch_size for p in pipes):
+            raise ValueError(f"all pipelines must have the same batch_size; got {[p.batch_size for p in pipes]}")
+        self._auto_reset = _parse_auto_reset(auto_reset)
+        self._prepare_first_batch = bool(prepare_first_batch)
+        if fill_last_batch is not None:
+            warnings.warn("fill_last_batch is deprecated: use last_batch_policy", DeprecationWarning, stacklevel=3)
+            last_batch_policy = LastBatchPolicy.FILL if fill_last_batch else LastBatchPolicy.PARTIAL
+        if not isinstance(last_batch_policy, LastBatchPolicy):
+            raise TypeError(
+                f"last_batch_policy={last_batch_policy!r} must be a LastBatchPolicy (e.g. LastBatchPolicy.FILL)"
+            )
+        self._last_batch_policy = last_batch_policy
+        self._last_batch_padded = bool(last_batch_padded)
+        self._size = int(size)
+        if self._size == 0:
+            raise ValueError("size=0: give the number of samples in the shard, or -1 to read until StopIteration")
+        if reader_name and self._size > 0:
+            raise ValueError(f"give either size={size} or reader_name={reader_name!r}, not both")
+        if reader_name and last_batch_padded:
+            raise ValueError("last_batch_padded is taken from the reader when reader_name is given; don't set it")
+        if self._size < 0 and not reader_name and self._num_gpus > 1:
+            raise ValueError("size=-1 (read until StopIteration) works with one pipeline; give size or reader_name")
+        if self._size < 0 and not reader_name:
+            self._last_batch_policy = LastBatchPolicy.FILL
+            self._last_batch_padded = False
+        if self._size > 0 and not reader_name:
+            warnings.warn(
+                "prefer reader_name to size and last_batch_padded: with them set by hand some samples can be "
+                "missed or repeated (see DALI's Sharding documentation)",
+                stacklevel=3,
+            )
+        self._reader_name = reader_name
+        self._counter = 0
+        for p in pipes:
+            p.build()
+        self._read_reader_meta()
+        self._ever_consumed = False
+        self._first_batch: Any = None
+        self._pending_stop = False
+        self._restored_at_end = False
+
+        enabled = {p.enable_checkpointing for p in pipes}
+        if len(enabled) > 1:
+            raise ValueError("all pipelines must have the same enable_checkpointing")
+        self._enable_checkpointing = enabled.pop()
+        if self._enable_checkpointing:
+            self._restore_from_pipelines()
+            self._initial_checkpoints = self._pipeline_checkpoints()
+
+    # ---- epoch accounting (DALI's semantics) -----------------------------------------------------
+    def _read_reader_meta(self) -> None:
+        if not self._reader_name:
+            return
+        metas = [p.reader_meta(self._reader_name) for p in self._pipes]
+
+        def same(key: str, what: str) -> Any:
+            values = [m[key] for m in metas]
+            if any(v != values[0] for v in values):
+                raise ValueError(
+                    f"the reader {self._reader_name!r} must have the same {what} in every pipeline; got {values}"
+                )
+            return values[0]
+
+        def all_or_none(key: str, what: str) -> bool:
+            values = [bool(m[key]) for m in metas]
+            if any(values) and not all(values):
+                raise ValueError(f"set {what} of the reader {self._reader_name!r} in all pipelines or in none")
+            return values[0]
+
+        self._size_no_pad = same("epoch_size", "dataset size")
+        self._shards_num = same("number_of_shards", "num_shards")
+        self._last_batch_padded = all_or_none("pad_last_batch", "pad_last_batch")
+        self._is_stick_to_shard = all_or_none("stick_to_shard", "stick_to_shard")
+        self._shards_id = [int(m["shard_id"]) for m in metas]
+        if self._last_batch_policy is LastBatchPolicy.DROP:
+            self._size = self._size_no_pad // self._shards_num
+        elif self._last_batch_padded:
+            self._size = metas[0]["epoch_size_padded"] // self._shards_num
+        else:
+            self._size = _round_up(math.ceil(self._size_no_pad / self._shards_num), self.batch_size)
+        self._counter_per_gpu = [0] * self._shards_num
+        self._shard_sizes_per_gpu = [
+            (k + 1) * self._size_no_pad // self._shards_num - k * self._size_no_pad // self._shards_num
+            for k in range(self._shards_num)
+        ]
+        self._shard_sizes_initial = list(self._shard_sizes_per_gpu)
+
+    def _ended(self) -> bool:
+        return self._size > 0 and self._counter >= self._size
+
+    def _end_iteration(self) -> None:
+        if self._auto_reset:
+            self.reset()
+        raise StopIteration
+
+    def _get_outputs(self) -> list[tuple[Batch, ...]]:
+        if self._ended():
+            self._end_iteration()
+        outputs = []
+        try:
+            for p in self._pipes:
+                outputs.append(p.run())
+        except StopIteration:
+            if self._size < 0 and self._auto_reset:
+                self.reset()
+            raise
+        return outputs
+
+    def _advance(self, dry_run: bool = False, end_iteration: bool = True) -> bool:
+        """Count the batch just read; with DROP, tell (and, unless dry, act on) an incomplete batch."""
+        drop = self._last_batch_policy is LastBatchPolicy.DROP
+        if self._reader_name:
+            counter = self._counter + self.batch_size
+            should_end = drop and any(
+                start + counter > shard for start, shard in zip(self._counter_per_gpu, self._shard_sizes_per_gpu)
+            )
+        else:
+            counter = self._counter + self._num_gpus * self.batch_size
+            should_end = drop and counter > self._size
+        if not dry_run:
+            self._counter = counter
+            if should_end and end_iteration:
+                self._end_iteration()
+        return should_end
+
+    def _valid_samples(self) -> list[int] | None:
+        """With PARTIAL: the number of valid samples in the batch just counted, per pipeline."""
+        if self._last_batch_policy is not LastBatchPolicy.PARTIAL:
+            return None
+        if self._reader_name:
+            left = [self.batch_size - (self._counter - self._shard_sizes_initial[shard]) for shard in self._shards_id]
+            return left if any(n < self.batch_size for n in left) else None
+        if self._size > 0 and self._counter > self._size:
+            valid = self._num_gpus * self.batch_size - (self._counter - self._size)
+            return [max(0, min(self.batch_size, valid - i * self.batch_size)) for i in range(self._num_gpus)]
+        return None
+
+    def reset(self) -> None:
+        """Start the next epoch, once the current one has ended.
+
+        A reset in the middle of an epoch is ignored with a warning, as in DALI. With
+        ``LastBatchPolicy.DROP``, a reset right after the last complete batch first reads and drops the
+        incomplete one, so the next epoch starts where it should.
+        """
+        if self._last_batch_policy is LastBatchPolicy.DROP:
+            if self._advance(dry_run=True, end_iteration=False) and not self._ended():
+                self._get_outputs()
+                self._advance(end_iteration=False)
+        if not (self._counter >= self._size or self._size < 0):
+            warnings.warn(
+                "the iterator does not reset in the middle of an epoch (as DALI); ignoring reset()", stacklevel=2
+            )
+            return
+        fill_wrapping = self._last_batch_policy is LastBatchPolicy.FILL and not self._last_batch_padded
+        if fill_wrapping and self._reader_name:
+            read = self._counter - min(self._counter_per_gpu)
+            self._counter_per_gpu = [c + read - s for c, s in zip(self._counter_per_gpu, self._shard_sizes_per_gpu)]
+            self._counter = min(self._counter_per_gpu)
+        elif fill_wrapping:
+            self._counter = self._counter % self._size
+        else:
+            self._counter = 0
+        if self._reader_name:
+            if not self._is_stick_to_shard:
+                self._shards_id = [(s + 1) % self._shards_num for s in self._shards_id]
+            if fill_wrapping:
+                if not self._is_stick_to_shard:
+                    self._shard_sizes_per_gpu = _roll(self._shard_sizes_per_gpu)
+                ahead = [s - c for s, c in zip(self._shard_sizes_per_gpu, self._counter_per_gpu)]
+                self._size = _round_up(max(ahead), self.batch_size)
+                if self._size == 0:  # this epoch was read entirely ahead: skip it
+                    self._counter_per_gpu = [0] * self._shards_num
+                    self._counter = 0
+                    self._shard_sizes_per_gpu = _roll(self._shard_sizes_per_gpu)
+                    self._size = _round_up(max(self._shard_sizes_per_gpu), self.batch_size)
+        for p in self._pipes:
+            p.reset()
+
+    # ---- iteration ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Compute the first batch now (``prepare_first_batch``).
+
+        Restored at the end of an epoch, the iterator prepares nothing and stays at that end: ``next()``
+        raises ``StopIteration`` (and resets, with ``auto_reset``) and ``iter()`` resets, as the original
+        iterator would. (DALI's swallows that ``StopIteration`` while preparing, resets, and so skips the
+        epoch end for ``next()``.) A source ending while preparing is likewise kept for the first ``next()``.
+        """
+        self._first_batch = None
+        self._pending_stop = False
+        self._restored_at_end = self._ended()
+        if not self._prepare_first_batch or self._restored_at_end:
+            return
+        try:
+            self._first_batch = self._next_batch()
+        except StopIteration:
+            if not any(p.is_restored_from_checkpoint for p in self._pipes):
+                raise RuntimeError(
+                    "there is no data in the pipeline: with LastBatchPolicy.PARTIAL the batch size may be larger "
+                    "than the shard, or the source ended at once"
+                ) from None
+            self._pending_stop = True
+        self._ever_consumed = False
+
+    def _next_batch(self) -> Any:
+        outputs = self._get_outputs()
+        self._advance()
+        valid = self._valid_samples()
+        if valid is not None:
+            outputs = [
+                tuple(_head(b, n) for b in outs) for outs, n in zip(outputs, valid) if n > 0 or self._reader_name
+            ]
+        return self._convert(outputs)
+
+    def _convert(self, outputs: list[tuple[Batch, ...]]) -> Any:
+        """Turn the batches of every pipeline (already trimmed to the valid samples) into the result."""
+        raise NotImplementedError
+
+    def __next__(self) -> Any:
+        self._ever_consumed = True
+        self._restored_at_end = False
+        if self._pending_stop:
+            self._pending_stop = False
+            raise StopIteration
+        if self._first_batch is not None:
+            batch, self._first_batch = self._first_batch, None
+            return batch
+        return self._next_batch()
+
+    def next(self) -> Any:
+        """Return the next batch (as ``next(iterator)``)."""
+        return self.__next__()
+
+    def __iter__(self) -> BaseIterator:
+        if self._pending_stop:
+            self._pending_stop = False
+            if not self._auto_reset:
+                self.reset()
+        elif self._counter != 0 and (self._ever_consumed or self._restored_at_end):
+            self.reset()
+        return self
+
+    @property
+    def size(self) -> int:
+        """Samples in the current epoch (of one shard with ``reader_name``), or ``-1``."""
+        return self._size
+
+    def __len__(self) -> int:
+        per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
+        if self._last_batch_policy is LastBatchPolicy.DROP:
+            return self.size // per_batch
+        return math.ceil(self.size / per_batch)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        state = {"version": _STATE_VERSION, "counter": int(self._counter), "size": int(self._size)}
+        if self._reader_name:
+            state["counter_per_shard"] = [int(v) for v in self._counter_per_gpu]
+            state["shard_sizes"] = [int(v) for v in self._shard_sizes_per_gpu]
+            state["shard_ids"] = [int(v) for v in self._shards_id]
+        return state
+
+    def _set_state(self, data: str) -> None:
+        try:
+            state = json.loads(data)
+            if state.get("version") != _STATE_VERSION:
+                raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
+            counter, size = int(state["counter"]), int(state["size"])
+            if self._reader_name:
+                per_shard = [int(v) for v in state["counter_per_shard"]]
+                sizes = [int(v) for v in state["shard_sizes"]]
+                ids = [int(v) for v in state["shard_ids"]]
+                if len(per_shard) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
+                    raise ValueError("the checkpoint's iterator was over another number of shards or pipelines")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
+                "iterator with the same reader_name/size and pipelines"
+            ) from exc
+        self._counter, self._size = counter, size
+        if self._reader_name:
+            self._counter_per_gpu, self._shard_sizes_per_gpu, self._shards_id = per_shard, sizes, ids
+
+    def _restore_from_pipelines(self) -> None:
+        restored = [p.is_restored_from_checkpoint for p in self._pipes]
+        if not any(restored):
+            return
+        datas = [p.iterator_data for p in self._pipes]
+        if not all(restored):
+            warnings.warn("some, but not all, pipelines were restored from a checkpoint", stacklevel=4)
+        elif any(d != datas[0] for d in datas):
+            warnings.warn("the pipelines were restored from checkpoints with different iterator states", stacklevel=4)
+        if datas[0] is None:
+            warnings.warn(
+                "the pipeline's checkpoint holds no iterator state (it was taken with Pipeline.checkpoint(), "
+                "not iterator.checkpoints()): the iterator starts counting the epoch from zero",
+                stacklevel=4,
+            )
+            return
+        self._set_state(datas[0])
+
+    def _pipeline_checkpoints(self) -> list[bytes]:
+        data = json.dumps(self._state(), separators=(",", ":"))
+        return [p.checkpoint(iterator_data=data) for p in self._pipes]
+
+    def checkpoints(self) -> list[bytes]:
+        """Return one checkpoint per pipeline: its state and the iterator's, after the last batch returned.
+
+        Construct each pipeline again with ``checkpoint=checkpoints[i]`` and wrap them in an iterator with
+        the same arguments: it continues exactly where this one is.
+
+        Raises:
+            ValueError: the pipelines were built without ``enable_checkpointing=True``.
+        """
+        if not self._enable_checkpointing:
+            raise ValueError("cannot take checkpoints: build the pipelines with enable_checkpointing=True")
+        if not self._ever_consumed:
+            return list(self._initial_checkpoints)
+        return self._pipeline_checkpoints()
+
+    _STATE_KEY = "checkpoints"
+
+    def _state_key(self) -> str:
+        return self._STATE_KEY
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the iterator's state for ``torch.distributed.checkpoint``/Lightning (the ``Stateful`` protocol).
+
+        Returns:
+            ``{"checkpoints": [bytes, ...]}``: :meth:`checkpoints`, one per pipeline. (The PyTorch
+            iterators name the key ``checkpoints_rank{rank}`` under ``torch.distributed``.)
+        """
+        return {self._state_key(): self.checkpoints()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Move the pipelines and the iterator to a state from :meth:`state_dict`, in place.
+
+        Raises:
+            ValueError: the state holds another number of checkpoints than there are pipelines.
+            CheckpointError: a checkpoint is damaged or comes from another pipeline.
+        """
+        key = self._state_key()
+        cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None
+        if not isinstance(cpts, (list, tuple)) or len(cpts) != self._num_gpus:
+            raise ValueError(
+                f"state_dict must be {{{key!r}: [one bytes per pipeline]}} for {self._num_gpus} pipeline(s); "
+                f"got {state_dict!r:.200}"
+            )
+        if not self._enable_checkpointing:
+            raise ValueError("cannot restore: build the pipelines with enable_checkpointing=True")
+        cpts = [bytes(c) for c in cpts]
+        for p, cpt in zip(self._pipes, cpts):
+            p.restore(cpt)
+        self._restore_from_pipelines()
+        self._initial_checkpoints = cpts
+        self._ever_consumed = False
+        self._prepare()
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _roll(values: list[int]) -> list[int]:
+    return values[-1:] + values[:-1]
+
+
+def _head(batch: Batch, n: int) -> Batch:
+    """``batch[0:n]`` with Python's slice semantics (a negative ``n`` counts from the end, as DALI's slicing)."""
+    if n >= len(batch):
+        return batch
+    if batch.is_dense_tensor():
+        return Batch(batch.as_array()[0:n])
+    return Batch(batch.samples[0:n])
