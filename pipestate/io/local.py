@@ -159,8 +159,23 @@ class LocalCheckpointIO(CheckpointIO):
                 "use FsspecCheckpointIO for remote storage options"
             )
         view = _as_bytes_view(data)
+        validate_before_save(view, os.path.abspath(os.fspath(path)))
+        self.write_bytes(view, path)
+
+    def write_bytes(self, data: bytes | memoryview, path: PathLike) -> None:
+        """Write any ``data`` to ``path`` atomically and durably (as :meth:`save_checkpoint`, without
+        checking that the bytes are a pipestate checkpoint: for other formats, e.g. Lightning's).
+
+        Args:
+            data: The bytes, stored verbatim.
+            path: The target file (parent directories are created).
+
+        Raises:
+            OSError: as :meth:`save_checkpoint`; the previous file at ``path`` is intact.
+            TypeError: ``data`` is not bytes-like.
+        """
+        view = _as_bytes_view(data)
         path = os.path.abspath(os.fspath(path))
-        validate_before_save(view, path)
         directory, name = os.path.split(path)
         try:
             self._makedirs(directory)

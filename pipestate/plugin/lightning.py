@@ -175,6 +175,19 @@ class _Mapped:
         return len(self.source)
 
 
+def _write(backend: Any, blob: bytes, path: Any, storage_options: Any) -> None:
+    """Write Lightning's bytes (not a pipestate checkpoint) through a backend that can store any bytes."""
+    write = getattr(backend, "write_bytes", None)
+    if write is None:
+        raise TypeError(
+            f"{type(backend).__name__} stores only pipestate checkpoints; PipestateCheckpointIO needs a backend "
+            "with write_bytes(data, path), e.g. LocalCheckpointIO"
+        )
+    if storage_options:
+        raise TypeError("PipestateCheckpointIO with a local backend takes no storage_options")
+    write(blob, path)
+
+
 class PipestateCheckpointIO(CheckpointIO):
     """A Lightning ``CheckpointIO`` that writes through pipestate's storage (atomic, fsynced, optionally async).
 
@@ -200,7 +213,11 @@ class PipestateCheckpointIO(CheckpointIO):
         """Serialize ``checkpoint`` with ``torch.save`` and store it at ``path`` through the backend."""
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        self.backend.save_checkpoint(buffer.getvalue(), path, storage_options)
+        blob = buffer.getvalue()
+        if isinstance(self.backend, AsyncCheckpointIO):  # in the background, atomically, any bytes
+            self.backend.submit(lambda backend: _write(backend, blob, path, storage_options), path=path)
+        else:
+            _write(self.backend, blob, path, storage_options)
 
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         """Load the checkpoint at ``path`` (waiting for a pending background save to it)."""
