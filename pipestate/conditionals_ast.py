@@ -344,9 +344,7 @@ class _Rewriter(ast.NodeTransformer):
             return node
         helper = "and_" if isinstance(node.op, ast.And) else "or_"
         thunks = [
-            ast.Lambda(
-                args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=v
-            )
+            ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=v)
             for v in node.values
         ]
         return _call(_helper(helper), *thunks)
@@ -446,6 +444,3 @@ def convert(func: Callable[..., Any], strict: bool = False) -> Callable[..., Any
     new.__doc__ = func.__doc__
     new.__module__ = func.__module__
     return new
-
-
-

@@ -23,7 +23,10 @@ from pipestate.ops.base import Operator, RunContext, register
 from pipestate.ops.schema import Arg
 
 _PREDICATE = Arg(
-    "predicate", sch.Anything("a DataNode"), sch.REQUIRED, "Per-sample scalar predicate (any type: 0 is false)",
+    "predicate",
+    sch.Anything("a DataNode"),
+    sch.REQUIRED,
+    "Per-sample scalar predicate (any type: 0 is false)",
     tensor=True,
 )
 _SCALAR_HINT = (
