@@ -366,8 +366,8 @@ class _Rewriter(ast.NodeTransformer):
 
 
 def _should_convert(func: types.FunctionType) -> bool:
-    if func.__code__ in _CONVERTED_CODE or func.__name__ == "<lambda>":
-        return False
+    if func.__code__ in _CONVERTED_CODE or func.__name__ == "<lambda>" or "__class__" in func.__code__.co_freevars:
+        return False  # already converted, a lambda, or a method using super() (needs its class cell)
     module = (getattr(func, "__module__", None) or "").split(".")[0]
     if module in _SKIP_MODULES:
         return False
