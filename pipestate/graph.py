@@ -117,6 +117,9 @@ class Graph:
         self.ops: list[Operator] = []
         self.outputs: list[DataNode] = []
         self._type_counts: dict[str, int] = {}
+        # With enable_conditionals, the branch tracker (pipestate.conditionals.Scopes) that splits the
+        # inputs of operators created inside `if` branches; None otherwise.
+        self.conditionals: Any = None
 
     def add(self, op: Operator, name: str | None) -> None:
         """Add ``op`` with the user's ``name`` or an auto-generated one, after adopting any detached

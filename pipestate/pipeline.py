@@ -546,8 +546,15 @@ def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callab
                         "nor parameters of the function"
                     )
             pipe = Pipeline(**{**options, **pipe_options})
+            body = func
+            if pipe.options.extra.get("enable_conditionals"):
+                from pipestate.conditionals import Scopes
+                from pipestate.conditionals_ast import convert
+
+                body = convert(func, strict=True)  # `if`/`and`/`or`/`not` on DataNodes (DALI's AutoGraph)
+                pipe._graph.conditionals = Scopes()
             with pipe:
-                outputs = func(*args, **kwargs)
+                outputs = body(*args, **kwargs)
             outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
             pipe.set_outputs(*outputs)
             return pipe

@@ -67,43 +67,70 @@ def _generator() -> _Generator:
 
 
 class Stream:
-    """Random words for a range of samples of one operator.
+    """Random words for a set of samples of one operator.
 
     ``Stream(key, first_sample, n_samples).words(k)`` returns a (n_samples, k) uint32 array whose row i
     depends only on (key, first_sample + i, k, purpose): the draws of sample s are the same whatever
     batch, thread or prefetch depth computed them. ``purpose`` separates independent draws of one
-    operator.
+    operator. ``Stream.at(key, indices)`` is the same for an arbitrary list of global sample indices
+    (the samples of a conditional branch): row i is what the dense stream gives sample ``indices[i]``.
     """
 
     def __init__(self, key: int, first_sample: int, n_samples: int) -> None:
         self.key = key
         self.first_sample = first_sample
         self.n_samples = n_samples
+        self.indices: np.ndarray | None = None
+
+    @classmethod
+    def at(cls, key: int, indices: np.ndarray) -> Stream:
+        """A stream for the samples with the given global indices (a 1-D integer array, any order)."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        stream = cls(key, int(indices[0]) if len(indices) else 0, len(indices))
+        stream.indices = indices
+        return stream
+
+    def index(self, i: int) -> int:
+        """The global sample index of row ``i``."""
+        return self.first_sample + i if self.indices is None else int(self.indices[i])
+
+    def sample(self, i: int) -> Stream:
+        """The stream of row ``i`` alone (its draws are row ``i`` of this stream's)."""
+        return Stream(self.key, self.index(i), 1)
+
+    def _runs(self) -> list[tuple[int, int]]:
+        """(first global index, length) of each run of consecutive indices, in row order."""
+        if self.indices is None:
+            return [(self.first_sample, self.n_samples)]
+        idx = self.indices
+        starts = np.flatnonzero(np.diff(idx) != 1) + 1
+        bounds = [0, *starts.tolist(), len(idx)]
+        return [(int(idx[a]), b - a) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def words(self, n_words: int, purpose: int = 0) -> np.ndarray:
         """Return a (n_samples, n_words) uint32 array of random words."""
+        if self.n_samples == 0:
+            return np.empty((0, n_words), dtype=np.uint32)
         gen = _generator()
         blocks = max(1, -(-n_words // _WORDS_PER_BLOCK))
         if blocks <= SMALL_BLOCKS:
-            columns = [
-                gen.raw(self.key, (self.first_sample, b, purpose, 0), self.n_samples).reshape(self.n_samples, -1)
-                for b in range(blocks)
-            ]
+            runs = self._runs()
+            columns = []
+            for b in range(blocks):
+                parts = [gen.raw(self.key, (first, b, purpose, 0), n).reshape(n, -1) for first, n in runs]
+                columns.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
             out = columns[0] if blocks == 1 else np.concatenate(columns, axis=1)
         else:
             out = np.stack(
-                [
-                    gen.raw(self.key, (0, s, purpose, 1), blocks)
-                    for s in range(self.first_sample, self.first_sample + self.n_samples)
-                ]
+                [gen.raw(self.key, (0, self.index(i), purpose, 1), blocks) for i in range(self.n_samples)]
             )
         return out[:, :n_words]
 
     def generator(self, index: int, purpose: int = 0) -> np.random.Generator:
-        """A numpy ``Generator`` for sample ``first_sample + index`` alone (valid until the next call on
-        this thread): its draws depend only on (key, sample, purpose)."""
+        """A numpy ``Generator`` for row ``index`` alone (valid until the next call on this thread): its
+        draws depend only on (key, global sample index, purpose)."""
         gen = _generator()
-        gen.raw(self.key, (0, self.first_sample + index, purpose, 2), 0)
+        gen.raw(self.key, (0, self.index(index), purpose, 2), 0)
         if gen.numpy is None:
             gen.numpy = np.random.Generator(gen.bits)
         return gen.numpy

@@ -2,6 +2,12 @@
 
 The graph is compiled once into a plan of flat result slots, so a batch costs one list and a few index
 look-ups per operator on top of the operators' own work.
+
+Conditionals: a graph with ``fn._conditional.split``/``merge`` operators (``scope_rule``) runs each
+operator in its *scope*, the samples of the branch it belongs to. Scopes are found statically when the
+plan is made (an operator's inputs must share one; a split makes two child scopes per predicate; a merge
+returns to the predicate's); at run time each scope gets a :class:`RunContext` holding its samples'
+global indices. Graphs without conditionals keep the plain loop.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointError, OperatorError
 from pipestate.graph import Graph
 from pipestate.ops.base import BuildEnv, Operator, Position, RunContext
+from pipestate.ops.conditional import predicate_mask
 
 
 class EndOfData(Exception):
@@ -36,6 +43,56 @@ class Runtime:
         self._size = total
         self._outputs = [slots[id(n.op)] + n.index for n in graph.outputs]
         self.stateful = [op for op in self.ops if op.stateful]
+        self._scoped = any(getattr(op, "scope_rule", None) for op in self.ops)
+        if self._scoped:
+            self._plan_scopes(slots)
+
+    def _plan_scopes(self, slots: dict[int, int]) -> None:
+        """Give every operator its scope index and every split the indices of the scopes it creates.
+
+        Scope 0 is the whole batch; a split of scope ``s`` by the predicate in slot ``p`` creates the
+        scopes ``(s, p, True)`` and ``(s, p, False)`` (shared by every split with that predicate).
+
+        Raises:
+            ValueError: an operator mixes inputs of different scopes, or a merge's inputs are not the two
+                parts of a split by its predicate (naming the operator).
+        """
+        keys: dict[tuple, int] = {}
+        slot_scope: dict[int, int] = {}
+        self._scopes = []  # per plan entry: (scope index, child scope indices of a split, or None)
+        for op, _run, inputs, arg_inputs, base, count in self._plan:
+            rule = getattr(op, "scope_rule", None)
+            arg_scopes = [slot_scope[i] for _, i in arg_inputs]
+            in_scopes = [slot_scope[i] for i in inputs]
+            if rule == "merge":
+                scope = arg_scopes[0]
+                pred = arg_inputs[0][1]
+                want = [keys.get((scope, pred, True)), keys.get((scope, pred, False))]
+                if in_scopes != want:
+                    raise ValueError(
+                        f"operator {op.name!r} ({op.type}): its inputs must be the true and false outputs of "
+                        "fn._conditional.split with the same predicate"
+                    )
+            else:
+                found = set(arg_scopes + in_scopes)
+                if len(found) > 1:
+                    raise ValueError(
+                        f"operator {op.name!r} ({op.type}) has inputs from different conditional branches; use "
+                        "values of one branch, or merge them first"
+                    )
+                scope = found.pop() if found else 0
+            children = None
+            if rule == "split":
+                pred = arg_inputs[0][1]
+                children = tuple(
+                    keys.setdefault((scope, pred, branch), len(keys) + 1) for branch in (True, False)
+                )
+                slot_scope[base], slot_scope[base + 1] = children
+            else:
+                for k in range(count):
+                    slot_scope[base + k] = scope
+            self._scopes.append((scope, children))
+        self._n_scopes = len(keys) + 1
 
     def bind(self, env: BuildEnv) -> None:
         """Set every operator up for ``env`` (releasing what an earlier setup acquired)."""
@@ -50,6 +107,8 @@ class Runtime:
             EndOfData: a source (an operator with ``ends_epoch``) raised ``StopIteration``.
             OperatorError: an operator failed or produced a wrong batch (naming it).
         """
+        if self._scoped:
+            return self._run_scoped(ctx)
         results: list[Any] = [None] * self._size
         for op, run, inputs, arg_inputs, base, count in self._plan:
             try:
@@ -70,6 +129,39 @@ class Runtime:
                     raise OperatorError(
                         f"operator {op.name!r} ({op.type}) produced {got}; a batch of {ctx.batch_size} is expected",
                         op.name,
+                    )
+            results[base : base + count] = outputs
+        return tuple(results[i] for i in self._outputs)
+
+    def _run_scoped(self, ctx: RunContext) -> tuple[Batch, ...]:
+        """:meth:`run` for a graph with conditionals: each operator runs on its scope's samples."""
+        results: list[Any] = [None] * self._size
+        contexts: list[RunContext | None] = [None] * self._n_scopes
+        contexts[0] = ctx
+        for (op, run, inputs, arg_inputs, base, count), (scope, children) in zip(self._plan, self._scopes):
+            op_ctx = contexts[scope]
+            args = {k: results[i] for k, i in arg_inputs}
+            try:
+                outputs = run(op_ctx, [results[i] for i in inputs], args)
+                if children is not None and contexts[children[0]] is None:
+                    mask = predicate_mask(args["predicate"])
+                    contexts[children[0]], contexts[children[1]] = op_ctx.subset(mask), op_ctx.subset(~mask)
+            except StopIteration as exc:
+                if getattr(op, "ends_epoch", False):
+                    raise EndOfData from exc
+                raise self._error(op, ctx, exc) from exc
+            except Exception as exc:
+                raise self._error(op, ctx, exc) from exc
+            if len(outputs) != count:
+                raise OperatorError(
+                    f"operator {op.name!r} ({op.type}) returned {len(outputs)} outputs, not {count}", op.name
+                )
+            for k, out in enumerate(outputs):
+                size = (contexts[children[k]] if children is not None else op_ctx).batch_size
+                if type(out) is not Batch or len(out) != size:
+                    got = f"{len(out)} samples" if isinstance(out, Batch) else type(out).__name__
+                    raise OperatorError(
+                        f"operator {op.name!r} ({op.type}) produced {got}; a batch of {size} is expected", op.name
                     )
             results[base : base + count] = outputs
         return tuple(results[i] for i in self._outputs)

@@ -2,6 +2,7 @@
 
 from pipestate import graph
 from pipestate.ops import (  # noqa: F401 - importing registers the operators
+    conditional,
     constant,
     external_source,
     math,

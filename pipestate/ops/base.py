@@ -16,6 +16,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+
 from pipestate.batch import Batch
 from pipestate.graph import DataNode, current_graph
 from pipestate.ops import schema as sch
@@ -51,16 +53,18 @@ class RunContext:
     """What an operator receives with each batch.
 
     Attributes:
-        batch_size: Number of samples in the batch.
+        batch_size: Number of samples in the batch (in a conditional branch, the samples taking it).
         iteration: Batches computed before this one, over all epochs.
         epoch: The pipeline epoch (incremented by ``Pipeline.reset()``).
         iteration_in_epoch: Index of this batch within the pipeline epoch.
-        first_sample: Global index of the batch's first sample (``iteration * batch_size``).
+        first_sample: Global index of the pipeline batch's first sample (``iteration * batch_size``).
+        sample_indices: ``None`` for the whole pipeline batch (sample ``i`` has global index
+            ``first_sample + i``); in a conditional branch, the global indices of the batch's samples.
         map: ``map(func, *iterables) -> list``, run on the pipeline's worker pool. Results are in input
             order, so per-sample work gives the same batch for any number of threads.
     """
 
-    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "first_sample", "map")
+    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "first_sample", "map", "sample_indices")
 
     def __init__(
         self, batch_size: int, iteration: int, epoch: int, iteration_in_epoch: int, map: Callable[..., list]
@@ -71,10 +75,30 @@ class RunContext:
         self.iteration_in_epoch = iteration_in_epoch
         self.first_sample = iteration * batch_size
         self.map = map
+        self.sample_indices: np.ndarray | None = None
 
     def stream(self, key: int) -> Stream:
-        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``)."""
-        return Stream(key, self.first_sample, self.batch_size)
+        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``), indexed
+        by their global sample indices (also inside a conditional branch)."""
+        if self.sample_indices is None:
+            return Stream(key, self.first_sample, self.batch_size)
+        return Stream.at(key, self.sample_indices)
+
+    def global_index(self, i: int) -> int:
+        """The global sample index of sample ``i`` of this batch."""
+        return self.first_sample + i if self.sample_indices is None else int(self.sample_indices[i])
+
+    def subset(self, mask: np.ndarray) -> RunContext:
+        """The context of the samples selected by the boolean ``mask`` (one entry per sample), in order."""
+        indices = self.sample_indices
+        if indices is None:
+            indices = np.arange(self.first_sample, self.first_sample + self.batch_size, dtype=np.int64)
+        sub = RunContext.__new__(RunContext)
+        sub.iteration, sub.epoch, sub.iteration_in_epoch = self.iteration, self.epoch, self.iteration_in_epoch
+        sub.first_sample, sub.map = self.first_sample, self.map
+        sub.sample_indices = indices[mask]
+        sub.batch_size = len(sub.sample_indices)
+        return sub
 
 
 class Operator:
@@ -185,19 +209,28 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
         kwargs[arg] = value
     config = sch.validate(cls.type, cls.SCHEMA, kwargs)
     nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(nodes)]
+    scopes = graph.conditionals if graph is not None else None  # with enable_conditionals: inputs are split
+    if scopes is not None:
+        nodes, config, kwargs = scopes.scope_inputs(nodes, config, kwargs)
     op = cls(nodes, config, kwargs)
-    if graph is not None:
-        graph.add(op, name)
-    else:  # defined outside a pipeline: adopted, with this name, by the pipeline that uses it
+    outputs = [DataNode(op, i) for i in range(op.num_outputs)]
+    if graph is None:  # defined outside a pipeline: adopted, with this name, by the pipeline that uses it
         op.detached_name = name
         op.name = name or f"{cls.type} (detached)"
-    return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])
+        return op.user_outputs(outputs)
+    graph.add(op, name)
+    if scopes is not None:
+        scopes.register(outputs, has_inputs=bool(nodes) or bool(op.arg_inputs))
+    return op.user_outputs(outputs)
 
 
 def as_constant(value: Any, where: str, index: int) -> DataNode:
     """A constant input (a number or numeric array) as the output of an ``fn.constant`` operator."""
+    from pipestate.conditionals import Undefined
     from pipestate.ops.constant import constant_node
 
+    if isinstance(value, Undefined):  # a variable without a value after an `if` on a DataNode
+        value.fail()
     try:
         return constant_node(value)
     except (TypeError, ValueError) as exc:

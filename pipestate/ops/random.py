@@ -57,9 +57,10 @@ class RandomOperator(Operator):
             values = self.generate(ctx.stream(self.rng_key), math.prod(shape), params)
             return (Batch(values.reshape((ctx.batch_size, *shape))),)
         samples = []
+        stream = ctx.stream(self.rng_key)
         for i, shape in enumerate(shapes):
             params = {k: np.asarray(b[i])[None] for k, b in arg_inputs.items()}
-            values = self.generate(Stream(self.rng_key, ctx.first_sample + i, 1), math.prod(shape), params)
+            values = self.generate(stream.sample(i), math.prod(shape), params)
             samples.append(values.reshape(shape))
         return (Batch(samples),)
 
