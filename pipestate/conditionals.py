@@ -215,7 +215,10 @@ class Scopes:
 
 
 def _scopes() -> Scopes | None:
-    return current_graph("a conditional").conditionals
+    graph = current_graph()
+    if graph is None:
+        raise RuntimeError("a conditional on a DataNode is only possible inside a pipeline definition")
+    return graph.conditionals
 
 
 # ---- `if` statements ----------------------------------------------------------------------------------
