@@ -34,7 +34,7 @@ from typing import Any
 
 from pipestate.errors import CorruptCheckpointError
 from pipestate.io.base import MAX_CHECKPOINT_BYTES, CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
-from pipestate.io.local import _HOST, LocalCheckpointIO, _pid_alive, is_temp_name, validate_before_save
+from pipestate.io.local import _HOST, LocalCheckpointIO, _pid_alive, is_temp_name, temp_name, validate_before_save
 
 logger = logging.getLogger("pipestate.io")
 
@@ -109,13 +109,11 @@ class FsspecCheckpointIO(CheckpointIO):
         marker = {"kind": _MARKER_KIND, "version": 1, "size": len(blob), "crc32": zlib.crc32(blob)}
         intent = {"kind": _PENDING_KIND, "version": 1, "host": _HOST, "pid": os.getpid(), "time": time.time()}
         try:
-            if _is_local(fs) and "/" in fs_path:  # object stores have no directories to create
-                fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
+            _put_whole(fs, fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
             _rm_quietly(fs, fs_path + MARKER_SUFFIX)
             with fs.open(fs_path, "wb", **dict(storage_options or {})) as f:
                 f.write(blob)
-            fs.pipe_file(fs_path + MARKER_SUFFIX, json.dumps(marker).encode())
+            _put_whole(fs, fs_path + MARKER_SUFFIX, json.dumps(marker).encode())
         except OSError as exc:
             for leftover in (fs_path, fs_path + PENDING_SUFFIX):  # best effort; else clean_orphans will
                 try:
@@ -152,6 +150,8 @@ class FsspecCheckpointIO(CheckpointIO):
         return self._clean_orphans(fs, fs_path.rstrip("/"))
 
     def _clean_orphans(self, fs: Any, directory: str) -> list[str]:
+        if _is_local(fs):  # intents being written aside by writers that died
+            self._local.clean_stale_temp_files(directory)
         try:
             fs.invalidate_cache(directory)
             names = {e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(directory, detail=False)}
@@ -311,6 +311,26 @@ class FsspecCheckpointIO(CheckpointIO):
                 f"{type(fs).__name__}; use commit='marker' (or 'auto')"
             )
         return fs, fs_path, rename
+
+
+def _put_whole(fs: Any, path: str, payload: bytes) -> None:
+    """Write a small object so that it is never seen partially written (intents and markers)."""
+    if not _is_local(fs):  # an object store PUT is atomic
+        fs.pipe_file(path, payload)
+        return
+    directory, name = os.path.split(path)  # a local file is not: write it aside, then rename it
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, temp_name(name))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _is_local(fs: Any) -> bool:
