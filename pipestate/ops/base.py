@@ -16,6 +16,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+
 from pipestate.batch import Batch
 from pipestate.graph import DataNode, current_graph
 from pipestate.ops import schema as sch
@@ -172,13 +174,13 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     graph = current_graph(where)
     kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
-    positional = [a.name for a in cls.SCHEMA if a.positional]
+    positional = [a for a in cls.SCHEMA if a.positional]
     nodes: list[Any] = []
     for value in inputs:
-        if isinstance(value, DataNode) or not positional:
+        if isinstance(value, DataNode) or not positional or _constant_input(positional[0], value, where):
             nodes.append(value)
             continue
-        arg = positional.pop(0)
+        arg = positional.pop(0).name
         if arg in kwargs:
             raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
         kwargs[arg] = value
@@ -187,6 +189,22 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     op = cls(nodes, config, kwargs)
     graph.add(op, name)
     return op.user_outputs([DataNode(op, i) for i in range(op.num_outputs)])
+
+
+def _constant_input(arg: sch.Arg, value: Any, where: str) -> bool:
+    """True when a positional number or numpy array is a constant input rather than ``arg``'s value.
+
+    DALI takes every positional argument as an input (``fn.cast(np.array([1, 2]), dtype=...)``); pipestate
+    also lets a few arguments be positional (``fn.cast(x, types.INT32)``). A number or array that
+    ``arg`` does not accept is an input, as in DALI.
+    """
+    if not isinstance(value, (np.ndarray, np.generic, int, float)) or isinstance(value, bool):
+        return False
+    try:
+        arg.kind.check(value, f"{where}(): {arg.name}")
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def as_constant(value: Any, where: str, index: int) -> DataNode:
