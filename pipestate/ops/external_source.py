@@ -143,7 +143,8 @@ class ExternalSource(Operator):
         if env.enable_checkpointing and not self.restorable:
             kind = "a callable taking no argument" if self.kind == "call" else "an iterator or generator"
             warnings.warn(
-                f"external source {self.name!r}: {kind} cannot be checkpointed by position; "
+                f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. "
+                f"{kind[0].upper()}{kind[1:]} cannot be checkpointed by position; "
                 + (
                     "restoring it mid-epoch is refused. "
                     if self.kind == "call"
