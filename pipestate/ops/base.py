@@ -34,6 +34,10 @@ class BuildEnv:
     batch_size: int
     num_threads: int
     enable_checkpointing: bool
+    prefetch_queue_depth: int = 2
+    py_num_workers: int = 1  # worker processes of a parallel external source (0: run it in-process)
+    py_start_method: str = "fork"
+    py_callback_pickler: Any = None
 
 
 class Position(NamedTuple):
@@ -128,6 +132,10 @@ class Operator:
 
     def setup(self, env: BuildEnv) -> None:
         """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""
+
+    def start(self) -> None:
+        """Start worker processes, if the operator has any: called by ``Pipeline.build()`` before the
+        pipeline starts its threads (and again after :meth:`close`, or the operator starts them itself)."""
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         """Compute one batch of every output."""
