@@ -228,7 +228,7 @@ class ExternalSource(Operator):
             arg = BatchInfo(iteration, self.epoch) if self.args["batch_info"] else iteration
             return [(self.pool.submit([arg]), [arg])]
         infos = [SampleInfo(iteration * size + i, i, iteration, self.epoch) for i in range(size)]
-        step = -(-size // self.env.py_num_workers)  # one contiguous chunk per worker
+        step = -(-size // (4 * self.env.py_num_workers))  # a few chunks per worker: idle workers take the next
         return [(self.pool.submit(infos[i : i + step]), infos[i : i + step]) for i in range(0, size, step)]
 
     def _from_workers(self, size: int) -> list:
