@@ -25,8 +25,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import pipestate  # noqa: E402
 from _common import dali_available, fmt, interleave, machine, markdown_table, save, summary  # noqa: E402
+
+import pipestate  # noqa: E402
 
 BATCH, WORKERS, THREADS = 32, 2, 2
 WORK_ROUNDS = 60  # calibrated so that heavy_sample takes about 2 ms here
