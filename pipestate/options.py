@@ -31,7 +31,7 @@ COMPATIBILITY: dict[str, sch.Kind] = {
     "max_streams": sch.Int(-1),  # CUDA streams: no GPU here
     "default_cuda_stream_priority": sch.Int(),
     "max_batch_size": sch.Int(1, MAX_BATCH_SIZE),
-    "py_num_workers": sch.Int(1, MAX_THREADS),  # worker processes of external_source(parallel=True)
+    "py_num_workers": sch.Int(0, MAX_THREADS),  # worker processes of external_source(parallel=True); 0: none
     "py_start_method": sch.Str(("fork", "spawn", "forkserver")),
     "py_callback_pickler": sch.Anything("a pickler module or (module, kwargs)"),
     "output_dtype": sch.Anything("a data type or a list of them (one per output)"),

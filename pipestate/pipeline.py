@@ -164,7 +164,19 @@ class Pipeline:
     def _setup(self, seed: int) -> None:
         """Set the seed, bind every operator to it, and compute the pipeline's identity."""
         self.seed = seed
-        self._runtime.bind(BuildEnv(seed, self.batch_size, self.num_threads, self.enable_checkpointing))
+        extra = self.options.extra
+        self._runtime.bind(
+            BuildEnv(
+                seed,
+                self.batch_size,
+                self.num_threads,
+                self.enable_checkpointing,
+                self.prefetch_queue_depth,
+                1 if extra.get("py_num_workers") is None else extra["py_num_workers"],
+                extra.get("py_start_method") or "fork",
+                extra.get("py_callback_pickler"),
+            )
+        )
         identities = [op_identity(op) for op in self._graph.ops]
         self._fingerprint = fingerprint(
             self.batch_size,
@@ -236,9 +248,29 @@ class Pipeline:
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
             if self._stage is _Stage.DEFINED:
+                self._start_processes()  # before this pipeline starts threads (forking then is safest)
                 self._pool = WorkerPool(self.num_threads)
                 weakref.finalize(self, _shutdown, self._pool, self._graph.ops)
                 self._stage = _Stage.BUILT
+
+    def start_py_workers(self) -> None:
+        """Start the worker processes of parallel external sources now (DALI's ``start_py_workers``).
+
+        Optional: :meth:`build` starts them. Useful with ``py_start_method="fork"`` to fork before the
+        process starts threads or acquires resources that must not be shared with the workers.
+        """
+        with self._lock:
+            if self._stage is _Stage.DEFINING:
+                raise PipestateError("start_py_workers() before set_outputs(): define the pipeline's outputs first")
+            if self._stage is _Stage.CLOSED:
+                raise PipestateError("the pipeline is closed; create a new one")
+            if self._stage is _Stage.DEFINED:  # not built yet: build() registers _shutdown, which also closes them
+                weakref.finalize(self, _close_ops, self._graph.ops)
+            self._start_processes()
+
+    def _start_processes(self) -> None:
+        for op in self._graph.ops:
+            op.start()
 
     def run(self) -> tuple[Batch, ...]:
         """Return the next batch of every output, as a tuple with one :class:`Batch` per output.
@@ -500,6 +532,10 @@ class Pipeline:
 
 def _shutdown(pool: WorkerPool, ops: list) -> None:
     pool.shutdown()
+    _close_ops(ops)
+
+
+def _close_ops(ops: list) -> None:
     for op in ops:
         op.close()
 

@@ -34,6 +34,10 @@ class BuildEnv:
     batch_size: int
     num_threads: int
     enable_checkpointing: bool
+    prefetch_queue_depth: int = 2
+    py_num_workers: int = 1  # worker processes of a parallel external source (0: run it in-process)
+    py_start_method: str = "fork"
+    py_callback_pickler: Any = None
 
 
 class Position(NamedTuple):
@@ -152,6 +156,10 @@ class Operator:
     def setup(self, env: BuildEnv) -> None:
         """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""
 
+    def start(self) -> None:
+        """Start worker processes, if the operator has any: called by ``Pipeline.build()`` before the
+        pipeline starts its threads (and again after :meth:`close`, or the operator starts them itself)."""
+
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         """Compute one batch of every output."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
@@ -197,13 +205,13 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     graph = current_graph()
     kwargs = dict(kwargs)
     name = kwargs.pop("name", None)
-    positional = [a.name for a in cls.SCHEMA if a.positional]
+    positional = [a for a in cls.SCHEMA if a.positional]
     nodes: list[Any] = []
     for value in inputs:
-        if isinstance(value, DataNode) or not positional:
+        if isinstance(value, DataNode) or not positional or _constant_input(positional[0], value, where):
             nodes.append(value)
             continue
-        arg = positional.pop(0)
+        arg = positional.pop(0).name
         if arg in kwargs:
             raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
         kwargs[arg] = value
@@ -222,6 +230,22 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     if scopes is not None:
         scopes.register(outputs, has_inputs=bool(nodes) or bool(op.arg_inputs))
     return op.user_outputs(outputs)
+
+
+def _constant_input(arg: sch.Arg, value: Any, where: str) -> bool:
+    """True when a positional number or numpy array is a constant input rather than ``arg``'s value.
+
+    DALI takes every positional argument as an input (``fn.cast(np.array([1, 2]), dtype=...)``); pipestate
+    also lets a few arguments be positional (``fn.cast(x, types.INT32)``). A number or array that
+    ``arg`` does not accept is an input, as in DALI.
+    """
+    if not isinstance(value, (np.ndarray, np.generic, int, float)) or isinstance(value, bool):
+        return False
+    try:
+        arg.kind.check(value, f"{where}(): {arg.name}")
+    except (TypeError, ValueError):
+        return True
+    return False
 
 
 def as_constant(value: Any, where: str, index: int) -> DataNode:

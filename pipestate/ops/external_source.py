@@ -12,8 +12,16 @@ A source is one of (as in DALI):
   items consumed (at most :data:`MAX_REPLAY` batches), or refused for a one-shot iterator.
 
 A source raising ``StopIteration`` ends the epoch (unless ``cycle`` wraps it around); ``Pipeline.reset()``
-starts the next one. ``parallel=True`` computes ``batch=False`` callables on the pipeline's worker threads
-(the same outputs as ``parallel=False``).
+starts the next one.
+
+``parallel=True`` calls a callable taking ``SampleInfo`` (``batch=False``, the default then, as in DALI) or
+an iteration index / ``BatchInfo`` (``batch=True``) in the pipeline's ``py_num_workers`` worker processes
+(:mod:`pipestate.parallel`), started with ``py_start_method``. Work is handed out in the order of the
+indices and the results are put back in that order, so the outputs are those of ``parallel=False`` for any
+number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead. The position is
+the pipeline's, so a parallel source checkpoints and restores as a sequential one. Sources that have their
+own state (iterables, generator functions, objects with ``state()``/``restore()``) and sequences run in the
+main process (DALI gives an iterable one dedicated worker); ``py_num_workers=0`` runs every source there.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pipestate.errors import CheckpointError
 from pipestate.ops import schema as sch
 from pipestate.ops.base import BuildEnv, Operator, Position, RunContext, register
 from pipestate.ops.schema import Arg
+from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
 
 MAX_REPLAY = 100_000  # batches an iterator source may be replayed to restore its position
@@ -71,7 +80,12 @@ class ExternalSource(Operator):
         Arg(
             "num_outputs", sch.Int(1), None, "If set, the source returns a tuple of this many batches", positional=True
         ),
-        Arg("batch", sch.Bool(), True, "True: the source returns whole batches; False: samples"),
+        Arg(
+            "batch",
+            sch.Bool(),
+            None,
+            "True: the source returns whole batches; False: samples (default: True, or False with parallel=True)",
+        ),
         Arg("batch_info", sch.Bool(), False, "Give a callable a BatchInfo instead of the iteration index"),
         Arg(
             "cycle",
@@ -79,8 +93,20 @@ class ExternalSource(Operator):
             None,
             "For iterables: True/'quiet' wraps around at the end, 'raise' ends the epoch and restarts",
         ),
-        Arg("parallel", sch.Bool(), False, "Compute batch=False callables on the pipeline's worker threads"),
-        Arg("prefetch_queue_depth", sch.Int(1), 1, "Accepted for DALI compatibility"),
+        Arg(
+            "parallel",
+            sch.Bool(),
+            False,
+            "Call a callable source in the pipeline's py_num_workers worker processes (same outputs)",
+        ),
+        Arg(
+            "prefetch_queue_depth",
+            sch.Int(1),
+            1,
+            "Accepted for DALI compatibility (parallel sources compute the pipeline's prefetch_queue_depth batches "
+            "ahead)",
+        ),
+        Arg("bytes_per_sample_hint", sch.Int(1), None, "Accepted for DALI compatibility (no shared memory here)"),
         Arg("layout", sch.Either(sch.Str(), sch.Seq(sch.Str())), None, "Layout of the output(s), e.g. 'HWC'"),
         Arg("dtype", sch.Either(sch.DType(), sch.Seq(sch.DType())), None, "Required type of the output(s) (checked)"),
         Arg("ndim", sch.Either(sch.Int(0), sch.Seq(sch.Int(0))), None, "Required number of dimensions (checked)"),
@@ -118,10 +144,29 @@ class ExternalSource(Operator):
                 "or an iterable"
             )
         self.arity = _arity(source) if self.kind == "call" else 0
+        self.batch = self.args["batch"] if self.args["batch"] is not None else not self.args["parallel"]
+        if self.args["parallel"]:
+            self._check_parallel()
+        # a stateless callable taking an index: computed in worker processes
+        self.in_workers = self.args["parallel"] and self.kind == "call" and self.arity == 1 and not self.stateful_source
         if self.args["batch_info"] and not (self.kind == "call" and self.arity):
             raise TypeError("fn.external_source(batch_info=True) needs a callable taking one argument")
         if self.args["cycle"] not in (None, False) and self.kind != "iterate":
             raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
+
+    def _check_parallel(self) -> None:
+        if self.kind == "call" and not self.arity:
+            raise TypeError(
+                "fn.external_source(parallel=True): a callable source must take exactly one argument: a "
+                "types.SampleInfo with batch=False, or the iteration index (a types.BatchInfo with batch_info=True) "
+                "with batch=True; got a callable that takes no argument"
+            )
+        if not self.batch and self.kind != "call":
+            what = "a generator function" if self.generator_function else "an iterable"
+            raise TypeError(
+                f"fn.external_source(parallel=True) with {what} must run in batch mode: pass batch=True and make "
+                "the source return batches"
+            )
 
     def _per_output(self, key: str) -> list:
         value = self.args[key]
@@ -140,10 +185,14 @@ class ExternalSource(Operator):
         self.iteration = 0
         self.iterator = None
         self.batch_size_hint = env.batch_size
+        self.env = env
+        self.pool: ProcessPool | None = None
+        self.pending: dict[tuple[int, int], list[tuple[int, list]]] = {}
         if env.enable_checkpointing and not self.restorable:
             kind = "a callable taking no argument" if self.kind == "call" else "an iterator or generator"
             warnings.warn(
-                f"external source {self.name!r}: {kind} cannot be checkpointed by position; "
+                f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. "
+                f"{kind[0].upper()}{kind[1:]} cannot be checkpointed by position; "
                 + (
                     "restoring it mid-epoch is refused. "
                     if self.kind == "call"
@@ -154,6 +203,59 @@ class ExternalSource(Operator):
                 "and restore(bytes).",
                 stacklevel=2,
             )
+
+    # ---- worker processes ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker processes of a parallel source (``Pipeline.build()`` calls this)."""
+        if self.in_workers and self.env.py_num_workers > 0 and self.pool is None:
+            self.pool = ProcessPool(
+                self.args["source"],
+                self.env.py_num_workers,
+                self.env.py_start_method,
+                self.env.py_callback_pickler,
+                f"external source {self.name!r}",
+            )
+
+    def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            self.pool = None
+            self.pending = {}
+            pool.close()
+
+    def _submit(self, iteration: int, size: int) -> list[tuple[int, list]]:
+        if self.batch:
+            arg = BatchInfo(iteration, self.epoch) if self.args["batch_info"] else iteration
+            return [(self.pool.submit([arg]), [arg])]
+        infos = [SampleInfo(iteration * size + i, i, iteration, self.epoch) for i in range(size)]
+        step = -(-size // (4 * self.env.py_num_workers))  # a few chunks per worker: idle workers take the next
+        return [(self.pool.submit(infos[i : i + step]), infos[i : i + step]) for i in range(0, size, step)]
+
+    def _from_workers(self, size: int) -> list:
+        """This batch's results from the workers; keeps the next batches (up to the pipeline's prefetch
+        depth) scheduled. Results are pure functions of the indices, so any scheduled ones stay valid."""
+        if self.pool is None:
+            self.start()
+        for key in [k for k in self.pending if k[0] != self.epoch or k[1] < self.iteration]:
+            self.pool.forget([task_id for task_id, _ in self.pending.pop(key)])
+        for iteration in range(self.iteration, self.iteration + self.env.prefetch_queue_depth + 1):
+            if (self.epoch, iteration) not in self.pending:
+                self.pending[(self.epoch, iteration)] = self._submit(iteration, size)
+        tasks = self.pending.pop((self.epoch, self.iteration))
+        results: list = []
+        for n, (task_id, items) in enumerate(tasks):
+            try:
+                results += self.pool.result(task_id)
+            except WorkerStop:
+                self.pool.forget([t for t, _ in tasks[n + 1 :]])
+                raise StopIteration from None
+            except TaskFailure as failure:
+                self.pool.forget([t for t, _ in tasks[n + 1 :]])
+                raise WorkerError(
+                    f"external source {self.name!r}: the source raised {failure.description} for "
+                    f"{items[failure.index]!r} in a worker process. Worker traceback:\n{failure.worker_traceback}"
+                ) from failure.error
+        return results
 
     # ---- reading ----------------------------------------------------------------------------------
     def _iterator(self) -> Any:
@@ -184,6 +286,8 @@ class ExternalSource(Operator):
             return self._next()
         if self.arity == 0:
             return source()
+        if self.in_workers and self.env.py_num_workers > 0:
+            return self._from_workers(1)[0]
         if self.args["batch_info"]:
             return source(BatchInfo(self.iteration, self.epoch))
         return source(self.iteration)
@@ -199,11 +303,12 @@ class ExternalSource(Operator):
             return [self._next() for _ in range(size)]
         if self.arity == 0:
             return [source() for _ in range(size)]
-        infos = [SampleInfo(base + i, i, self.iteration, self.epoch) for i in range(size)]
-        return ctx.map(source, infos) if self.args["parallel"] else [source(info) for info in infos]
+        if self.in_workers and self.env.py_num_workers > 0:
+            return self._from_workers(size)
+        return [source(SampleInfo(base + i, i, self.iteration, self.epoch)) for i in range(size)]
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        if self.args["batch"]:
+        if self.batch:
             data = self._fetch_batch()
             parts = tuple(data) if self.args["num_outputs"] else (data,)
             if len(parts) != self.num_outputs:
@@ -315,7 +420,7 @@ class ExternalSource(Operator):
                 f"{where}: restoring batch {batches} would replay more than {MAX_REPLAY} batches of an iterator; "
                 "give the source state()/restore() or make it a callable taking BatchInfo"
             )
-        per_batch = 1 if self.args["batch"] else self.batch_size_hint
+        per_batch = 1 if self.batch else self.batch_size_hint
         try:
             for _ in range(batches * per_batch):
                 self._next()

@@ -1,0 +1,44 @@
+"""Collection rules for DALI's ported tests: known deliberate differences, and the slow cases.
+
+Each entry of ``DIFFERENCES`` is a DALI test case whose expectation pipestate does not meet on
+purpose or not yet, with the reason; it is marked ``xfail(strict=True)`` so that it fails the run the
+day pipestate starts to meet it (then remove the entry). The ported test bodies stay as DALI wrote them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+_CONDITIONALS = "conditionals (enable_conditionals=True, `if` on DataNodes) are being added on another branch"
+_LISTS = (
+    "deliberate difference: pipestate checkpoints a list source by position (DALI does not capture it), "
+    "so it does not warn"
+)
+DIFFERENCES: dict[str, str] = {
+    "test_logic_ops[cpu]": _CONDITIONALS,
+    "test_split_and_merge[cpu]": _CONDITIONALS,
+    "test_external_source_unsupported[iterable-True]": _LISTS,
+    "test_external_source_unsupported[iterable-False]": _LISTS,
+    "test_unsupported_dangling_subgraph": "operators defined outside a pipeline (DALI adds them to the pipeline "
+    "that uses them) are not supported yet: fn.* outside a pipeline definition raises RuntimeError at the call",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "dali_ported" not in item.nodeid:
+            continue
+        reason = DIFFERENCES.get(item.name)
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def pytest_configure(config):
+    for tag in ("sanitizer_skip", "cupy"):  # DALI's nose attributes used by the ported tests
+        config.addinivalue_line("markers", f"{tag}: DALI test attribute (no effect here)")
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """Run each test in its own directory: DALI's numpy reader test creates ./scratch/."""
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,235 @@
+"""The DALI test utilities the ported checkpointing tests use, recreated for pipestate.
+
+DALI's tests import ``test_utils`` (``compare_pipelines``, ``get_dali_extra_path``,
+``create_sign_off_decorator``), ``nose_utils`` (``assert_raises``, ``assert_warns``, ``attr``) and
+``nose2.tools`` (``params``, ``cartesian_params``); this module provides the same names with the same
+behaviour on top of pytest, so the ported test bodies stay as DALI wrote them.
+
+``get_dali_extra_path()`` returns ``$DALI_EXTRA_PATH`` when it holds DALI_extra, and otherwise a
+generated stand-in with the same layout for the parts the ported tests read (``db/single/jpeg``,
+``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic random bytes, made once
+per machine under the temporary directory. The readers do not decode, so any bytes do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import os
+import shutil
+import struct
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+
+_EXTRA_VERSION = 2  # bump when the generated data changes
+GPU_DEVICES = ("gpu", "mixed")
+
+
+# ---- test_utils -------------------------------------------------------------------------------------
+def get_dali_extra_path() -> str:
+    """DALI_extra's location: ``$DALI_EXTRA_PATH`` if it holds the data, else a generated stand-in."""
+    env = os.environ.get("DALI_EXTRA_PATH")
+    if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
+        return env
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}")
+    if not os.path.isdir(root):
+        staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
+        _generate(staging)
+        try:
+            os.rename(staging, root)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _generate(root: str) -> None:
+    rng = np.random.default_rng(2024)
+    # db/single/jpeg: class directories of small "images" (62 files)
+    for c, name in enumerate(["100", "113", "134", "137", "1400", "1505", "2202", "318", "457", "584", "65", "91"]):
+        folder = os.path.join(root, "db", "single", "jpeg", name)
+        os.makedirs(folder)
+        for i in range(4 + c % 3):
+            with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
+                f.write(rng.bytes(int(rng.integers(16, 64))))
+    # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
+    from pipestate import tfrecord as tfr
+    from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
+
+    folder = os.path.join(root, "db", "tfrecord")
+    os.makedirs(folder)
+    path = os.path.join(folder, "train")
+    with open(path, "wb") as f:
+        for i in range(100):
+            ex = example_pb2.Example()
+            ex.features.feature["image/encoded"].bytes_list.value.append(rng.bytes(int(rng.integers(8, 40))))
+            ex.features.feature["image/class/label"].int64_list.value.append(i % 7)
+            data = ex.SerializeToString()
+            length = struct.pack("<Q", len(data))
+            f.write(length + struct.pack("<I", tfr.masked_crc32c(length)))
+            f.write(data + struct.pack("<I", tfr.masked_crc32c(data)))
+    tfr.tfrecord2idx(path, os.path.join(folder, "train.idx"))
+    # db/3D/MRI/Knee/npy_2d_slices/STU00001: 120 2-D float32 arrays of varying shapes
+    folder = os.path.join(root, "db", "3D", "MRI", "Knee", "npy_2d_slices", "STU00001")
+    os.makedirs(folder)
+    for i in range(120):
+        np.save(os.path.join(folder, f"slice_{i:03d}.npy"), rng.random((4 + i % 3, 5)).astype(np.float32))
+
+
+def check_batch(batch1: Any, batch2: Any, batch_size: int | None = None, eps: float = 1e-07) -> None:
+    """Assert two batches hold the same samples (DALI's check: mean absolute error <= ``eps``; layouts equal)."""
+    if batch_size is None:
+        batch_size = len(batch1)
+    for batch in (batch1, batch2):
+        assert len(batch) == batch_size, f"Incorrect batch size. Expected: {batch_size}, actual: {len(batch)}"
+    if hasattr(batch1, "layout") and hasattr(batch2, "layout"):
+        assert batch1.layout() == batch2.layout(), f'Layout mismatch "{batch1.layout()}" != "{batch2.layout()}"'
+    for i in range(batch_size):
+        left, right = np.array(batch1[i]), np.array(batch2[i])
+        assert left.shape == right.shape, f"Shape mismatch {left.shape} != {right.shape}"
+        if left.size == 0:
+            continue
+        if left.dtype == bool:
+            left = left.astype(int)
+        if right.dtype == bool:
+            right = right.astype(int)
+        absdiff = np.abs(left.astype(np.float64) - right.astype(np.float64))
+        err = absdiff.mean()
+        if err > eps:
+            raise AssertionError(
+                f"Mean error: [{err}], Min error: [{absdiff.min()}], Max error: [{absdiff.max()}]\n"
+                f"Total error count: [{np.count_nonzero(absdiff)}], Tensor size: [{absdiff.size}]\n"
+                f"Index in batch: {i}\n"
+            )
+
+
+def compare_pipelines(pipe1: Any, pipe2: Any, batch_size: int, N_iterations: int, eps: float = 1e-07) -> None:  # noqa: N803
+    """Run both pipelines ``N_iterations`` times and assert every output batch matches (DALI's helper)."""
+    for _ in range(N_iterations):
+        out1 = tuple(out.as_cpu() for out in pipe1.run())
+        out2 = tuple(out.as_cpu() for out in pipe2.run())
+        assert len(out1) == len(out2)
+        for a, b in zip(out1, out2):
+            check_batch(a, b, batch_size, eps)
+
+
+def create_sign_off_decorator() -> Callable[..., Callable]:
+    """DALI's coverage bookkeeping: ``@decorator("op.name", ...)`` records the names in ``.tested_ops``."""
+    tested: set[str] = set()
+
+    def sign_off(*names: str) -> Callable:
+        def decorate(test: Callable) -> Callable:
+            tested.update(names)
+            return test
+
+        return decorate
+
+    sign_off.tested_ops = tested  # type: ignore[attr-defined]
+    return sign_off
+
+
+def is_gds_supported() -> bool:
+    """GPUDirect Storage (DALI's GPU numpy reader): never, on the CPU."""
+    return False
+
+
+# ---- nose_utils -------------------------------------------------------------------------------------
+def attr(*tags: str) -> Callable[[Callable], Callable]:
+    """nose's ``@attr``: the tags become pytest markers (``sanitizer_skip``, ``cupy``, ``slow``, ...)."""
+
+    def decorate(test: Callable) -> Callable:
+        for tag in tags:
+            test = getattr(pytest.mark, tag)(test)
+        return test
+
+    return decorate
+
+
+@contextmanager
+def assert_warns(exception: type[Warning] = Warning, *, glob: str | None = None):
+    """Assert the block emits a warning of ``exception`` whose message matches the shell pattern ``glob``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    messages = [str(w.message) for w in caught if issubclass(w.category, exception)]
+    glob = _our_name(glob)
+    assert any(glob is None or fnmatch.fnmatchcase(m, f"*{glob}*") for m in messages), (
+        f"no {exception.__name__} matching {glob!r}; got {messages}"
+    )
+
+
+def _our_name(glob: str | None) -> str | None:
+    """Messages that name the library say "pipestate" where DALI's say "DALI"."""
+    return None if glob is None else glob.replace("DALI", "pipestate")
+
+
+class _Raises:
+    def __init__(self, exception: type[BaseException], glob: str | None) -> None:
+        self.exception, self.glob = exception, _our_name(glob)
+
+    def __enter__(self) -> _Raises:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
+        if kind is None:
+            raise AssertionError(f"{self.exception.__name__} was not raised")
+        if not issubclass(kind, self.exception):
+            return False
+        if self.glob is not None and not fnmatch.fnmatchcase(str(value), f"*{self.glob}*"):
+            raise AssertionError(f"{kind.__name__}({value!s}) does not match {self.glob!r}") from value
+        return True
+
+
+def assert_raises(exception: type[BaseException], *args: Any, glob: str | None = None, **kwargs: Any) -> Any:
+    """nose's ``assert_raises``: a context manager, or ``assert_raises(exc, func, *args, glob=...)``."""
+    if not args:
+        return _Raises(exception, glob)
+    with _Raises(exception, glob):
+        args[0](*args[1:], **kwargs)
+    return None
+
+
+# ---- nose2.tools ------------------------------------------------------------------------------------
+def _mark_gpu(values: tuple) -> Any:
+    if any(isinstance(v, str) and v in GPU_DEVICES for v in values):
+        return pytest.param(*values, marks=pytest.mark.skip(reason="GPU-only case: pipestate runs on the CPU"))
+    return pytest.param(*values)
+
+
+def params(*cases: Any) -> Callable[[Callable], Callable]:
+    """nose2's ``@params``: one test per case (a tuple of positional arguments, or one value).
+
+    A case shorter than the test's parameter list leaves the remaining parameters at their defaults.
+    """
+
+    def decorate(test: Callable) -> Callable:
+        import inspect
+
+        signature = inspect.signature(test)
+        tuples = [case if isinstance(case, tuple) else (case,) for case in cases]
+        names = list(signature.parameters)[: max(len(t) for t in tuples)]
+        padded = [
+            _mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples
+        ]
+
+        def run(**kwargs: Any) -> Any:  # pytest refuses to parametrize parameters that have defaults
+            return test(**kwargs)
+
+        run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+        )
+        run.__name__, run.__qualname__, run.__module__ = test.__name__, test.__qualname__, test.__module__
+        run.pytestmark = list(getattr(test, "pytestmark", []))  # type: ignore[attr-defined]
+        return pytest.mark.parametrize(names, padded)(run)
+
+    return decorate
+
+
+def cartesian_params(*axes: Iterable[Any]) -> Callable[[Callable], Callable]:
+    """nose2's ``@cartesian_params``: one test per element of the product of ``axes``."""
+    return params(*itertools.product(*axes))
