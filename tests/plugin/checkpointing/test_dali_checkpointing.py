@@ -43,7 +43,9 @@ pipeline_args = {
     "batch_size": 10,
     "num_threads": 4,
     "enable_checkpointing": True,
-    "device_id": None,  # ADAPTED: DALI 0; exec_async/exec_pipelined dropped
+    "device_id": 0,
+    "exec_async": True,
+    "exec_pipelined": True,
 }
 
 
@@ -82,7 +84,7 @@ def check_single_input_operator_pipeline(op, device, **kwargs):
 def check_no_input_operator(op, device, **kwargs):
     @pipeline_def
     def pipeline_factory():
-        return op(**kwargs)  # ADAPTED: no device=
+        return op(device=device, **kwargs)
 
     check_pipeline_checkpointing_native(pipeline_factory)
 
@@ -227,10 +229,6 @@ def check_external_source_pipeline_checkpointing(pipeline_factory, iterations, c
 
 
 def make_external_source_test_pipeline_factory(source, mode, batch_size, parallel, **kwargs):
-    if parallel:  # ADAPTED: DALI passes parallel= to fn.external_source
-        import pytest
-
-        pytest.skip("parallel external source (worker processes) is not implemented in pipestate")
     if mode == "idx":
         kwargs["batch"] = True
         kwargs["batch_info"] = False
@@ -246,11 +244,12 @@ def make_external_source_test_pipeline_factory(source, mode, batch_size, paralle
     @pipeline_def(
         batch_size=batch_size,
         num_threads=4,
-        device_id=None,  # ADAPTED: DALI 0, and py_start_method="spawn"
+        device_id=0,
+        py_start_method="spawn",
         enable_checkpointing=True,
     )
     def pipeline_factory():
-        return fn.external_source(source=source, **kwargs)
+        return fn.external_source(source=source, parallel=parallel, **kwargs)
 
     return pipeline_factory
 

@@ -93,7 +93,7 @@ class FwTestBase:
 
         @pipeline_def
         def pipeline_factory():
-            return op(**kwargs)  # ADAPTED: no device=
+            return op(device=device, **kwargs)
 
         self.check_pipeline_checkpointing(pipeline_factory, size=8)
 
@@ -237,7 +237,7 @@ class FwTestBase:
                     batch_size=dataset_config.batch_size,
                     enable_checkpointing=True,
                     num_threads=4,
-                    device_id=None,  # ADAPTED
+                    device_id=0,
                 )
                 def pipeline():
                     data, _ = fn.readers.file(
@@ -333,7 +333,7 @@ class FwTestBase:
 
     @cartesian_params(("cpu", "gpu"), (None, (1,), (10,)))
     def test_constant(self, device, shape):
-        pytest.skip("needs fn.constant, which pipestate lacks")
+        self.check_no_input_operator(fn.constant, device, idata=42, shape=shape)
 
     # External source section
 
@@ -406,7 +406,7 @@ class FwTestBase:
             batch_size=1,
             enable_checkpointing=True,
             num_threads=4,
-            device_id=None,  # ADAPTED
+            device_id=0,
         )
         def pipeline():
             data, _ = fn.readers.file(file_root=images_dir, name="Reader")
@@ -444,7 +444,7 @@ class FwTestBase:
             batch_size=1,
             enable_checkpointing=True,
             num_threads=4,
-            device_id=None,  # ADAPTED
+            device_id=0,
         )
         def pipeline():
             return fn.random.uniform()
