@@ -48,6 +48,9 @@ class Constant(Operator):
         shape = self.args["shape"]
         if shape is None:
             shape = values.shape
+        if values.size == 1 and int(np.prod(shape)) != 1:  # one value fills the shape, as in DALI
+            converted = np.full(tuple(shape), converted.reshape(-1)[0], dtype=converted.dtype)
+            values = converted
         if int(np.prod(shape)) != values.size:
             raise ValueError(
                 f"fn.constant(): shape={list(shape)} holds {int(np.prod(shape))} values, the data has {values.size}"

@@ -365,3 +365,17 @@ def test_an_operator_defined_outside_a_pipeline_is_adopted_as_in_dali():
         other = Pipeline(batch_size=3, seed=9)
         with other:
             other.set_outputs(u)
+
+
+def test_constant_matches_dali_shapes():
+    def body():
+        return (
+            fn.constant(idata=42), fn.constant(idata=42, shape=(3,)), fn.constant(fdata=[1.0, 2.0]),
+            fn.constant(idata=[1, 2, 3, 4], shape=[2, 2]),
+        )
+
+    got = [o.as_array() for o in run_once(body)]
+    # DALI 2.4's outputs for the same calls (batch of 4)
+    assert [g.shape for g in got] == [(4, 1), (4, 3), (4, 2), (4, 2, 2)]
+    assert [g.dtype for g in got] == [np.int32, np.int32, np.float32, np.int32]
+    assert got[1][0].tolist() == [42, 42, 42] and got[3][0].tolist() == [[1, 2], [3, 4]]
