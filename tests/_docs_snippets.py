@@ -39,7 +39,7 @@ PLUGIN_REQUIRES = {
     "pipestate.plugin.tf": "tensorflow",
     "pipestate.plugin.pytorch": "torch",
     "pipestate.plugin.jax": "jax",
-    "pipestate.plugin.lightning": "lightning",
+    "pipestate.plugin.lightning": "pytorch_lightning",
 }
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
