@@ -170,3 +170,23 @@ def test_errors_name_the_file_record_and_feature(records, tmp_path) -> None:
     open(bad, "wb").write(open(path, "rb").read()[:-3])
     with pytest.raises(tfr.TFRecordError, match="truncated"):
         tfr.tfrecord2idx(bad, os.fspath(tmp_path / "x.idx"))
+
+
+def test_restoring_into_an_unseeded_pipeline_does_not_leak_file_descriptors(records) -> None:
+    """Pipeline.restore() with another seed sets the operators up again: the reader's files are closed
+    first, so repeated restores keep the number of open descriptors constant."""
+    path, index = records
+    blobs = []
+    for seed in (5, 6):  # two seeds: every restore below changes the seed and sets the reader up again
+        source = tf_pipe(path, index, seed=seed, random_shuffle=True)
+        source.run()
+        blobs.append(source.checkpoint())
+        source.close()
+    pipe = tf_pipe(path, index, seed=None, random_shuffle=True)
+    pipe.run()
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(20):
+        pipe.restore(blobs[i % 2])
+        pipe.run()
+    assert len(os.listdir("/proc/self/fd")) <= fds + 2
+    pipe.close()
