@@ -2,7 +2,9 @@
 ``fn.cast_like``.
 
 Type rules follow DALI's: Python ``float`` constants are float32 and ``int`` constants int32; an integer
-mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32;
+mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32; ``//``
+of integers truncates toward zero (C division) and of floats is a true division; ``%`` takes the sign of
+the dividend (C ``fmod``); integer ``**`` with a negative exponent truncates;
 comparisons give bool. Casts to integer types round half away from zero and saturate, as DALI's ``fn.cast``.
 """
 
@@ -23,9 +25,9 @@ _BINARY = {
     "sub": np.subtract,
     "mul": np.multiply,
     "div": np.true_divide,
-    "fdiv": np.floor_divide,
+    "fdiv": lambda a, b: _int_divide(a, b) if a.dtype.kind in "iu" else np.true_divide(a, b),
     "mod": np.fmod,
-    "pow": np.power,
+    "pow": lambda a, b: _int_power(a, b) if a.dtype.kind in "iu" else np.power(a, b),
     "bitand": np.bitwise_and,
     "bitor": np.bitwise_or,
     "bitxor": np.bitwise_xor,
@@ -37,6 +39,27 @@ _BINARY = {
     "ge": np.greater_equal,
 }
 _BITWISE = {"bitand", "bitor", "bitxor"}
+
+
+def _int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer ``//`` as DALI (C): the quotient truncated toward zero (``-7 // 2 == -3``); 0 for ``/ 0``."""
+    safe = np.where(b == 0, 1, b)
+    q = np.floor_divide(a, safe)
+    if a.dtype.kind == "i":
+        q = q + ((np.fmod(a, safe) != 0) & ((a < 0) != (safe < 0))).astype(q.dtype)
+    return np.where(b == 0, 0, q).astype(a.dtype, copy=False)
+
+
+def _int_power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer ``**`` as DALI: exact for non-negative exponents; a negative one truncates ``1 / a**-b``
+    (so 0, except for bases 1 and -1)."""
+    negative = b < 0
+    if not negative.any():
+        return np.power(a, b)
+    result = np.power(a, np.where(negative, 0, b))
+    odd = (np.abs(b) % 2) == 1
+    small = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0)).astype(result.dtype)
+    return np.where(negative, small, result)
 
 
 def constant_array(value: Any) -> np.ndarray:

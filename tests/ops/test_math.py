@@ -159,3 +159,47 @@ def test_cast_equals_dalis(dali):
         theirs = run(dfn, dali_pipeline_def, getattr(dtypes, name), device_id=None, num_threads=1)
         mine = run(fn, pipeline_def, getattr(types, name))
         assert mine.dtype == theirs.dtype and mine.tolist() == theirs.tolist(), name
+
+
+def test_integer_division_modulo_power_and_bitwise_equal_dalis(dali):
+    """Values and types of // % ** & | ^ and unary minus, with negative operands, mixed types and negative
+    exponents, equal DALI's on the same inputs."""
+    import nvidia.dali
+
+    import pipestate
+
+    def define(lib):
+        @lib.pipeline_def(batch_size=2, num_threads=1, device_id=None, seed=1)
+        def p():
+            a = lib.fn.external_source(source=lambda: [np.array([-7, 7, -8, 9, 0], np.int32)] * 2)
+            b = lib.fn.external_source(source=lambda: [np.array([2, -2, 3, 4, -3], np.int32)] * 2)
+            f = lib.fn.external_source(source=lambda: [np.array([-7.5, 7.5, 2.0, -1.0, 0.5], np.float32)] * 2)
+            u = lib.fn.external_source(source=lambda: [np.array([5, 6, 250, 3, 0], np.uint8)] * 2)
+            return (
+                a // b,
+                a % b,
+                a**2,
+                a & b,
+                a | b,
+                a ^ b,
+                f // 2,
+                f % 2,
+                f**2,
+                u // 2,
+                u % 4,
+                u**2,
+                a // 2.0,
+                b**b,
+                u & 3,
+                -u,
+                a / b,
+                f % b,
+                u**b,
+            )
+
+        pipe = p()
+        pipe.build()
+        return [np.asarray(o.as_array()) for o in pipe.run()]
+
+    for i, (mine, theirs) in enumerate(zip(define(pipestate), define(nvidia.dali))):
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs), (i, mine[0], theirs[0])
