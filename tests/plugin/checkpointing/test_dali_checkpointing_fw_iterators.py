@@ -5,11 +5,11 @@ and JAX classes, CPU cases, with only the imports changed, except for these adap
 - nose-style classes (``__init__`` setting ``self.FwIterator``) become pytest classes whose
   ``setup_method`` does the same (pytest does not collect classes with ``__init__``); the framework
   imports use ``pytest.importorskip`` so a missing framework skips with a reason.
-- ``device_id=0`` becomes ``device_id=None`` (pipestate's pipelines run on the CPU; see
-  ``checkpointing/test_dali_checkpointing.py`` for ``pipeline_args``).
-- ``device="gpu"`` cases skip; ``device=`` is not passed to operators.
+- the helpers shared with DALI's ``test_dali_checkpointing.py`` come from its port in
+  ``tests/dali_ported/``; ``images_dir`` is generated here (see ``_make_images_dir``).
+- ``device="gpu"`` cases skip (pipestate runs on the CPU).
 - Cases that need an operator pipestate lacks skip with the operator named: ``fn.decoders.*`` and
-  ``fn.resize`` (test_file_reader, test_decorator), ``fn.constant`` (test_constant). pipestate-only
+  ``fn.resize`` (test_file_reader, test_decorator). pipestate-only
   variants without the decoding (``*_without_decoding``) run the same reader arguments.
 - ``TestJaxPeekable`` (``nvidia.dali.plugin.jax.clu``, needs Google's ``clu``) is not ported, nor the
   Paddle and MXNet classes (out of scope).
@@ -24,15 +24,36 @@ from dataclasses import dataclass
 import pytest
 from nose_utils import SkipTest, assert_raises, cartesian_params, params  # noqa: F401
 
-from checkpointing.test_dali_checkpointing import (
-    images_dir,
+from pipestate import fn, pipeline_def
+from pipestate.plugin._iterator import LastBatchPolicy
+from tests.dali_ported.test_dali_checkpointing import (
     make_dummy_source,
     make_external_source_test_pipeline_factory,
     pipeline_args,
     warmup_epochs,
 )
-from pipestate import fn, pipeline_def
-from pipestate.plugin._iterator import LastBatchPolicy
+
+
+def _make_images_dir() -> str:
+    """ADAPTED: DALI_extra's ``db/single/jpeg`` decoded and resized by DALI's test; here 66 files of 16 bytes,
+    so that the undecoded samples have one shape (the framework iterators need dense outputs)."""
+    import atexit
+    import shutil
+
+    import numpy as np
+
+    root = tempfile.mkdtemp(prefix="pipestate-images-")
+    atexit.register(shutil.rmtree, root, True)
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        os.mkdir(os.path.join(root, f"{label:03}"))
+        for i in range(22):
+            with open(os.path.join(root, f"{label:03}", f"{i:02}.jpg"), "wb") as f:
+                f.write(rng.integers(0, 256, 16, dtype=np.uint8).tobytes())
+    return root
+
+
+images_dir = _make_images_dir()
 
 
 class FwTestBase:
