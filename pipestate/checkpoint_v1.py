@@ -103,6 +103,8 @@ _SHARD = {
     "stick_to_shard": False,
     "pad_last_batch": False,
 }
+# A frozen copy of 0.1's default file_filters, deliberately not readers._files.DEFAULT_FILE_FILTERS: if
+# that default ever changes, version-1 checkpoints must still be checked against 0.1's.
 _IMAGE_FILTERS = (
     "*.jpg",
     "*.jpeg",
