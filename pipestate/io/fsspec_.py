@@ -34,7 +34,7 @@ from typing import Any
 
 from pipestate.errors import CorruptCheckpointError
 from pipestate.io.base import MAX_CHECKPOINT_BYTES, CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
-from pipestate.io.local import _HOST, LocalCheckpointIO, _pid_alive, is_temp_name, validate_before_save
+from pipestate.io.local import _HOST, LocalCheckpointIO, _pid_alive, is_temp_name, temp_name, validate_before_save
 
 logger = logging.getLogger("pipestate.io")
 
@@ -109,9 +109,7 @@ class FsspecCheckpointIO(CheckpointIO):
         marker = {"kind": _MARKER_KIND, "version": 1, "size": len(blob), "crc32": zlib.crc32(blob)}
         intent = {"kind": _PENDING_KIND, "version": 1, "host": _HOST, "pid": os.getpid(), "time": time.time()}
         try:
-            if _is_local(fs) and "/" in fs_path:  # object stores have no directories to create
-                fs.makedirs(fs_path.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
+            self._write_intent(fs, fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
             _rm_quietly(fs, fs_path + MARKER_SUFFIX)
             with fs.open(fs_path, "wb", **dict(storage_options or {})) as f:
                 f.write(blob)
@@ -129,6 +127,17 @@ class FsspecCheckpointIO(CheckpointIO):
             logger.warning("could not delete the intent object of %s: %s", url, exc)
         if "/" in fs_path.rstrip("/"):
             self._clean_orphans(fs, fs_path.rsplit("/", 1)[0])
+
+    def _write_intent(self, fs: Any, intent_path: str, payload: bytes) -> None:
+        if not _is_local(fs):  # an object store PUT is atomic: no partial intent is ever visible
+            fs.pipe_file(intent_path, payload)
+            return
+        directory, name = os.path.split(intent_path)  # a local file is not: write it aside, then rename
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, temp_name(name))
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, intent_path)
 
     def clean_orphans(self, directory: PathLike) -> list[str]:
         """Delete the data of interrupted marker-mode saves in ``directory`` whose writers are gone.
@@ -152,6 +161,8 @@ class FsspecCheckpointIO(CheckpointIO):
         return self._clean_orphans(fs, fs_path.rstrip("/"))
 
     def _clean_orphans(self, fs: Any, directory: str) -> list[str]:
+        if _is_local(fs):  # intents being written aside by writers that died
+            self._local.clean_stale_temp_files(directory)
         try:
             fs.invalidate_cache(directory)
             names = {e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(directory, detail=False)}

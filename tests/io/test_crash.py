@@ -74,10 +74,10 @@ def _orphans(directory: str, backend: str) -> dict[str, int]:
     or (fsspec marker mode) intents, uncommitted data and markers without data."""
     if not os.path.isdir(directory):
         return {}
+    out = {n: int(TEMP_RE.match(n)["pid"]) for n in temp_files(directory)}
     if backend == "local":
-        return {n: int(TEMP_RE.match(n)["pid"]) for n in temp_files(directory)}
+        return out
     names = set(os.listdir(directory))
-    out = {}
     for n in names:
         if n.endswith(PENDING_SUFFIX):
             try:
