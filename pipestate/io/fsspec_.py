@@ -109,11 +109,11 @@ class FsspecCheckpointIO(CheckpointIO):
         marker = {"kind": _MARKER_KIND, "version": 1, "size": len(blob), "crc32": zlib.crc32(blob)}
         intent = {"kind": _PENDING_KIND, "version": 1, "host": _HOST, "pid": os.getpid(), "time": time.time()}
         try:
-            self._write_intent(fs, fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
+            _put_whole(fs, fs_path + PENDING_SUFFIX, json.dumps(intent).encode())
             _rm_quietly(fs, fs_path + MARKER_SUFFIX)
             with fs.open(fs_path, "wb", **dict(storage_options or {})) as f:
                 f.write(blob)
-            fs.pipe_file(fs_path + MARKER_SUFFIX, json.dumps(marker).encode())
+            _put_whole(fs, fs_path + MARKER_SUFFIX, json.dumps(marker).encode())
         except OSError as exc:
             for leftover in (fs_path, fs_path + PENDING_SUFFIX):  # best effort; else clean_orphans will
                 try:
@@ -127,17 +127,6 @@ class FsspecCheckpointIO(CheckpointIO):
             logger.warning("could not delete the intent object of %s: %s", url, exc)
         if "/" in fs_path.rstrip("/"):
             self._clean_orphans(fs, fs_path.rsplit("/", 1)[0])
-
-    def _write_intent(self, fs: Any, intent_path: str, payload: bytes) -> None:
-        if not _is_local(fs):  # an object store PUT is atomic: no partial intent is ever visible
-            fs.pipe_file(intent_path, payload)
-            return
-        directory, name = os.path.split(intent_path)  # a local file is not: write it aside, then rename
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, temp_name(name))
-        with open(tmp, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, intent_path)
 
     def clean_orphans(self, directory: PathLike) -> list[str]:
         """Delete the data of interrupted marker-mode saves in ``directory`` whose writers are gone.
@@ -322,6 +311,26 @@ class FsspecCheckpointIO(CheckpointIO):
                 f"{type(fs).__name__}; use commit='marker' (or 'auto')"
             )
         return fs, fs_path, rename
+
+
+def _put_whole(fs: Any, path: str, payload: bytes) -> None:
+    """Write a small object so that it is never seen partially written (intents and markers)."""
+    if not _is_local(fs):  # an object store PUT is atomic
+        fs.pipe_file(path, payload)
+        return
+    directory, name = os.path.split(path)  # a local file is not: write it aside, then rename it
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, temp_name(name))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _is_local(fs: Any) -> bool:
