@@ -97,21 +97,7 @@ def _orphans(directory: str, backend: str) -> dict[str, int]:
     return out
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "local",
-        pytest.param(
-            "fsspec",
-            marks=pytest.mark.xfail(
-                reason="after merging the async-retention change (issue 11) with marker-mode orphan cleaning "
-                "(issue 9), a .pending intent of a killed run can outlive one completed save; under "
-                "investigation (see the issue 9 note)",
-                strict=False,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("backend", ["local", "fsspec"])
 def test_kill_9_at_random_moments_always_leaves_a_restorable_latest(tmp_path, backend, kill_trials):
     """SIGKILL a saving child ``kill_trials`` times: 0 lost or unrestorable checkpoints, no orphan growth."""
     if backend == "fsspec":
