@@ -199,6 +199,13 @@ class Pipeline:
             data = checkpoint_v1.migrate(data, self._graph.ops, self.batch_size, self.seed, self._graph.outputs)
         else:
             ckpt.check_matches(self._identity, data)
+        stated = [
+            f"{what} is {mine}, the checkpoint states {theirs}"
+            for what, mine, theirs in (("batch_size", self.batch_size, data.batch_size), ("seed", self.seed, data.seed))
+            if mine != theirs
+        ]
+        if stated:
+            raise ckpt.mismatch([*stated, "(the checkpoint's fields disagree with its fingerprint: altered bytes)"])
         records = data.operators
         if [r.name for r in records] != [op.name for op in self._graph.ops] or any(
             r.has_state != op.stateful for r, op in zip(records, self._graph.ops)
@@ -209,6 +216,7 @@ class Pipeline:
             )
         if not (
             data.iteration_in_epoch <= data.iteration
+            and (data.epoch > 0 or data.iteration_in_epoch == data.iteration)  # epoch 0 holds every batch so far
             and data.iteration * self.batch_size <= _MAX_POSITION
             and data.epoch <= _MAX_POSITION
         ):
