@@ -254,7 +254,7 @@ class Pipeline:
             OperatorError: an operator failed (the message names it; ``__cause__`` is the original).
             PipestateError: the pipeline is closed (also when closed by another thread during the call).
         """
-        with self._lock:
+        with self._lock:  # held while waiting too: a batch and the state after it are handed out together
             self.build()
             if self._failure is not None:
                 raise self._failure
@@ -262,9 +262,7 @@ class Pipeline:
                 raise StopIteration
             if self._prefetcher is None:
                 self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth)
-            prefetcher = self._prefetcher
-        item = prefetcher.get()
-        with self._lock:
+            item = self._prefetcher.get()  # close() stops the prefetcher without the lock, waking this
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline was closed while run() was waiting for a batch")
             if isinstance(item, Produced):
