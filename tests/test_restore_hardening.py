@@ -239,3 +239,24 @@ def test_a_sequence_position_past_its_end_is_refused():
     pipe.close()
     with pytest.raises(CheckpointError, match="'seq'.*holds 3 batches"):
         listed(checkpoint=_edit(blob, at(4)))
+
+
+@pytest.mark.parametrize("how", ["duplicate", "reorder"])
+def test_a_version_1_checkpoint_with_duplicated_or_reordered_entries_is_refused(how):
+    """Version 1 looked operators up by name: a duplicated entry (which of the two states?) was accepted."""
+    import os
+
+    from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb1
+    from tests.golden import pipelines as golden
+
+    with open(os.path.join(os.path.dirname(__file__), "golden", "v1", "random_ops.cpt"), "rb") as f:
+        blob = f.read()
+    version, payload_bytes = ckpt.open_envelope(blob)
+    payload = pb1.Payload.FromString(payload_bytes)
+    entries = list(payload.operators)
+    entries = entries + entries[:1] if how == "duplicate" else entries[1:2] + entries[:1] + entries[2:]
+    del payload.operators[:]
+    payload.operators.extend(entries)
+    with pytest.raises(CheckpointMismatchError, match="operator entries"):
+        golden.random_ops(checkpoint=ckpt.seal(version, payload.SerializeToString()))
+    assert golden.random_ops(checkpoint=blob).is_restored_from_checkpoint  # control: the golden restores
