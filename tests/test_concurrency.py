@@ -71,10 +71,14 @@ def test_close_while_another_thread_waits_in_run_raises_pipestate_error(no_threa
     runner = threading.Thread(target=consume)
     runner.start()
     assert gate.entered.wait(10.0)
+    deadline = time.monotonic() + 10.0
+    while pipe._prefetcher is None and time.monotonic() < deadline:  # run() stores it once started
+        time.sleep(0.001)
+    prefetcher = pipe._prefetcher
     closer = threading.Thread(target=pipe.close)
     closer.start()
-    time.sleep(0.1)
-    gate.release.set()  # the producer finishes its batch; close() then completes
+    assert prefetcher._stop.wait(10.0)  # close() has stopped the prefetcher while run() waits
+    gate.release.set()  # the producer finishes its batch (discarded); close() then completes
     closer.join(10.0)
     runner.join(10.0)
     assert not closer.is_alive() and not runner.is_alive(), "close() or run() hung"
