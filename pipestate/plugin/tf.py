@@ -153,6 +153,9 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
         # No hidden prefetch: it would run the pipeline ahead and put whole batches in checkpoints.
         options.experimental_optimization.inject_prefetch = False
+        # Nor a ParallelMap: it would run the scan, so the py_function, ahead on a TensorFlow thread, which at
+        # interpreter exit waits for the GIL while the iterator's destructor waits for it (the process hangs).
+        options.experimental_optimization.map_parallelization = False
         options.experimental_warm_start = False
         return ds.with_options(options)
 
