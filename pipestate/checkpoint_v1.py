@@ -261,13 +261,12 @@ def migrate(
     expected = _fingerprint(batch_size, seed, [(op.name, identities[op.name][0]) for op in ops], outputs)
     if differences or expected != data.fingerprint:
         raise mismatch(differences or _differences(data, ops, identities, batch_size, seed))
-    records = {r.name: r for r in data.operators}
-    migrated = []
-    for op in ops:
-        record = records.get(op.name)
-        if record is None:
-            raise CheckpointMismatchError(f"operator {op.name!r} has no entry in the checkpoint")
-        migrated.append(_migrate_state(op, record, data.iteration * batch_size))
+    if [r.name for r in data.operators] != [op.name for op in ops]:
+        raise CheckpointMismatchError(
+            "the checkpoint's operator entries do not match its fingerprint (entries missing, renamed, "
+            "reordered or duplicated): the bytes were altered or written by another program"
+        )
+    migrated = [_migrate_state(op, record, data.iteration * batch_size) for op, record in zip(ops, data.operators)]
     return CheckpointData(
         data.library_version,
         data.fingerprint,

@@ -213,6 +213,13 @@ class Pipeline:
             data = checkpoint_v1.migrate(data, self._graph.ops, self.batch_size, self.seed, self._graph.outputs)
         else:
             ckpt.check_matches(self._identity, data)
+        stated = [
+            f"{what} is {mine}, the checkpoint states {theirs}"
+            for what, mine, theirs in (("batch_size", self.batch_size, data.batch_size), ("seed", self.seed, data.seed))
+            if mine != theirs
+        ]
+        if stated:
+            raise ckpt.mismatch([*stated, "(the checkpoint's fields disagree with its fingerprint: altered bytes)"])
         records = data.operators
         if [r.name for r in records] != [op.name for op in self._graph.ops] or any(
             r.has_state != op.stateful for r, op in zip(records, self._graph.ops)
@@ -223,6 +230,7 @@ class Pipeline:
             )
         if not (
             data.iteration_in_epoch <= data.iteration
+            and (data.epoch > 0 or data.iteration_in_epoch == data.iteration)  # epoch 0 holds every batch so far
             and data.iteration * self.batch_size <= _MAX_POSITION
             and data.epoch <= _MAX_POSITION
         ):
@@ -280,7 +288,7 @@ class Pipeline:
             OperatorError: an operator failed (the message names it; ``__cause__`` is the original).
             PipestateError: the pipeline is closed (also when closed by another thread during the call).
         """
-        with self._lock:
+        with self._lock:  # held while waiting too: a batch and the state after it are handed out together
             self.build()
             if self._failure is not None:
                 raise self._failure
@@ -288,9 +296,7 @@ class Pipeline:
                 raise StopIteration
             if self._prefetcher is None:
                 self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth)
-            prefetcher = self._prefetcher
-        item = prefetcher.get()
-        with self._lock:
+            item = self._prefetcher.get()  # close() stops the prefetcher without the lock, waking this
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline was closed while run() was waiting for a batch")
             if isinstance(item, Produced):

@@ -384,6 +384,14 @@ class ExternalSource(Operator):
                 f"{where}: its position (epoch {state['epoch']}, batch {state['iteration']}) disagrees with the "
                 f"pipeline's (epoch {at.epoch}, batch {at.iteration_in_epoch}); the checkpoint was altered"
             )
+        if self.kind == "index":  # a sequence: every epoch holds at most its length in batches
+            per_epoch = len(self.args["source"]) // (1 if self.args["batch"] else self.batch_size_hint)
+            before = at.iteration - at.iteration_in_epoch
+            if state["iteration"] > per_epoch or before > at.epoch * per_epoch:
+                raise CheckpointError(
+                    f"{where} holds {per_epoch} batches per epoch: batch {state['iteration']} of epoch "
+                    f"{state['epoch']} after {before} batches in earlier epochs is not a position a run reaches"
+                )
         moved = (state["epoch"], state["iteration"]) != (self.epoch, self.iteration)
         if (
             at.from_checkpoint

@@ -128,3 +128,31 @@ def test_marker_mode_on_a_local_filesystem_creates_parent_directories(tmp_path):
     io = FsspecCheckpointIO(commit="marker")
     io.save_checkpoint(make_checkpoint(2), str(tmp_path / "a" / "b" / "c.pscpt"))
     assert step_of(io.load_checkpoint(str(tmp_path / "a" / "b" / "c.pscpt"))) == 2
+
+
+_KILLED_BEFORE_RENAME = """
+import os, sys
+sys.path[:0] = [{repo!r}, {helpers!r}]
+from _io_helpers import make_checkpoint
+from pipestate.io.fsspec_ import FsspecCheckpointIO
+os.replace = lambda *args: os._exit(9)  # SIGKILL-like death right before an intent would be renamed
+FsspecCheckpointIO(commit="marker").save_checkpoint(make_checkpoint(1), {url!r})
+"""
+
+
+def test_a_writer_killed_while_writing_its_intent_leaves_no_partial_intent(tmp_path):
+    """On a local filesystem an intent is written aside and renamed: a writer that dies while writing it
+    leaves a temp file (never a torn ``.pending`` that nobody could attribute to a dead writer), and the
+    next save deletes that temp file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = _KILLED_BEFORE_RENAME.format(
+        repo=os.path.dirname(os.path.dirname(here)), helpers=here, url=str(tmp_path / "a.pscpt")
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 9, child.stderr
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".a.pscpt" + PENDING_SUFFIX + ".tmp-"), left
+    io = FsspecCheckpointIO(commit="marker")
+    io.save_checkpoint(make_checkpoint(2), str(tmp_path / "b.pscpt"))
+    assert sorted(os.listdir(tmp_path)) == ["b.pscpt", "b.pscpt" + MARKER_SUFFIX]
+    assert step_of(io.load_checkpoint(str(tmp_path / "b.pscpt"))) == 2
