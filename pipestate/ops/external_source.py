@@ -385,7 +385,7 @@ class ExternalSource(Operator):
                 f"pipeline's (epoch {at.epoch}, batch {at.iteration_in_epoch}); the checkpoint was altered"
             )
         if self.kind == "index":  # a sequence: every epoch holds at most its length in batches
-            per_epoch = len(self.args["source"]) // (1 if self.args["batch"] else self.batch_size_hint)
+            per_epoch = len(self.args["source"]) // (1 if self.batch else self.batch_size_hint)
             before = at.iteration - at.iteration_in_epoch
             if state["iteration"] > per_epoch or before > at.epoch * per_epoch:
                 raise CheckpointError(
