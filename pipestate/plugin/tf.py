@@ -4,10 +4,11 @@
 Importing this module imports TensorFlow (the rest of pipestate never does).
 
 How the pipeline's position reaches TensorFlow's checkpoint: a :class:`PipelineDataset` is a
-``tf.data`` graph ``repeat -> scan -> [take_while] -> map`` whose ``scan`` state is the pipeline's
-checkpoint bytes (plus two counters). Each element is computed by a ``tf.py_function`` that receives
-that state, moves the shared pipeline to it when it is elsewhere (``Pipeline.restore``), runs one batch
-and returns the new state with the batch. TensorFlow saves scan states, and the buffers of
+``tf.data`` graph ``repeat -> scan -> [take_while -> map] -> unbatch`` whose ``scan`` state is the
+pipeline's checkpoint bytes (plus two counters). A ``tf.numpy_function`` receives that state, moves the
+shared pipeline to it when it is elsewhere (``Pipeline.restore``), runs up to ``batches_per_call``
+batches and returns the new state with the batches stacked; ``unbatch`` hands them out one per element.
+TensorFlow saves scan states, the rest of a call's batches held by ``unbatch``, and the buffers of
 ``prefetch``/``shuffle``/... placed after the dataset, in every iterator checkpoint, so any iterator
 (yours, ``model.fit``'s, ``tf.distribute``'s) saves and restores the exact position with no wrapper.
 """
@@ -89,12 +90,17 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
             ``output_dtypes``; ``None`` entries or dimensions are not checked. Default: unknown.
         epochs: End the dataset after this many pipeline epochs; ``None`` (default): never end, like
             DALI's dataset (give ``model.fit`` a ``steps_per_epoch``).
+        batches_per_call: Batches computed per call from TensorFlow into Python (a call costs ~250 µs
+            of TensorFlow's CPU time; more batches per call spread it). The batches of a call that were
+            not consumed yet are stored in iterator checkpoints. ``None`` (default): as many as fit in
+            512 KiB by the first batch's size, at most 16 (so 1 for batches of 512 KiB or more).
 
     Raises:
         PipestateError: if the pipeline has checkpointing disabled.
         TypeError: if ``output_dtypes`` holds something that is not a ``tf.DType``, or an output's dtype
             differs from the declared one (message: output index, declared and actual dtype).
-        ValueError: if the declared structure or a declared shape does not match the pipeline's outputs
+        ValueError: if ``epochs`` or ``batches_per_call`` is not a positive int (or ``None``), or the
+            declared structure or a declared shape does not match the pipeline's outputs
             (message: output index, declared and actual shape). The first batch is computed at creation
             to check this, then the pipeline is restored to where it was, so the data do not change.
             Later batches are checked too; a mismatch then fails the iterator's ``next()`` with a
@@ -339,6 +345,7 @@ class DALIDataset(PipelineDataset):
             prefetch_queue_depth, cpu_prefetch_queue_depth, gpu_prefetch_queue_depth: Accepted for DALI
             compatibility and ignored: the pipeline's own options apply and pipestate runs on the CPU.
         input_datasets: Not supported (``tf.data`` inputs into the pipeline); must be ``None``.
+        batches_per_call: As for :class:`PipelineDataset` (not one of DALI's arguments).
 
     Raises:
         NotImplementedError: ``input_datasets`` is given.
@@ -363,6 +370,7 @@ class DALIDataset(PipelineDataset):
         gpu_prefetch_queue_depth: int = 2,
         dtypes: Any = None,
         shapes: Any = None,
+        batches_per_call: int | None = None,
     ) -> None:
         if input_datasets is not None:
             raise NotImplementedError(
@@ -373,7 +381,7 @@ class DALIDataset(PipelineDataset):
         output_shapes = _deprecated(output_shapes, shapes, "output_shapes", "shapes")
         if output_dtypes is None:
             raise TypeError("DALIDataset needs output_dtypes (one tf.DType per pipeline output)")
-        super().__init__(pipeline, output_dtypes, output_shapes)
+        super().__init__(pipeline, output_dtypes, output_shapes, batches_per_call=batches_per_call)
 
 
 def _deprecated(value: Any, old: Any, name: str, old_name: str) -> Any:

@@ -444,3 +444,11 @@ def test_process_exits_promptly_with_live_iterators(tmp_path):
         assert proc.returncode == 0, out
         done = float(out.split("DONE")[1])
         assert ended - done < 30, f"attempt {attempt}: {ended - done:.1f} s between the script's end and exit"
+
+
+def test_dali_dataset_passes_batches_per_call_on():
+    from pipestate.plugin.tf import DALIDataset
+
+    ds = DALIDataset(_sample_source_pipe(), (tf.int64,), ((5,),), batches_per_call=2)
+    assert ds.batches_per_call == 2
+    assert [next(iter(ds))[0].numpy().tolist()] == [[0] * 5]
