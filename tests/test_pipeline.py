@@ -145,6 +145,27 @@ def test_build_is_optional_and_idempotent():
     p.close()
 
 
+@pytest.mark.parametrize(
+    "samples",
+    [
+        [np.frombuffer(bytes([i]) * 5, np.uint8) for i in range(4)],  # read-only buffers, as file readers give
+        [np.arange(6, dtype=">i4").reshape(2, 3) + i for i in range(3)],  # non-native byte order
+        [np.arange(12.0).reshape(3, 4).T + i for i in range(3)],  # not C-contiguous
+        [np.array(["a", "bc"], dtype=object), np.array(["d", "e"], dtype=object)],
+        [np.array(i, np.float16) for i in range(3)],  # 0-d samples
+        [np.zeros((2, 0), np.int32)] * 2,
+    ],
+    ids=["uint8", "big-endian", "transposed", "object", "0-d", "empty"],
+)
+def test_batch_as_array_equals_np_stack(samples):
+    stacked = Batch(samples).as_array()
+    expected = np.stack(samples)
+    assert stacked.dtype == expected.dtype and stacked.shape == expected.shape
+    assert np.array_equal(stacked, expected)
+    stacked[0] = stacked[1]  # writable, like np.stack's result
+    assert np.array_equal(stacked[0], expected[1])
+
+
 def test_batch_api():
     dense = Batch(np.arange(6).reshape(3, 2))
     assert len(dense) == 3 and dense[1].tolist() == [2, 3] and dense.at(2).tolist() == [4, 5]

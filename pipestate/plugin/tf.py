@@ -4,10 +4,11 @@
 Importing this module imports TensorFlow (the rest of pipestate never does).
 
 How the pipeline's position reaches TensorFlow's checkpoint: a :class:`PipelineDataset` is a
-``tf.data`` graph ``repeat -> scan -> [take_while] -> map`` whose ``scan`` state is the pipeline's
-checkpoint bytes (plus two counters). Each element is computed by a ``tf.py_function`` that receives
-that state, moves the shared pipeline to it when it is elsewhere (``Pipeline.restore``), runs one batch
-and returns the new state with the batch. TensorFlow saves scan states, and the buffers of
+``tf.data`` graph ``repeat -> scan -> [take_while -> map] -> unbatch`` whose ``scan`` state is the
+pipeline's checkpoint bytes (plus two counters). A ``tf.numpy_function`` receives that state, moves the
+shared pipeline to it when it is elsewhere (``Pipeline.restore``), runs up to ``batches_per_call``
+batches and returns the new state with the batches stacked; ``unbatch`` hands them out one per element.
+TensorFlow saves scan states, the rest of a call's batches held by ``unbatch``, and the buffers of
 ``prefetch``/``shuffle``/... placed after the dataset, in every iterator checkpoint, so any iterator
 (yours, ``model.fit``'s, ``tf.distribute``'s) saves and restores the exact position with no wrapper.
 """
@@ -22,7 +23,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.data.ops import dataset_ops, iterator_ops
+from tensorflow.python.eager import context
+from tensorflow.python.ops import gen_dataset_ops
 
+from pipestate.batch import _stack as stack_samples
 from pipestate.errors import PipestateError
 from pipestate.pipeline import Pipeline
 
@@ -36,6 +40,11 @@ __all__ = [
 ]
 
 _HISTORY = 4096  # states kept for PipelineDataset.checkpoint_after
+# Automatic batches_per_call: as many batches as fit in _CALL_BYTES, at most _MAX_PER_CALL. Each call into
+# Python costs ~250 µs of TensorFlow CPU time (measured on the reader benchmark, 2 cores): grouping spreads
+# it over the batches; the batches of a call not yet consumed are stored in iterator checkpoints.
+_CALL_BYTES = 512 * 1024
+_MAX_PER_CALL = 16
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
@@ -54,6 +63,10 @@ def _normalize_shapes(output_shapes: Any, count: int, single: bool) -> tuple[tf.
             "give one shape per output"
         )
     return tuple(tf.TensorShape(s) for s in shapes)
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0][np.newaxis] if len(arrays) == 1 else stack_samples(arrays)
 
 
 class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
@@ -77,12 +90,17 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
             ``output_dtypes``; ``None`` entries or dimensions are not checked. Default: unknown.
         epochs: End the dataset after this many pipeline epochs; ``None`` (default): never end, like
             DALI's dataset (give ``model.fit`` a ``steps_per_epoch``).
+        batches_per_call: Batches computed per call from TensorFlow into Python (a call costs ~250 µs
+            of TensorFlow's CPU time; more batches per call spread it). The batches of a call that were
+            not consumed yet are stored in iterator checkpoints. ``None`` (default): as many as fit in
+            512 KiB by the first batch's size, at most 16 (so 1 for batches of 512 KiB or more).
 
     Raises:
         PipestateError: if the pipeline has checkpointing disabled.
         TypeError: if ``output_dtypes`` holds something that is not a ``tf.DType``, or an output's dtype
             differs from the declared one (message: output index, declared and actual dtype).
-        ValueError: if the declared structure or a declared shape does not match the pipeline's outputs
+        ValueError: if ``epochs`` or ``batches_per_call`` is not a positive int (or ``None``), or the
+            declared structure or a declared shape does not match the pipeline's outputs
             (message: output index, declared and actual shape). The first batch is computed at creation
             to check this, then the pipeline is restored to where it was, so the data do not change.
             Later batches are checked too; a mismatch then fails the iterator's ``next()`` with a
@@ -96,6 +114,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         output_shapes: Any = None,
         *,
         epochs: int | None = None,
+        batches_per_call: int | None = None,
     ) -> None:
         if not isinstance(pipeline, Pipeline):
             raise TypeError(f"pipeline must be a pipestate Pipeline, not {type(pipeline).__name__}")
@@ -106,6 +125,10 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
             )
         if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
             raise ValueError(f"epochs={epochs!r} must be a positive int or None")
+        if batches_per_call is not None and (
+            not isinstance(batches_per_call, int) or isinstance(batches_per_call, bool) or batches_per_call < 1
+        ):
+            raise ValueError(f"batches_per_call={batches_per_call!r} must be a positive int or None")
         single = not isinstance(output_dtypes, (tuple, list))
         dtypes = _as_tuple(output_dtypes)
         for i, dtype in enumerate(dtypes):
@@ -116,13 +139,25 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         self._dtypes = dtypes
         self._shapes = _normalize_shapes(output_shapes, len(dtypes), single)
         self._epochs = epochs
+        self._np_dtypes = tuple(np.dtype(d.as_numpy_dtype) for d in dtypes)
+        self._dims = tuple(None if s.rank is None else tuple(s.as_list()) for s in self._shapes)
         self._lock = threading.Lock()
         self._start = pipeline.checkpoint()
         self._history: collections.OrderedDict[int, bytes] = collections.OrderedDict({0: self._start})
-        self._check_first_batch()
-        self._position = self._start  # the state the pipeline is at (the last element computed)
+        first_bytes = self._check_first_batch()
+        if batches_per_call is None:
+            batches_per_call = max(1, min(_MAX_PER_CALL, _CALL_BYTES // max(first_bytes, 1))) if first_bytes else 1
+        self._per_call = batches_per_call
+        self._position: bytes | None = self._start  # the state the pipeline is at (the last element computed)
         impl = self._build()
         super().__init__(impl, impl._variant_tensor)
+
+    def __iter__(self) -> iterator_ops.OwnedIterator:
+        """Return a new iterator (a ``tf.data`` iterator with a leaner eager ``next()``)."""
+        if not (context.executing_eagerly() or tf.inside_function()):
+            return super().__iter__()  # raises TensorFlow's error for graph mode
+        with tf.device(self._variant_tensor.device):
+            return _Iterator(self, self._single)
 
     # ---- the tf.data graph ------------------------------------------------------------------------
     def _build(self) -> tf.data.Dataset:
@@ -138,10 +173,10 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
             new_state, new_count, new_epochs, done = results[:4]
             for tensor in (new_state, new_count, new_epochs, done):
                 tensor.set_shape(())
-            outputs = results[4:]
-            for tensor, shape in zip(outputs, shapes, strict=True):
-                tensor.set_shape(shape)
-            element = outputs[0] if single else tuple(outputs)
+            groups = results[4:]  # the call's batches, stacked on a new leading axis
+            for tensor, shape in zip(groups, shapes, strict=True):
+                tensor.set_shape(tf.TensorShape([None]).concatenate(shape))
+            element = groups[0] if single else tuple(groups)
             return (new_state, new_count, new_epochs), ((done, element) if ends else element)
 
         single, ends = self._single, self._epochs is not None
@@ -150,6 +185,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         if ends:
             ds = ds.take_while(tf.autograph.experimental.do_not_convert(lambda done, element: ~done))
             ds = ds.map(tf.autograph.experimental.do_not_convert(lambda done, element: element))
+        ds = ds.unbatch()  # one element per batch; TensorFlow saves the rest of a call's batches
         options = tf.data.Options()
         # The py_function is the pipeline; its state is the scan state, which TensorFlow does save.
         options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
@@ -163,40 +199,64 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         return ds.with_options(options)
 
     def _next(self, state: bytes, count: np.ndarray, epochs_done: np.ndarray) -> list[Any]:
-        """Compute the element after ``state`` (runs in the numpy_function)."""
+        """Compute up to ``batches_per_call`` elements after ``state`` (runs in the numpy_function).
+
+        Returns the state after the last of them, the counters, the end flag, and every output's batches
+        stacked on a new leading axis. A call stops early at an epoch end and before a batch that fails
+        its check (the next call starts there, so the error surfaces at that element).
+        """
         state_bytes, n, done_epochs = bytes(state), int(count), int(epochs_done)
+        groups: list[list[np.ndarray]] = [[] for _ in self._dtypes]
+        new_state, k = state_bytes, 0
         with self._lock:
-            pipe = self._pipeline
+            pipe, history = self._pipeline, self._history
             # the pipeline is where the last element left it unless another iterator moved it
             if state_bytes != self._position:
                 pipe.restore(state_bytes)
-            try:
-                outputs = pipe.run()
-            except StopIteration:
-                done_epochs += 1
-                if self._epochs is not None and done_epochs >= self._epochs:
-                    return [state_bytes, n, done_epochs, True, *self._placeholders()]
-                pipe.reset()
+                self._position = state_bytes
+            while k < self._per_call:
                 try:
                     outputs = pipe.run()
                 except StopIteration:
-                    raise PipestateError(
-                        f"the pipeline's epoch {done_epochs} ended before its first batch; an empty "
-                        "epoch would make the dataset loop forever"
-                    ) from None
-            arrays = self._check(outputs)
-            new_state = pipe.checkpoint()
-            self._position = new_state
-            self._history[n + 1] = new_state
-            self._history.move_to_end(n + 1)
-            while len(self._history) > _HISTORY:
-                self._history.popitem(last=False)
-        return [new_state, n + 1, done_epochs, False, *arrays]
+                    if k:
+                        break  # the next call starts with the epoch end
+                    done_epochs += 1
+                    if self._epochs is not None and done_epochs >= self._epochs:
+                        return [state_bytes, n, done_epochs, True, *self._placeholders()]
+                    pipe.reset()
+                    try:
+                        outputs = pipe.run()
+                    except StopIteration:
+                        raise PipestateError(
+                            f"the pipeline's epoch {done_epochs} ended before its first batch; an empty "
+                            "epoch would make the dataset loop forever"
+                        ) from None
+                except Exception:
+                    if k:
+                        break  # the pipeline keeps its failure: the next call raises it
+                    raise
+                try:
+                    arrays = self._check(outputs)
+                except (TypeError, ValueError):
+                    if k:
+                        self._position = None  # past the bad batch: the next call restores and fails there
+                        break
+                    raise
+                for group, array in zip(groups, arrays):
+                    group.append(array)
+                k += 1
+                new_state = pipe.checkpoint()
+                self._position = new_state
+                history[n + k] = new_state
+                history.move_to_end(n + k)
+            while len(history) > _HISTORY:
+                history.popitem(last=False)
+        return [new_state, n + k, done_epochs, False, *(_stack(group) for group in groups)]
 
     def _placeholders(self) -> list[np.ndarray]:
         arrays = []
         for dtype, shape in zip(self._dtypes, self._shapes, strict=True):
-            dims = [0] if shape.rank is None else [d or 0 for d in shape.as_list()]
+            dims = [0] if shape.rank is None else [0] + [d or 0 for d in shape.as_list()]
             arrays.append(np.zeros(dims, dtype.as_numpy_dtype))
         return arrays
 
@@ -207,33 +267,35 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
                 f"the pipeline has {len(outputs)} outputs but output_dtypes declares {len(self._dtypes)}"
             )
         arrays = []
-        for i, (batch, dtype, shape) in enumerate(zip(outputs, self._dtypes, self._shapes, strict=True)):
+        for i, (batch, dtype, dims) in enumerate(zip(outputs, self._np_dtypes, self._dims, strict=True)):
             try:
                 array = batch.as_array()
             except ValueError as exc:
                 raise ValueError(f"output {i}: batches must be dense tensors: {exc}") from exc
-            if array.dtype != np.dtype(dtype.as_numpy_dtype):
+            if array.dtype != dtype:
                 raise TypeError(
-                    f"output {i}: declared dtype {dtype.name} (output_dtypes[{i}]) but the pipeline produced "
-                    f"{array.dtype}"
+                    f"output {i}: declared dtype {self._dtypes[i].name} (output_dtypes[{i}]) but the pipeline "
+                    f"produced {array.dtype}"
                 )
-            if not shape.is_compatible_with(array.shape):
+            if dims is not None and (
+                len(dims) != array.ndim or any(d is not None and d != n for d, n in zip(dims, array.shape))
+            ):
                 raise ValueError(
-                    f"output {i}: declared shape {shape} (output_shapes[{i}]) but the pipeline produced a "
-                    f"batch of shape {tuple(array.shape)}"
+                    f"output {i}: declared shape {self._shapes[i]} (output_shapes[{i}]) but the pipeline produced "
+                    f"a batch of shape {tuple(array.shape)}"
                 )
             arrays.append(array)
         return arrays
 
-    def _check_first_batch(self) -> None:
+    def _check_first_batch(self) -> int:
+        """Check the first batch against the declarations; return its size in bytes (0: none)."""
         pipe = self._pipeline
         try:
             outputs = pipe.run()
         except StopIteration:
             outputs = None
         try:
-            if outputs is not None:
-                self._check(outputs)
+            return 0 if outputs is None else sum(array.nbytes for array in self._check(outputs))
         finally:
             pipe.restore(self._start)
 
@@ -242,6 +304,11 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
     def pipeline(self) -> Pipeline:
         """The pipeline the dataset drives."""
         return self._pipeline
+
+    @property
+    def batches_per_call(self) -> int:
+        """Batches computed per call into Python (given, or chosen from the first batch's size)."""
+        return self._per_call
 
     def checkpoint_after(self, num_batches: int) -> bytes:
         """Return the pipeline checkpoint after the dataset's first ``num_batches`` elements.
@@ -278,6 +345,7 @@ class DALIDataset(PipelineDataset):
             prefetch_queue_depth, cpu_prefetch_queue_depth, gpu_prefetch_queue_depth: Accepted for DALI
             compatibility and ignored: the pipeline's own options apply and pipestate runs on the CPU.
         input_datasets: Not supported (``tf.data`` inputs into the pipeline); must be ``None``.
+        batches_per_call: As for :class:`PipelineDataset` (not one of DALI's arguments).
 
     Raises:
         NotImplementedError: ``input_datasets`` is given.
@@ -302,6 +370,7 @@ class DALIDataset(PipelineDataset):
         gpu_prefetch_queue_depth: int = 2,
         dtypes: Any = None,
         shapes: Any = None,
+        batches_per_call: int | None = None,
     ) -> None:
         if input_datasets is not None:
             raise NotImplementedError(
@@ -312,7 +381,7 @@ class DALIDataset(PipelineDataset):
         output_shapes = _deprecated(output_shapes, shapes, "output_shapes", "shapes")
         if output_dtypes is None:
             raise TypeError("DALIDataset needs output_dtypes (one tf.DType per pipeline output)")
-        super().__init__(pipeline, output_dtypes, output_shapes)
+        super().__init__(pipeline, output_dtypes, output_shapes, batches_per_call=batches_per_call)
 
 
 def _deprecated(value: Any, old: Any, name: str, old_name: str) -> Any:
@@ -323,7 +392,29 @@ def _deprecated(value: Any, old: Any, name: str, old_name: str) -> Any:
     return old
 
 
-class _NoCheckpointIterator(iterator_ops.OwnedIterator):
+class _Iterator(iterator_ops.OwnedIterator):
+    """TensorFlow's iterator with a leaner eager ``next()``.
+
+    ``OwnedIterator`` rebuilds the element through ``tf.data``'s structure helpers (shape and type
+    checks in Python, ~200 µs per element here); the ``IteratorGetNext`` op already checks the element
+    against the dataset's types and shapes, so eagerly this iterator packs the op's tensors directly.
+    Everything else (checkpointing, ``tf.function``, ``get_next_as_optional``) is TensorFlow's.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, single: bool) -> None:
+        self._single = single
+        super().__init__(dataset)
+
+    def _next_internal(self) -> Any:
+        if not context.executing_eagerly() or context.context().execution_mode != context.SYNC:
+            return super()._next_internal()
+        flat = gen_dataset_ops.iterator_get_next(
+            self._iterator_resource, output_types=self._flat_output_types, output_shapes=self._flat_output_shapes
+        )
+        return flat[0] if self._single else tuple(flat)
+
+
+class _NoCheckpointIterator(_Iterator):
     """An iterator that refuses to be saved, as DALI's iterators over a dataset with inputs."""
 
     def _serialize_to_tensors(self) -> dict:
@@ -347,7 +438,7 @@ class _Experimental:
         def __iter__(self) -> iterator_ops.OwnedIterator:
             if not tf.executing_eagerly():
                 raise RuntimeError("iterate DALIDatasetWithInputs eagerly (or use PipelineDataset in tf.function)")
-            return _NoCheckpointIterator(self)
+            return _NoCheckpointIterator(self, self._single)
 
 
 experimental = _Experimental()

@@ -252,6 +252,55 @@ def test_keras_fit_resumes_the_input_exactly(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(expected, resumed, strict=True))
 
 
+def test_batches_per_call_keeps_the_elements_and_checkpoints_across_settings(tmp_path):
+    reference = take(iter(make_dataset(batches_per_call=1)), 12)  # crosses two epoch ends
+    auto = make_dataset()
+    assert auto.batches_per_call == 16  # 4 x 7 floats per batch: the automatic maximum
+    for ds in (auto, make_dataset(batches_per_call=3)):
+        assert_same(reference, take(iter(ds), 12), f"batches_per_call={ds.batches_per_call}")
+    # saved in the middle of a call (element 4 of a call of 3 after element 3), restored into datasets that
+    # compute 1 or 3 batches per call: the buffered rest of the call and the pipeline state both come back
+    for saved_with, restored_with in ((3, 1), (1, 3), (3, 3)):
+        it = iter(make_dataset(batches_per_call=saved_with))
+        take(it, 4)
+        path = tf.train.Checkpoint(iterator=it).save(str(tmp_path / f"k{saved_with}{restored_with}"))
+        fresh = iter(PipelineDataset(augmented(seed=None), **SPEC, batches_per_call=restored_with))
+        tf.train.Checkpoint(iterator=fresh).restore(path).assert_consumed()
+        assert_same(reference[4:12], take(fresh, 8), f"saved with {saved_with}, restored with {restored_with}")
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="batches_per_call"):
+            make_dataset(batches_per_call=bad)
+
+
+def test_large_batches_are_computed_one_per_call():
+    @pipeline_def(batch_size=2, enable_checkpointing=True, seed=3)
+    def large():
+        return fn.random.uniform(shape=(256, 1024))  # 2 MiB per batch
+
+    ds = PipelineDataset(large(), tf.float32, (2, 256, 1024))
+    assert ds.batches_per_call == 1
+    expected = large().run()[0].as_array()
+    assert np.array_equal(next(iter(ds)).numpy(), expected)
+
+
+def test_eager_iterator_elements_equal_tensorflows_iterator():
+    from tensorflow.python.data.ops import iterator_ops
+
+    @pipeline_def(batch_size=3, enable_checkpointing=True, seed=2)
+    def one():
+        return fn.random.uniform(shape=(2,))
+
+    for ds in (make_dataset(), PipelineDataset(one(), tf.float32, (3, 2))):
+        ours, theirs = iter(ds), iterator_ops.OwnedIterator(ds)
+        assert type(ours) is not iterator_ops.OwnedIterator
+        for _ in range(3):
+            a, b = next(ours), next(theirs)
+            assert type(a) is type(b)
+            for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b), strict=True):
+                assert isinstance(x, tf.Tensor) and x.dtype == y.dtype and x.shape == y.shape
+                assert np.array_equal(x.numpy(), y.numpy())
+
+
 def test_declared_dtypes_and_shapes_are_checked():
     with pytest.raises(TypeError, match=r"output 1: declared dtype float32 .* produced int32"):
         PipelineDataset(augmented(seed=1), (tf.float32, tf.float32), SPEC["output_shapes"])
@@ -395,3 +444,11 @@ def test_process_exits_promptly_with_live_iterators(tmp_path):
         assert proc.returncode == 0, out
         done = float(out.split("DONE")[1])
         assert ended - done < 30, f"attempt {attempt}: {ended - done:.1f} s between the script's end and exit"
+
+
+def test_dali_dataset_passes_batches_per_call_on():
+    from pipestate.plugin.tf import DALIDataset
+
+    ds = DALIDataset(_sample_source_pipe(), (tf.int64,), ((5,),), batches_per_call=2)
+    assert ds.batches_per_call == 2
+    assert [next(iter(ds))[0].numpy().tolist()] == [[0] * 5]
