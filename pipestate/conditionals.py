@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipestate.graph import DataNode, current_graph
-from pipestate.ops import schema as sch
+from pipestate.operators import schema as sch
 
 RETURN = "ps__ret"  # the variable the rewritten function assigns instead of returning inside an `if`
 
@@ -163,8 +163,8 @@ class Scopes:
             frame = scope.frame
             pair = frame.splits.get(_key(node))
             if pair is None:
-                from pipestate.ops.base import add_operator
-                from pipestate.ops.conditional import Split
+                from pipestate.operators.base import add_operator
+                from pipestate.operators.conditional import Split
 
                 pair = tuple(self._quietly(add_operator, Split, [node], {"predicate": frame.predicate}))
                 frame.splits[_key(node)] = pair
@@ -194,8 +194,8 @@ class Scopes:
 
     def merge(self, frame: _Frame, true: DataNode, false: DataNode) -> DataNode:
         """Merge ``true`` (of the ``if`` branch) and ``false`` (of the ``else`` branch) in sample order."""
-        from pipestate.ops.base import add_operator
-        from pipestate.ops.conditional import Merge
+        from pipestate.operators.base import add_operator
+        from pipestate.operators.conditional import Merge
 
         merged = self._quietly(add_operator, Merge, [true, false], {"predicate": frame.predicate})
         self._where[_key(merged)] = frame.parent
@@ -204,7 +204,7 @@ class Scopes:
     def in_branch(self, frame: _Frame, branch: bool, value: Any) -> DataNode:
         """``value`` (a DataNode or a number) as a DataNode of ``branch`` of ``frame``."""
         if not isinstance(value, DataNode):
-            from pipestate.ops.constant import constant_node
+            from pipestate.operators.constant import constant_node
 
             value = constant_node(value)
         saved, self.current = self.current, frame.children[branch]
@@ -387,8 +387,8 @@ def call(func: Any, *args: Any, **kwargs: Any) -> Any:
 def not_(value: Any) -> Any:
     """``not value``: a ``fn._conditional.not_`` operator for a DataNode (DALI), else Python's."""
     if isinstance(value, DataNode):
-        from pipestate.ops.base import add_operator
-        from pipestate.ops.conditional import Not
+        from pipestate.operators.base import add_operator
+        from pipestate.operators.conditional import Not
 
         return add_operator(Not, [value], {})
     return not value
@@ -419,8 +419,8 @@ def _logical(kind: str, operands: Sequence[Callable[[], Any]]) -> Any:
 
 
 def _validated(value: Any, kind: str, side: str) -> DataNode:
-    from pipestate.ops.base import add_operator
-    from pipestate.ops.conditional import ValidateLogical
+    from pipestate.operators.base import add_operator
+    from pipestate.operators.conditional import ValidateLogical
 
     return add_operator(ValidateLogical, [value], {"expression_name": kind, "expression_side": side})
 

@@ -1,13 +1,13 @@
 """The ``fn`` namespace: one function per registered operator, e.g. ``fn.random.uniform``.
 
-Built from the operator registry (``pipestate.ops``): an operator of type ``"a.b"`` is ``fn.a.b``.
+Built from the operator registry (``pipestate.operators``): an operator of type ``"a.b"`` is ``fn.a.b``.
 """
 
 from __future__ import annotations
 
 import types as _types
 
-from pipestate.ops import REGISTRY, make_function
+from pipestate.operators import REGISTRY, make_function
 
 
 def _populate(namespace: dict) -> list[str]:

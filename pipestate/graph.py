@@ -14,14 +14,14 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipestate.ops.base import Operator
+    from pipestate.operators.base import Operator
 
 _local = threading.local()
 _ops: dict[str, Any] = {}
 
 
 def register_node_operations(**functions: Any) -> None:
-    """Install the functions DataNode operators call (``arithmetic``, ``subscript``); ``pipestate.ops``
+    """Install the functions DataNode operators call (``arithmetic``, ``subscript``); ``pipestate.operators``
     does this on import, so the graph module never imports the operators."""
     _ops.update(functions)
 
@@ -73,7 +73,7 @@ class DataNode:
         return self
 
 
-# (method, operator, operands swapped): each builds an arithmetic operator (pipestate.ops.math).
+# (method, operator, operands swapped): each builds an arithmetic operator (pipestate.operators.math).
 _METHODS = [
     (f"__{prefix}{name}__", symbol, prefix == "r")
     for name, symbol in [

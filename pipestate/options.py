@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipestate.ops import schema as sch
+from pipestate.operators import schema as sch
 
 MAX_BATCH_SIZE = 2**31 - 1
 MAX_PREFETCH_DEPTH = 64  # batches computed ahead of run(); a larger depth only costs memory

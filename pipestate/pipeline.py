@@ -21,7 +21,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError, PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
-from pipestate.ops.base import BuildEnv, Position, RunContext
+from pipestate.operators.base import BuildEnv, Position, RunContext
 from pipestate.runtime import Runtime
 
 PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
@@ -131,7 +131,7 @@ class Pipeline:
         nodes = []
         for i, node in enumerate(outputs):
             if not isinstance(node, DataNode):
-                from pipestate.ops.base import as_constant
+                from pipestate.operators.base import as_constant
 
                 push_graph(self._graph)
                 try:

@@ -18,8 +18,8 @@ from typing import Any
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointError, OperatorError
 from pipestate.graph import Graph
-from pipestate.ops.base import BuildEnv, Operator, Position, RunContext
-from pipestate.ops.conditional import predicate_mask
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
+from pipestate.operators.conditional import predicate_mask
 
 
 class EndOfData(Exception):

@@ -122,7 +122,7 @@ def scan(path: str) -> Iterator[tuple[int, int]]:
         FileNotFoundError: ``path`` does not exist. TFRecordError: the file ends inside a record.
         ValueError: ``path`` is not a regular file (a FIFO, a device), naming it.
     """
-    from pipestate.ops.readers._files import open_regular
+    from pipestate.operators.readers._files import open_regular
 
     with open(open_regular(path, "TFRecord file "), "rb") as f:
         offset = 0
@@ -165,7 +165,7 @@ def read_index(index_path: str, data_path: str) -> list[tuple[int, int]]:
         FileNotFoundError: no index file. TFRecordError: a malformed line (``file:line``), binary data, or
             an entry past the end of ``data_path``. ValueError: either file is not a regular file.
     """
-    from pipestate.ops.readers._files import open_regular, read_bytes
+    from pipestate.operators.readers._files import open_regular, read_bytes
 
     try:
         raw = read_bytes(index_path, what="index_path: ")

@@ -126,6 +126,6 @@ def Constant(value, dtype=None, shape=None, layout=None, device=None):  # noqa: 
     """
     if device not in (None, "cpu"):
         raise ValueError(f"types.Constant(device={device!r}): pipestate runs on the CPU; use device='cpu'")
-    from pipestate.ops.constant import constant_node
+    from pipestate.operators.constant import constant_node
 
     return constant_node(value, dtype, shape, layout)

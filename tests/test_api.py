@@ -25,7 +25,7 @@ def test_every_public_name_has_a_docstring():
 
 
 def test_every_fn_operator_has_a_docstring():
-    from pipestate.ops import REGISTRY
+    from pipestate.operators import REGISTRY
 
     checked = []
 

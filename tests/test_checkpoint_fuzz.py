@@ -645,7 +645,7 @@ def test_unmutated_checkpoints_restore(version, name):
 
 def test_the_oracle_catches_a_half_restore(monkeypatch):
     """Control: a restore that moves an operator but then fails is caught by the property check."""
-    from pipestate.ops.readers._base import Reader
+    from pipestate.operators.readers._base import Reader
 
     original = Reader.restore
 

@@ -16,7 +16,7 @@ import pytest
 from pipestate import CheckpointError, CheckpointMismatchError, PipestateError, fn, pipeline_def
 from pipestate import checkpoint as ckpt
 from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb2
-from pipestate.ops.external_source import MAX_REPLAY
+from pipestate.operators.external_source import MAX_REPLAY
 from pipestate.testing import assert_events_equal, record
 
 

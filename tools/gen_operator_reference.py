@@ -1,6 +1,6 @@
 """Generate docs/operators.md from the operator schemas (run: python tools/gen_operator_reference.py).
 
-tests/ops/test_operator_reference.py fails when the committed reference is stale.
+tests/operators/test_operator_reference.py fails when the committed reference is stale.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ OUT = ROOT / "docs" / "operators.md"
 def render() -> str:
     """The operator reference as markdown, one section per ``fn`` operator, from the registry."""
     sys.path.insert(0, str(ROOT))
-    from pipestate.ops import REGISTRY
-    from pipestate.ops.schema import REQUIRED, first_paragraph
+    from pipestate.operators import REGISTRY
+    from pipestate.operators.schema import REQUIRED, first_paragraph
 
     lines = [
         "# Operator reference",

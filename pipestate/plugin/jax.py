@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding, Sharding
 
 from pipestate.batch import Batch
 from pipestate.pipeline import Pipeline, pipeline_def
-from pipestate.plugin._iterator import BaseIterator, LastBatchPolicy
+from pipestate.plugin.base_iterator import BaseIterator, LastBatchPolicy
 
 __all__ = ["DALIGenericIterator", "LastBatchPolicy", "data_iterator", "default_num_threads_value"]
 

@@ -22,7 +22,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 
 from pipestate.io import AsyncCheckpointIO, LocalCheckpointIO
 from pipestate.io import CheckpointIO as PipestateIO
-from pipestate.plugin._iterator import BaseIterator
+from pipestate.plugin.base_iterator import BaseIterator
 
 __all__ = ["PipelineDataModule", "PipestateCheckpointIO"]
 

@@ -18,7 +18,7 @@ import torch.utils.data
 
 from pipestate.batch import Batch
 from pipestate.pipeline import Pipeline
-from pipestate.plugin._iterator import BaseIterator, LastBatchPolicy
+from pipestate.plugin.base_iterator import BaseIterator, LastBatchPolicy
 
 __all__ = [
     "DALIClassificationIterator",
@@ -111,7 +111,7 @@ class DALIGenericIterator(_TorchStateful):
 
     Each ``next()`` returns a list with one dict per pipeline mapping the ``output_map`` names to CPU
     ``torch.Tensor`` batches (sharing memory with the pipeline's output). See
-    :class:`~pipestate.plugin._iterator.BaseIterator` for the epoch arguments, and :meth:`checkpoints`,
+    :class:`~pipestate.plugin.base_iterator.BaseIterator` for the epoch arguments, and :meth:`checkpoints`,
     :meth:`state_dict` and :meth:`load_state_dict` for restoring.
 
     Args:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipestate import fn, pipeline_def
-from pipestate.plugin._iterator import BaseIterator, LastBatchPolicy
+from pipestate.plugin.base_iterator import BaseIterator, LastBatchPolicy
 
 
 class NumpyIterator(BaseIterator):

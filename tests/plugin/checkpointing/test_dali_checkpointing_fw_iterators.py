@@ -25,7 +25,7 @@ import pytest
 from nose_utils import SkipTest, assert_raises, cartesian_params, params  # noqa: F401
 
 from pipestate import fn, pipeline_def
-from pipestate.plugin._iterator import LastBatchPolicy
+from pipestate.plugin.base_iterator import LastBatchPolicy
 from tests.dali_ported.test_dali_checkpointing import (
     make_dummy_source,
     make_external_source_test_pipeline_factory,

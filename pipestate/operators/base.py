@@ -1,7 +1,7 @@
 """The operator contract: a schema of arguments, a ``run`` on a batch, optional plain-data state.
 
 An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and ``ARGS`` (its
-:class:`~pipestate.ops.schema.Arg` list; the arguments every operator takes, ``seed``, ``device`` and
+:class:`~pipestate.operators.schema.Arg` list; the arguments every operator takes, ``seed``, ``device`` and
 ``preserve``, are added), checks cross-argument rules in :meth:`Operator.validate`, and implements
 :meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
 ``restore()``): the state is plain data (``None``, bools, ints, floats, strings, bytes, lists, and dicts
@@ -20,7 +20,7 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.graph import DataNode, current_graph
-from pipestate.ops import schema as sch
+from pipestate.operators import schema as sch
 from pipestate.rng import Stream, derive_key
 
 REGISTRY: dict[str, type[Operator]] = {}
@@ -111,7 +111,7 @@ class Operator:
     Attributes:
         name: The stable operator name (set when added to a graph).
         inputs: The input DataNodes.
-        args: The validated arguments (read-only :class:`~pipestate.ops.schema.Config`).
+        args: The validated arguments (read-only :class:`~pipestate.operators.schema.Config`).
         raw_args: The arguments as the user gave them (never mutated; used by checkpoint migration).
         num_outputs: Number of outputs.
         rng_key: The operator's random stream key (set at build).
@@ -251,7 +251,7 @@ def _constant_input(arg: sch.Arg, value: Any, where: str) -> bool:
 def as_constant(value: Any, where: str, index: int) -> DataNode:
     """A constant input (a number or numeric array) as the output of an ``fn.constant`` operator."""
     from pipestate.conditionals import Undefined
-    from pipestate.ops.constant import constant_node
+    from pipestate.operators.constant import constant_node
 
     if isinstance(value, Undefined):  # a variable without a value after an `if` on a DataNode
         value.fail()

@@ -10,7 +10,7 @@ import pytest
 
 from pipestate import CheckpointMismatchError, OperatorError, fn, pipeline_def
 from pipestate.testing import assert_equal_output_after_checkpoint, assert_restore_chain, assert_same_output
-from tests.ops.readers.conftest import make_files
+from tests.operators.readers.conftest import make_files
 
 
 @pipeline_def(batch_size=3, seed=3, num_threads=1, enable_checkpointing=True)

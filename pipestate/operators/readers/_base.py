@@ -16,10 +16,10 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError
-from pipestate.ops import schema as sch
-from pipestate.ops.base import BuildEnv, Operator, Position, RunContext
-from pipestate.ops.readers import _sampler
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
+from pipestate.operators.readers import _sampler
+from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
 # DALI's shuffle_after_epoch uses a fixed seed so that every shard (every process) permutes alike; with

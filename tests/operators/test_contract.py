@@ -11,9 +11,9 @@ import pytest
 from pipestate import CheckpointError, CheckpointMismatchError, Pipeline, fn, pipeline_def, types
 from pipestate import checkpoint as ckpt
 from pipestate.graph import op_identity
-from pipestate.ops import schema as sch
-from pipestate.ops.base import REGISTRY, Operator, register
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import REGISTRY, Operator, register
+from pipestate.operators.schema import Arg
 from pipestate.testing import assert_equal_output_after_checkpoint
 
 
@@ -186,7 +186,7 @@ def test_a_new_stateful_operator_needs_no_codec_change():
             self.count = state["count"]
 
     try:
-        from pipestate.ops.base import make_function
+        from pipestate.operators.base import make_function
 
         counter = make_function(Counter)
         assert_equal_output_after_checkpoint(build(lambda: counter(step=2)), steps=5)

@@ -35,9 +35,9 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointError
-from pipestate.ops import schema as sch
-from pipestate.ops.base import BuildEnv, Operator, Position, RunContext, register
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, register
+from pipestate.operators.schema import Arg
 from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
 

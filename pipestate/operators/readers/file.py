@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.ops import schema as sch
-from pipestate.ops.base import RunContext, register
-from pipestate.ops.readers import _files
-from pipestate.ops.readers._base import SHARD_ARGS, Reader
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import RunContext, register
+from pipestate.operators.readers import _files
+from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.schema import Arg
 
 
 def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: list[int]) -> list[np.ndarray]:

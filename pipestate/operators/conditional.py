@@ -18,9 +18,9 @@ from typing import ClassVar
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.ops import schema as sch
-from pipestate.ops.base import Operator, RunContext, register
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.schema import Arg
 
 _PREDICATE = Arg(
     "predicate",

@@ -14,9 +14,9 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
-from pipestate.ops import schema as sch
-from pipestate.ops.base import Operator, RunContext, register
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.schema import Arg
 from pipestate.rng import Stream
 
 _SHAPE = Arg(

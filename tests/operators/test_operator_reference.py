@@ -16,7 +16,7 @@ def test_operator_reference_is_fresh():
 
 
 def test_reference_lists_every_operator():
-    from pipestate.ops import REGISTRY
+    from pipestate.operators import REGISTRY
 
     text = gen_operator_reference.render()
     for op_type in REGISTRY:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pipestate import OperatorError, fn, pipeline_def
 from pipestate import tfrecord as tfr
-from tests.ops.readers.test_tfrecord import FEATURES, example, frame
+from tests.operators.readers.test_tfrecord import FEATURES, example, frame
 
 fifo_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 

@@ -6,7 +6,7 @@ shuffle mode, key, epoch, ``initial_fill``). A reader's position is therefore ju
 restoring it recomputes one epoch's order from indices alone, whatever the position in that epoch.
 
 The unshuffled sequence equals NVIDIA DALI's readers, checked against DALI in
-``tests/ops/readers/test_dali_parity.py``:
+``tests/operators/readers/test_dali_parity.py``:
 
 - shard ``k`` of ``num_shards`` holds ``[floor(n*k/num_shards), floor(n*(k+1)/num_shards))``;
 - reader epoch ``e`` reads shard ``shard_id`` when ``stick_to_shard``, else ``(shard_id + e) % num_shards``

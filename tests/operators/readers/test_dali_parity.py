@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipestate import fn, pipeline_def
-from tests.ops.readers.conftest import make_files
+from tests.operators.readers.conftest import make_files
 
 dali = pytest.importorskip(
     "nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)"

@@ -11,11 +11,11 @@ from typing import NamedTuple
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.ops import schema as sch
-from pipestate.ops.base import BuildEnv, RunContext, register
-from pipestate.ops.readers import _files
-from pipestate.ops.readers._base import SHARD_ARGS, Reader
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import BuildEnv, RunContext, register
+from pipestate.operators.readers import _files
+from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
 MAX_HEADER_BYTES = 1 << 16

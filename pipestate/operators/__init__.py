@@ -1,7 +1,7 @@
 """Operators, one family per module. Importing this package registers all of them."""
 
 from pipestate import graph
-from pipestate.ops import (  # noqa: F401 - importing registers the operators
+from pipestate.operators import (  # noqa: F401 - importing registers the operators
     conditional,
     constant,
     external_source,
@@ -11,7 +11,7 @@ from pipestate.ops import (  # noqa: F401 - importing registers the operators
     readers,
     subscript,
 )
-from pipestate.ops.base import REGISTRY, Operator, make_function
+from pipestate.operators.base import REGISTRY, Operator, make_function
 
 graph.register_node_operations(arithmetic=math.arithmetic, subscript=subscript.subscript)
 

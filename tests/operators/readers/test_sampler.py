@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipestate.ops.readers import _sampler as s
+from pipestate.operators.readers import _sampler as s
 
 configs = st.integers(1, 6).flatmap(
     lambda ns: st.tuples(

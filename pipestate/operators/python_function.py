@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.ops import schema as sch
-from pipestate.ops.base import Operator, RunContext, register
-from pipestate.ops.external_source import check_numeric
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.external_source import check_numeric
+from pipestate.operators.schema import Arg
 
 
 @register

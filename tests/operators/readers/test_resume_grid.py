@@ -40,7 +40,7 @@ def labels(pipe, steps: int) -> list[list[int]]:
 def test_resume_continues_exactly(
     tmp_path_factory, shuffle: str, shard_id: int, num_shards: int, batch_size: int
 ) -> None:
-    from tests.ops.readers.conftest import make_files
+    from tests.operators.readers.conftest import make_files
 
     root = tmp_path_factory.getbasetemp() / "grid23"
     list_path = os.fspath(root / "list.txt")
@@ -76,7 +76,7 @@ def test_restore_work_is_flat_in_the_position(files_20k: str, monkeypatch) -> No
     """Restoring at 0 %, 50 % and 95 % of a 20,000-file epoch does the same work: no sample is read
     before the first batch and the epoch order is computed once (counted, not timed: timing belongs to
     benchmarks/readers.py, which reports restore times by position against DALI)."""
-    from pipestate.ops.readers import _sampler, file
+    from pipestate.operators.readers import _sampler, file
 
     def make(**kw):
         return reader_pipe(files_20k, batch_size=64, random_shuffle=True, initial_fill=1024, **kw)

@@ -9,9 +9,9 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
-from pipestate.ops import schema as sch
-from pipestate.ops.base import Operator, RunContext, add_operator, register
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators.schema import Arg
 
 
 @register

@@ -14,11 +14,11 @@ from pipestate import tfrecord as tfr
 from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
-from pipestate.ops import schema as sch
-from pipestate.ops.base import RunContext, register
-from pipestate.ops.readers import _files
-from pipestate.ops.readers._base import SHARD_ARGS, Reader
-from pipestate.ops.schema import Arg
+from pipestate.operators import schema as sch
+from pipestate.operators.base import RunContext, register
+from pipestate.operators.readers import _files
+from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.schema import Arg
 
 _KINDS = {tfr.int64: "int64_list", tfr.float32: "float_list", tfr.string: "bytes_list"}
 
