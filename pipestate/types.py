@@ -126,6 +126,6 @@ def Constant(value, dtype=None, shape=None, layout=None, device=None):  # noqa: 
     """
     if device not in (None, "cpu"):
         raise ValueError(f"types.Constant(device={device!r}): pipestate runs on the CPU; use device='cpu'")
-    from pipestate.operators.constant import constant_node
+    from pipestate.tracing import constant_node  # the one import: a user call that adds a node
 
     return constant_node(value, dtype, shape, layout)

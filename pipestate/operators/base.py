@@ -13,17 +13,18 @@ operator has no state at all.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.graph import DataNode, current_graph
+from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.rng import Stream, derive_key
 
 REGISTRY: dict[str, type[Operator]] = {}
+_LISTENERS: list[tuple[Callable[[type[Operator]], None], Callable[[type[Operator]], None] | None]] = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Operator:
     ARGS: ClassVar[tuple[sch.Arg, ...]] = ()
     SCHEMA: ClassVar[tuple[sch.Arg, ...]] = sch.COMMON
     stateful: ClassVar[bool] = False
+    internal: ClassVar[bool] = False  # created by DataNode operators (``x + y``, ``x[i]``); not in ``fn``/``ops``
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -149,9 +151,13 @@ class Operator:
 
     def bind(self, env: BuildEnv) -> None:
         """Set the random key from the seeds, then :meth:`setup` (the runtime calls this at build)."""
-        seed = self.args["seed"]
-        self.rng_key = derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", env.seed, self.name)
+        self.rng_key = self.stream_key(env.seed)
         self.setup(env)
+
+    def stream_key(self, pipeline_seed: int) -> int:
+        """The operator's random stream key in a pipeline seeded ``pipeline_seed`` (its own ``seed=`` wins)."""
+        seed = self.args["seed"]
+        return derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", pipeline_seed, self.name)
 
     def setup(self, env: BuildEnv) -> None:
         """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""
@@ -185,95 +191,39 @@ class Operator:
 
 
 def register(cls: type[Operator]) -> type[Operator]:
-    """Class decorator: add an operator to the registry that builds the ``fn`` namespace."""
-    if cls.type in REGISTRY:
-        raise ValueError(f"operator type {cls.type!r} is registered twice")
+    """Class decorator: add an operator to the registry; ``fn`` and ``ops`` gain it at once.
+
+    Raises:
+        ValueError: another operator class already has this ``type``.
+    """
+    if cls.type in REGISTRY and REGISTRY[cls.type] is not cls:
+        raise ValueError(f"operator type {cls.type!r} is registered twice ({REGISTRY[cls.type].__qualname__} first)")
     REGISTRY[cls.type] = cls
+    for added, _ in _LISTENERS:
+        added(cls)
     return cls
 
 
-def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, Any]) -> DataNode | list[DataNode]:
-    """Create an operator of ``cls`` in the graph being defined and return its output node(s).
-
-    Positional DataNodes are inputs; other positional values fill the schema's positional arguments in
-    order, and any left become constant inputs (``fn.constant``), as DALI does with numpy arrays and numbers.
+def unregister(op_type: str) -> None:
+    """Remove an operator type from the registry (and from ``fn``/``ops``), e.g. after a test.
 
     Raises:
-        TypeError / ValueError: from the schema, naming the argument.
+        KeyError: no operator of this type is registered.
     """
-    where = f"fn.{cls.type}"
-    graph = current_graph()
-    kwargs = dict(kwargs)
-    name = kwargs.pop("name", None)
-    positional = [a for a in cls.SCHEMA if a.positional]
-    nodes: list[Any] = []
-    for value in inputs:
-        if isinstance(value, DataNode) or not positional or _constant_input(positional[0], value, where):
-            nodes.append(value)
-            continue
-        arg = positional.pop(0).name
-        if arg in kwargs:
-            raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
-        kwargs[arg] = value
-    config = sch.validate(cls.type, cls.SCHEMA, kwargs)
-    nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(nodes)]
-    scopes = graph.conditionals if graph is not None else None  # with enable_conditionals: inputs are split
-    if scopes is not None:
-        nodes, config, kwargs = scopes.scope_inputs(nodes, config, kwargs)
-    op = cls(nodes, config, kwargs)
-    outputs = [DataNode(op, i) for i in range(op.num_outputs)]
-    if graph is None:  # defined outside a pipeline: adopted, with this name, by the pipeline that uses it
-        op.detached_name = name
-        op.name = name or f"{cls.type} (detached)"
-        return op.user_outputs(outputs)
-    graph.add(op, name)
-    if scopes is not None:
-        scopes.register(outputs, has_inputs=bool(nodes) or bool(op.arg_inputs))
-    return op.user_outputs(outputs)
+    cls = REGISTRY.pop(op_type)
+    for _, removed in _LISTENERS:
+        if removed is not None:
+            removed(cls)
 
 
-def _constant_input(arg: sch.Arg, value: Any, where: str) -> bool:
-    """True when a positional number or numpy array is a constant input rather than ``arg``'s value.
-
-    DALI takes every positional argument as an input (``fn.cast(np.array([1, 2]), dtype=...)``); pipestate
-    also lets a few arguments be positional (``fn.cast(x, types.INT32)``). A number or array that
-    ``arg`` does not accept is an input, as in DALI.
-    """
-    if not isinstance(value, (np.ndarray, np.generic, int, float)) or isinstance(value, bool):
-        return False
-    try:
-        arg.kind.check(value, f"{where}(): {arg.name}")
-    except (TypeError, ValueError):
-        return True
-    return False
-
-
-def as_constant(value: Any, where: str, index: int) -> DataNode:
-    """A constant input (a number or numeric array) as the output of an ``fn.constant`` operator."""
-    from pipestate.conditionals import Undefined
-    from pipestate.operators.constant import constant_node
-
-    if isinstance(value, Undefined):  # a variable without a value after an `if` on a DataNode
-        value.fail()
-    try:
-        return constant_node(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{where}(): input {index} is {type(value).__name__}; inputs are DataNodes returned by fn.* calls, "
-            f"numbers or numeric arrays ({exc})"
-        ) from None
-
-
-def make_function(cls: type[Operator]) -> Callable[..., Any]:
-    """Return the ``fn.*`` function that adds an operator of ``cls`` to the current pipeline."""
-
-    def function(*inputs: Any, **kwargs: Any) -> Any:
-        return add_operator(cls, inputs, kwargs)
-
-    function.__name__ = cls.type.rsplit(".", 1)[-1]
-    function.__qualname__ = f"fn.{cls.type}"
-    function.__doc__ = sch.docstring(sch.first_paragraph(cls.__doc__), cls.SCHEMA)
-    return function
+def on_register(
+    added: Callable[[type[Operator]], None], removed: Callable[[type[Operator]], None] | None = None
+) -> None:
+    """Call ``added`` with every registered operator class, now and on each later :func:`register`, and
+    ``removed`` on each :func:`unregister`."""
+    _LISTENERS.append((added, removed))
+    for cls in list(REGISTRY.values()):
+        added(cls)
 
 
 def per_sample(batch: Batch | None, index: int, default: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipestate.graph import DataNode
+from pipestate.types import to_numpy_dtype
 
 REQUIRED = object()  # the default of an argument that must be given
 
@@ -158,8 +159,6 @@ class DType(Kind):
     text = "a data type (types.FLOAT, types.INT32, numpy.float32, ...)"
 
     def check(self, value: Any, where: str) -> np.dtype:
-        from pipestate.types import to_numpy_dtype
-
         try:
             return to_numpy_dtype(value)
         except (TypeError, ValueError, KeyError):

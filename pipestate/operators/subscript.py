@@ -10,8 +10,9 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.schema import Arg
+from pipestate.tracing import add_operator
 
 
 @register
@@ -19,6 +20,7 @@ class Subscript(Operator):
     """Index or slice every sample (created by ``DataNode[...]``)."""
 
     type = "tensor_subscript"
+    internal = True
     ARGS = (
         Arg(
             "spec",

@@ -17,8 +17,9 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.schema import Arg
+from pipestate.tracing import add_operator
 
 _BINARY = {
     "add": np.add,
@@ -98,6 +99,7 @@ class Arithmetic(Operator):
     """An element-wise arithmetic or comparison operator (created by DataNode operators)."""
 
     type = "arithmetic"
+    internal = True
     ARGS = (
         Arg("op", sch.Str(("neg", *_BINARY)), sch.REQUIRED, "The operator"),
         Arg("left", sch.Anything("a number or numeric array"), None, "A constant left operand"),
