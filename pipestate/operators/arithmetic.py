@@ -17,6 +17,7 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
+from pipestate.operators._kit import saturate_cast
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.schema import Arg
 from pipestate.tracing import add_operator
@@ -161,20 +162,6 @@ def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
         "right": None if isinstance(right, DataNode) or op == "neg" else right,
     }
     return add_operator(Arithmetic, inputs, args)
-
-
-def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Convert ``array`` to ``dtype``; to integers, round half away from zero and clamp to the range."""
-    if dtype.kind in "iu" and array.dtype.kind in "fiub" and array.dtype != dtype:
-        info = np.iinfo(dtype)
-        if array.dtype.kind == "f":
-            array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
-        if array.dtype.kind != "b":
-            array = np.clip(array, info.min, info.max)
-    if dtype.kind == "b":
-        return array != 0
-    with np.errstate(over="ignore"):  # out-of-range floats become inf, as in DALI
-        return array.astype(dtype)
 
 
 @register

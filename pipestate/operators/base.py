@@ -62,14 +62,15 @@ class RunContext:
         iteration: Batches computed before this one, over all epochs.
         epoch: The pipeline epoch (incremented by ``Pipeline.reset()``).
         iteration_in_epoch: Index of this batch within the pipeline epoch.
-        first_sample: Global index of the pipeline batch's first sample (``iteration * batch_size``).
-        sample_indices: ``None`` for the whole pipeline batch (sample ``i`` has global index
-            ``first_sample + i``); in a conditional branch, the global indices of the batch's samples.
         map: ``map(func, *iterables) -> list``, run on the pipeline's worker pool. Results are in input
             order, so per-sample work gives the same batch for any number of threads.
+
+    A sample's identity (what its random draws are keyed by) is :attr:`sample_ids`, and only that: an
+    operator never computes it from the iteration. It is the pipeline's global sample counter
+    (``iteration * batch_size + i``); in a conditional branch, the identities of the branch's samples.
     """
 
-    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "first_sample", "map", "sample_indices")
+    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "map", "_first", "_ids")
 
     def __init__(
         self, batch_size: int, iteration: int, epoch: int, iteration_in_epoch: int, map: Callable[..., list]
@@ -78,31 +79,35 @@ class RunContext:
         self.iteration = iteration
         self.epoch = epoch
         self.iteration_in_epoch = iteration_in_epoch
-        self.first_sample = iteration * batch_size
         self.map = map
-        self.sample_indices: np.ndarray | None = None
+        self._first: int | None = iteration * batch_size  # the one place the identity's basis is decided
+        self._ids: np.ndarray | None = None
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        """The identity of each sample of the batch (int64, read-only): the key of its random draws."""
+        if self._ids is None:
+            ids = np.arange(self._first, self._first + self.batch_size, dtype=np.int64)
+            ids.flags.writeable = False
+            self._ids = ids
+        return self._ids
 
     def stream(self, key: int) -> Stream:
-        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``), indexed
-        by their global sample indices (also inside a conditional branch)."""
-        if self.sample_indices is None:
-            return Stream(key, self.first_sample, self.batch_size)
-        return Stream.at(key, self.sample_indices)
-
-    def global_index(self, i: int) -> int:
-        """The global sample index of sample ``i`` of this batch."""
-        return self.first_sample + i if self.sample_indices is None else int(self.sample_indices[i])
+        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``): row ``i``
+        depends only on (key, ``sample_ids[i]``)."""
+        if self._first is not None:
+            return Stream(key, self._first, self.batch_size)
+        return Stream.at(key, self._ids)
 
     def subset(self, mask: np.ndarray) -> RunContext:
         """The context of the samples selected by the boolean ``mask`` (one entry per sample), in order."""
-        indices = self.sample_indices
-        if indices is None:
-            indices = np.arange(self.first_sample, self.first_sample + self.batch_size, dtype=np.int64)
         sub = RunContext.__new__(RunContext)
         sub.iteration, sub.epoch, sub.iteration_in_epoch = self.iteration, self.epoch, self.iteration_in_epoch
-        sub.first_sample, sub.map = self.first_sample, self.map
-        sub.sample_indices = indices[mask]
-        sub.batch_size = len(sub.sample_indices)
+        sub.map = self.map
+        sub._first = None
+        sub._ids = self.sample_ids[mask]
+        sub._ids.flags.writeable = False
+        sub.batch_size = len(sub._ids)
         return sub
 
 

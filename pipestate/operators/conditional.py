@@ -7,7 +7,7 @@ and ``validate_logical`` implement ``not``, ``and`` and ``or`` on DataNodes. The
 errors are DALI's.
 
 The runtime gives the operators that consume a part a context holding only its samples, with their
-global sample indices (``RunContext.sample_indices``): random operators draw, for each sample, what they
+global sample indices (``RunContext.sample_ids``): random operators draw, for each sample, what they
 would draw for it outside the conditional.
 """
 

@@ -173,4 +173,12 @@ class NumpyReader(Reader):
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_chunk(self.paths, self.headers, chunk), indices)
-        return (Batch.from_samples(samples),)
+        paths = [self.paths[i] for i in indices]
+        for path, sample in zip(paths[1:], samples[1:]):
+            if sample.dtype != samples[0].dtype or sample.ndim != samples[0].ndim:
+                raise ValueError(
+                    f"all samples of a batch must have one data type and number of dimensions (as in DALI): "
+                    f"{paths[0]!r} is {samples[0].dtype} with {samples[0].ndim} dims, {path!r} is {sample.dtype} "
+                    f"with {sample.ndim} dims; keep such files in separate readers or use batch_size=1"
+                )
+        return (Batch(samples, sources=paths),)
