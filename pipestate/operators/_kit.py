@@ -109,9 +109,12 @@ class SampleOperator(Operator):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement sample()")
 
-    def prepare(self, ctx: RunContext, inputs: list[Batch], layouts: tuple[str, ...]) -> dict[str, Sequence] | None:
-        """Batch-wide work before the samples run; return ``{name: one value per sample}`` to add to each
-        sample's ``args`` (e.g. parameters drawn with ``ctx.stream(self.rng_key)``), or ``None``."""
+    def prepare(
+        self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch], layouts: tuple[str, ...]
+    ) -> dict[str, Sequence] | None:
+        """Batch-wide work before the samples run (e.g. checks between per-sample arguments, naming the
+        sample, or parameters drawn with ``ctx.stream(self.rng_key)``); return ``{name: one value per
+        sample}`` to add to each sample's ``args``, or ``None``."""
         return None
 
     def dense(
@@ -145,8 +148,8 @@ class SampleOperator(Operator):
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         layouts = self.check_inputs(inputs)
         n = ctx.batch_size
-        extra = self.prepare(ctx, inputs, layouts)
-        if not extra and all(b.is_dense_tensor() for b in inputs):
+        extra = self.prepare(ctx, inputs, arg_inputs, layouts)
+        if not extra and all(b.is_dense_tensor() for b in (*inputs, *arg_inputs.values())):
             args = dict(self.args)
             args.update((k, b.as_array()) for k, b in arg_inputs.items())
             outputs = self.dense(ctx, [b.as_array() for b in inputs], args, layouts)

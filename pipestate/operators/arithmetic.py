@@ -19,6 +19,7 @@ from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import saturate_cast
 from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 from pipestate.tracing import add_operator
 
@@ -101,6 +102,11 @@ class Arithmetic(Operator):
 
     type = "arithmetic"
     internal = True
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (4,), ragged=(0,), low=-5, high=5), Tensor("int16", (1,), low=-3, high=3)),
+        build=lambda a, b: (a * b + 1, a // b, -a),
+        dali="exact",
+    )
     ARGS = (
         Arg("op", sch.Str(("neg", *_BINARY)), sch.REQUIRED, "The operator"),
         Arg("left", sch.Anything("a number or numeric array"), None, "A constant left operand"),
@@ -169,6 +175,9 @@ class Cast(Operator):
     """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated)."""
 
     type = "cast"
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (3, 4), ragged=(1,), low=-40000, high=40000),), args={"dtype": np.dtype(np.int16)}
+    )
     ARGS = (Arg("dtype", sch.DType(), sch.REQUIRED, "Target type, e.g. types.INT32 or numpy.float32", positional=True),)
 
     def validate(self) -> None:
@@ -192,6 +201,7 @@ class CastLike(Operator):
     """Convert the first input to the element type of the second (DALI's ``fn.cast_like``)."""
 
     type = "cast_like"
+    EXAMPLE = Example(inputs=(Tensor("float32", (5,), ragged=(0,), low=-300, high=300), Tensor("uint8", ())))
 
     def validate(self) -> None:
         if len(self.inputs) != 2:

@@ -21,6 +21,7 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
+from pipestate.operators.example import Example
 from pipestate.rng import Stream, derive_key
 
 REGISTRY: dict[str, type[Operator]] = {}
@@ -128,6 +129,7 @@ class Operator:
     SCHEMA: ClassVar[tuple[sch.Arg, ...]] = sch.COMMON
     stateful: ClassVar[bool] = False
     internal: ClassVar[bool] = False  # created by DataNode operators (``x + y``, ``x[i]``); not in ``fn``/``ops``
+    EXAMPLE: ClassVar[Example | None] = None  # the conformance suite's case (every registered operator has one)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

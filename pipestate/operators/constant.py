@@ -8,6 +8,7 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.operators import schema as sch
 from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.schema import Arg
 
 
@@ -16,6 +17,7 @@ class Constant(Operator):
     """A constant tensor: ``idata`` (integers) or ``fdata`` (floats) reshaped to ``shape`` (DALI's ``fn.constant``)."""
 
     type = "constant"
+    EXAMPLE = Example(args={"fdata": [1.5, -2.0, 3.25, 0.0], "shape": [2, 2], "layout": "HW"})
     ARGS = (
         Arg("idata", sch.Seq(sch.Int(), broadcast=True), None, "Integer contents (int32 by default)"),
         Arg("fdata", sch.Seq(sch.Float(), broadcast=True), None, "Floating-point contents (float32 by default)"),

@@ -11,6 +11,7 @@ from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 from pipestate.tracing import add_operator
 
@@ -21,6 +22,10 @@ class Subscript(Operator):
 
     type = "tensor_subscript"
     internal = True
+    EXAMPLE = Example(
+        inputs=(Tensor("int32", (4, 5), ragged=(1,), low=-9, high=9), Tensor("int32", (), low=0, high=3)),
+        build=lambda x, k: (x[1:, ::2], x[k, -1], x[-2:, 0]),
+    )
     ARGS = (
         Arg(
             "spec",
