@@ -224,7 +224,7 @@ def _bad_samples(kind: sch.Kind) -> list[Tensor]:
         bad.append(Tensor("float32", (), values=lambda i: np.nan if i == 2 else 0.5))
     for bound, step in ((getattr(kind, "low", None), -1), (getattr(kind, "high", None), 1)):
         if bound is not None and math.isfinite(bound + step):
-            bad.append(Tensor("float64", (), values=lambda i, v=bound + step: v if i == 1 else bound))
+            bad.append(Tensor("float64", (), values=lambda i, v=bound + step, ok=bound: v if i == 1 else ok))
     return bad
 
 
