@@ -1,0 +1,84 @@
+"""Writers for the reader tests: webdataset tars, MXNet RecordIO, Caffe/Caffe2 LMDBs, NeMo manifests, frame
+directories. Each sample carries its index so a test can tell which sample a reader returned."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tarfile
+
+import numpy as np
+
+RECORDIO_MAGIC = 0xCED7230A
+
+
+def write_tar(path: str, members: list[tuple[str, bytes]]) -> str:
+    """Write a tar archive of regular files ``(name, data)``, in order."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def wds_members(start: int, count: int, exts: tuple[str, ...] = ("jpg", "cls")) -> list[tuple[str, bytes]]:
+    """Samples ``start .. start + count - 1``: ``cls`` holds the index as text, ``jpg`` 4..12 bytes of it."""
+    out = []
+    for i in range(start, start + count):
+        for ext in exts:
+            data = str(i).encode() if ext == "cls" else i.to_bytes(4, "little") * (1 + i % 3)
+            out.append((f"{i:06d}.{ext}", data))
+    return out
+
+
+def recordio_record(payload: bytes) -> bytes:
+    """One RecordIO record as dmlc's writer frames it: split at 4-aligned embedded magic numbers."""
+    magic = struct.pack("<I", RECORDIO_MAGIC)
+    cuts = [i for i in range(0, len(payload) - 3, 4) if payload[i : i + 4] == magic]
+    pieces, start = [], 0
+    for c in cuts:
+        pieces.append(payload[start:c])
+        start = c + 4
+    pieces.append(payload[start:])
+    out = []
+    for k, piece in enumerate(pieces):
+        cflag = 0 if len(pieces) == 1 else (1 if k == 0 else (3 if k == len(pieces) - 1 else 2))
+        out.append(struct.pack("<II", RECORDIO_MAGIC, (cflag << 29) | len(piece)) + piece + b"\0" * (-len(piece) % 4))
+    return b"".join(out)
+
+
+def image_record(index: int, labels: list[float] | None = None, image: bytes | None = None) -> bytes:
+    """An MXNet image record payload: IRHeader (flag, label, id, id2), optional labels, image bytes."""
+    image = image if image is not None else index.to_bytes(4, "little") * (1 + index % 3)
+    if labels is None:
+        return struct.pack("<IfQQ", 0, float(index), index, 0) + image
+    return struct.pack("<IfQQ", len(labels), 0.0, index, 0) + np.asarray(labels, np.float32).tobytes() + image
+
+
+def write_recordio(paths: list[str], index_path: str, payloads: list[bytes], per_file: list[int]) -> None:
+    """Write ``payloads`` over ``paths`` (``per_file`` records each) and one ``key\\toffset`` index."""
+    lines, base, k = [], 0, 0
+    for path, n in zip(paths, per_file):
+        with open(path, "wb") as f:
+            for _ in range(n):
+                lines.append(f"{k}\t{base + f.tell()}\n")
+                f.write(recordio_record(payloads[k]))
+                k += 1
+            base += f.tell()
+    with open(index_path, "w") as f:
+        f.writelines(lines)
+
+
+def write_manifest(path: str, entries: list[dict]) -> str:
+    """A NeMo manifest: one JSON object per line."""
+    with open(path, "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in entries)
+    return path
+
+
+def makedirs(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path
