@@ -82,3 +82,59 @@ def write_manifest(path: str, entries: list[dict]) -> str:
 def makedirs(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def write_lmdb(path: str, values: list[bytes], keys: list[bytes] | None = None) -> str:
+    """An LMDB database of ``values`` under ``keys`` (default: zero-padded indices, so key order = index)."""
+    import lmdb
+
+    env = lmdb.open(path, map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for k, v in enumerate(values):
+            txn.put(keys[k] if keys else b"%08d" % k, v)
+    env.close()
+    return path
+
+
+def caffe_datum(index: int, encoded: bool = True) -> bytes:
+    """A caffe.Datum: encoded bytes (or a raw 2x3x1 image) identifying ``index``, label ``index``."""
+    from pipestate._proto.pipestate.caffe.v1 import caffe_pb2
+
+    d = caffe_pb2.Datum(label=index)
+    if encoded:
+        d.data, d.encoded = index.to_bytes(4, "little") * (1 + index % 3), True
+    else:
+        d.data, d.encoded, d.height, d.width, d.channels = bytes([index % 256] * 6), False, 2, 3, 1
+    return d.SerializeToString()
+
+
+def caffe2_protos(index: int, label_type: int = 0, extra: int = 0, bbox: bool = False, raw: bool = False) -> bytes:
+    """A caffe2.TensorProtos record: image identifying ``index``, a label per ``label_type``, extras, bbox."""
+    from pipestate._proto.pipestate.caffe.v1 import caffe_pb2
+
+    tp = caffe_pb2.TensorProto
+    protos = caffe_pb2.TensorProtos()
+    img = protos.protos.add()
+    if raw:
+        img.data_type, img.byte_data = tp.BYTE, bytes([index % 256] * 12)
+        img.dims.extend([2, 2, 3])
+    else:
+        img.data_type = tp.STRING
+        img.string_data.append(index.to_bytes(4, "little") * (1 + index % 3))
+    if label_type != 4:
+        lab = protos.protos.add()
+        lab.data_type = tp.INT32
+        lab.int32_data.extend([index] if label_type == 0 else [index % 5, (index + 2) % 5])
+        if label_type == 3:
+            w = protos.protos.add()
+            w.data_type = tp.FLOAT
+            w.float_data.extend([0.5, 0.25])
+    for e in range(extra):
+        t = protos.protos.add()
+        t.data_type = tp.FLOAT if e % 2 == 0 else tp.INT64
+        (t.float_data if e % 2 == 0 else t.int64_data).extend([index, e])
+    if bbox:
+        b = protos.protos.add()
+        b.data_type = tp.INT32
+        b.int32_data.extend([index, 1, 2, 3])
+    return protos.SerializeToString()
