@@ -27,6 +27,37 @@ def _lmdb() -> Any:
     return lmdb
 
 
+_ENVS: dict[str, list] = {}  # real path -> [environment, users]: py-lmdb opens a path once per process
+_ENVS_LOCK = threading.Lock()
+
+
+def _open_env(path: str) -> tuple[Any, str]:
+    """Open (or share) the read-only environment of ``path``; release it with :func:`_release_env`."""
+    lmdb = _lmdb()
+    real = os.path.realpath(path)
+    with _ENVS_LOCK:
+        entry = _ENVS.get(real)
+        if entry is None:
+            try:
+                env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=os.path.isdir(path),
+                                max_readers=1024, max_spare_txns=64)
+            except lmdb.Error as exc:
+                raise LMDBError(f"path: {path!r} is not a readable LMDB database ({exc})") from None
+            entry = _ENVS[real] = [env, 0]
+        entry[1] += 1
+        return entry[0], real
+
+
+def _release_env(real: str) -> None:
+    with _ENVS_LOCK:
+        entry = _ENVS.get(real)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _ENVS[real]
+                entry[0].close()
+
+
 class Database:
     """One read-only LMDB environment and its keys in cursor (sorted) order.
 
@@ -41,11 +72,7 @@ class Database:
             raise FileNotFoundError(f"path: LMDB directory {path!r} does not exist")
         self.path = path
         data_file = os.path.join(path, "data.mdb") if os.path.isdir(path) else path
-        try:
-            self.env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=os.path.isdir(path),
-                                 max_readers=1024, max_spare_txns=64)
-        except lmdb.Error as exc:
-            raise LMDBError(f"path: {path!r} is not a readable LMDB database ({exc})") from None
+        self.env, self._real = _open_env(path)
         try:
             info, stat = self.env.info(), self.env.stat()
             needed = (info["last_pgno"] + 1) * stat["psize"]
@@ -57,10 +84,10 @@ class Database:
             with self.env.begin(buffers=False) as txn:
                 keys = list(txn.cursor().iternext(keys=True, values=False))
         except lmdb.Error as exc:
-            self.env.close()
+            _release_env(self._real)
             raise LMDBError(f"{path}: damaged LMDB database ({exc})") from None
         except BaseException:
-            self.env.close()
+            _release_env(self._real)
             raise
         lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
         self.key_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -92,8 +119,10 @@ class Database:
         return value
 
     def close(self) -> None:
-        """Close the environment."""
-        self.env.close()
+        """Release the environment (closed when no reader uses it any more)."""
+        if self._real is not None:
+            _release_env(self._real)
+            self._real = None
 
 
 class LMDBSource:
