@@ -56,6 +56,7 @@ def scan_tar(path: str) -> list[list[tuple[str, int, int, str]]]:
     fd = _files.open_regular(path, "paths: archive ")
     with open(fd, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
+        archive = None
         try:
             archive = tarfile.open(fileobj=f, mode="r:")
             for member in archive:
@@ -76,7 +77,9 @@ def scan_tar(path: str) -> list[list[tuple[str, int, int, str]]]:
                 else:
                     samples[-1].append(component)
         except tarfile.TarError as exc:
-            raise WebdatasetError(f"{path}: not a valid tar archive or damaged ({exc})") from None
+            if archive is None:
+                raise WebdatasetError(f"{path}: not a valid tar archive ({exc})") from None
+            raise WebdatasetError(f"{path}: damaged or truncated tar archive at offset {archive.offset} ({exc})") from None
     return samples
 
 
