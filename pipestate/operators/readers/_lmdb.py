@@ -146,6 +146,40 @@ class LMDBSource:
         k = int(np.searchsorted(self.bounds, i, side="right")) - 1
         return self.dbs[k], i - int(self.bounds[k])
 
+    def where(self, i: int) -> str:
+        """Record ``i`` named for an error message: database, local index and key."""
+        db, j = self.locate(i)
+        return f"{db.path}: record {j} (key {db.key(j)[:64]!r})"
+
+    def get_many(self, indices: list[int]) -> list[bytes]:
+        """The values of records ``indices``, in order, one read transaction per database.
+
+        Raises:
+            LMDBError: a record cannot be read (names the database and key).
+        """
+        lmdb = _lmdb()
+        out = []
+        txns: dict[int, Any] = {}
+        try:
+            for i in indices:
+                k = int(np.searchsorted(self.bounds, i, side="right")) - 1
+                db, j = self.dbs[k], i - int(self.bounds[k])
+                txn = txns.get(k)
+                if txn is None:
+                    txn = txns[k] = db.env.begin(buffers=False)
+                key = db.key(j)
+                try:
+                    value = txn.get(key)
+                except lmdb.Error as exc:
+                    raise LMDBError(f"{db.path}: record {j} (key {key[:64]!r}) cannot be read ({exc})") from None
+                if value is None:
+                    raise LMDBError(f"{db.path}: record {j} (key {key[:64]!r}) disappeared; was the database changed?")
+                out.append(value)
+        finally:
+            for txn in txns.values():
+                txn.abort()
+        return out
+
     def digest_parts(self) -> list[bytes]:
         """What identifies the listing: every database's keys (not its location)."""
         return [b"%d" % len(db) + db.key_offsets.tobytes() + db.key_buffer for db in self.dbs]

@@ -88,15 +88,14 @@ class CaffeReader(Reader):
     def _read(self, indices: list[int]) -> list[list[np.ndarray]]:
         a = self.args
         out = []
-        for i in indices:
-            db, j = self.source.locate(i)
-            where = f"{db.path}: record {j} (key {db.key(j)[:64]!r})"
-            out.append(parse_datum(db.get(j), where, a["image_available"], a["label_available"]))
+        for i, raw in zip(indices, self.source.get_many(indices)):
+            out.append(parse_datum(raw, self.source.where(i), a["image_available"], a["label_available"]))
         return out
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, self._read, indices)
-        return tuple(Batch.from_samples([s[k] for s in samples]) for k in range(self.num_outputs))
+        return tuple(Batch([s[k] for s in samples]) if k == 0 and self.args["image_available"]
+                     else Batch.from_samples([s[k] for s in samples]) for k in range(self.num_outputs))
 
     def close(self) -> None:
         """Close the databases."""

@@ -150,16 +150,15 @@ class Caffe2Reader(Reader):
     def _read(self, indices: list[int]) -> list[list[np.ndarray]]:
         a = self.args
         out = []
-        for i in indices:
-            db, j = self.source.locate(i)
-            where = f"{db.path}: record {j} (key {db.key(j)[:64]!r})"
-            out.append(parse_protos(db.get(j), where, a["image_available"], a["label_type"], a["num_labels"],
-                                    a["additional_inputs"], a["bbox"]))
+        for i, raw in zip(indices, self.source.get_many(indices)):
+            out.append(parse_protos(raw, self.source.where(i), a["image_available"], a["label_type"],
+                                    a["num_labels"], a["additional_inputs"], a["bbox"]))
         return out
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, self._read, indices)
-        return tuple(Batch.from_samples([s[k] for s in samples]) for k in range(self.num_outputs))
+        return tuple(Batch([s[k] for s in samples]) if k == 0 and self.args["image_available"]
+                     else Batch.from_samples([s[k] for s in samples]) for k in range(self.num_outputs))
 
     def close(self) -> None:
         """Close the databases."""

@@ -33,7 +33,7 @@ def decode_audio(path: str, offset: float, duration: float | None, dtype: np.dty
     so that it can be replaced by the shared audio decoder. Frames: ``int(offset * rate)`` and
     ``int(duration * rate)``, clipped to the file. Without downmixing (or for mono files) the samples come
     straight from libsndfile in ``dtype`` (shape ``(frames, channels)``); with ``downmix`` several channels
-    are averaged in float32 and converted with ``round(x * max(dtype))`` (the product in float32), saturated (shape ``(frames,)``).
+    are averaged in float32 (``sum(x[c] * (1 / C))``, as DALI) and converted with ``round(x * max(dtype))`` (the product in float32), saturated (shape ``(frames,)``).
 
     Returns:
         (samples, the file's sample rate).
@@ -65,7 +65,10 @@ def decode_audio(path: str, offset: float, duration: float | None, dtype: np.dty
         raise ValueError(f"cannot decode audio file {path!r}: {exc}") from None
     if not mix:
         return (data[:, 0].copy() if downmix else data), rate
-    mono = data.mean(axis=1, dtype=np.float32)
+    weight = np.float32(1.0 / channels)  # DALI's downmix: sum of x[c] * (1/C), in float32, channel by channel
+    mono = data[:, 0] * weight
+    for c in range(1, channels):
+        mono += data[:, c] * weight
     if dtype == np.float32:
         return mono, rate
     info = np.iinfo(dtype)
