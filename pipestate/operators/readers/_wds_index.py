@@ -79,7 +79,9 @@ def scan_tar(path: str) -> list[list[tuple[str, int, int, str]]]:
         except tarfile.TarError as exc:
             if archive is None:
                 raise WebdatasetError(f"{path}: not a valid tar archive ({exc})") from None
-            raise WebdatasetError(f"{path}: damaged or truncated tar archive at offset {archive.offset} ({exc})") from None
+            raise WebdatasetError(
+                f"{path}: damaged or truncated tar archive at offset {archive.offset} ({exc})"
+            ) from None
     return samples
 
 

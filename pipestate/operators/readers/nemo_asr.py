@@ -33,7 +33,8 @@ def decode_audio(path: str, offset: float, duration: float | None, dtype: np.dty
     so that it can be replaced by the shared audio decoder. Frames: ``int(offset * rate)`` and
     ``int(duration * rate)``, clipped to the file. Without downmixing (or for mono files) the samples come
     straight from libsndfile in ``dtype`` (shape ``(frames, channels)``); with ``downmix`` several channels
-    are averaged in float32 (``sum(x[c] * (1 / C))``, as DALI) and converted with ``round(x * max(dtype))`` (the product in float32), saturated (shape ``(frames,)``).
+    are averaged in float32 (``sum(x[c] * (1 / C))``, as DALI) and converted with ``round(x * max(dtype))``
+    (the product in float32), saturated (shape ``(frames,)``).
 
     Returns:
         (samples, the file's sample rate).

@@ -101,7 +101,7 @@ class WebdatasetReader(Reader):
         for f, path in enumerate(a["paths"]):
             if a["index_paths"] is not None:
                 src = wds.read_index(a["index_paths"][f], path)
-                where = lambda i, f=f: f"{a['index_paths'][f]}:{int(src.lines[i])}"  # noqa: E731
+                where = lambda i, f=f, src=src: f"{a['index_paths'][f]}:{int(src.lines[i])}"  # noqa: E731
             else:
                 if not os.path.exists(path):
                     raise FileNotFoundError(f"paths: archive {path!r} does not exist")

@@ -250,10 +250,12 @@ def test_nemo_filters_by_duration_and_reads_offsets(tmp_path) -> None:
 def test_nemo_unreadable_audio_and_resampling_are_clear_errors(tmp_path) -> None:
     sf = needs("soundfile")
     (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
-    manifest = formats.write_manifest(os.fspath(tmp_path / "m.json"), [{"audio_filepath": os.fspath(tmp_path / "bad.wav")}])
+    bad = os.fspath(tmp_path / "bad.wav")
+    manifest = formats.write_manifest(os.fspath(tmp_path / "m.json"), [{"audio_filepath": bad}])
     assert "cannot decode audio file" in str(first_error("nemo_asr", manifest_filepaths=manifest))
     sf.write(os.fspath(tmp_path / "ok.wav"), np.zeros(100, np.int16), 8000)
-    manifest = formats.write_manifest(os.fspath(tmp_path / "n.json"), [{"audio_filepath": os.fspath(tmp_path / "ok.wav")}])
+    ok = os.fspath(tmp_path / "ok.wav")
+    manifest = formats.write_manifest(os.fspath(tmp_path / "n.json"), [{"audio_filepath": ok}])
     err = first_error("nemo_asr", manifest_filepaths=manifest, sample_rate=16000)
     assert "asks for resampling" in str(err) and "ok.wav" in str(err)
 
