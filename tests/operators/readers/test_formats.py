@@ -310,3 +310,25 @@ def test_file_read_and_numpy_decoder(tmp_path) -> None:
 def test_manifest_helper_writes_json_lines(tmp_path) -> None:
     path = formats.write_manifest(os.fspath(tmp_path / "m.json"), [{"a": 1}, {"b": 2}])
     assert [json.loads(line) for line in open(path)] == [{"a": 1}, {"b": 2}]
+
+
+@pytest.mark.parametrize("reader", ["webdataset", "mxnet"])
+def test_restore_reads_nothing_before_the_position(tmp_path, monkeypatch, reader: str) -> None:
+    """Restoring late in an epoch reads only the batches returned after it (no replay of the epoch)."""
+    from pipestate.operators.readers import mxnet, webdataset
+
+    cls = {"webdataset": webdataset.WebdatasetReader, "mxnet": mxnet.MXNetReader}[reader]
+    build = datasets.DATASETS[reader][0]
+    kwargs = dict(build(os.fspath(tmp_path)), random_shuffle=True, initial_fill=8)
+    pipe = reader_pipe(reader, batch_size=2, prefetch_queue_depth=1, **kwargs)
+    for _ in range(9):
+        pipe.run()
+    blob, expected = pipe.checkpoint(), [np.array(o[0]).tolist() for o in pipe.run()]
+    pipe.close()
+    reads = []
+    real = cls._read
+    monkeypatch.setattr(cls, "_read", lambda self, indices: reads.append(len(indices)) or real(self, indices))
+    restored = reader_pipe(reader, batch_size=2, prefetch_queue_depth=1, checkpoint=blob, **kwargs)
+    assert [np.array(o[0]).tolist() for o in restored.run()] == expected
+    restored.close()
+    assert sum(reads) <= 2 * 2, f"samples read to restore and return one batch: {sum(reads)}"
