@@ -1,5 +1,5 @@
-"""The ``pipestate`` command: ``pipestate demo``, ``pipestate inspect FILE`` and
-``pipestate tfrecord2idx FILE INDEX``."""
+"""The ``pipestate`` command: ``pipestate demo``, ``pipestate inspect FILE``,
+``pipestate tfrecord2idx FILE INDEX`` and ``pipestate wds2idx ARCHIVE [INDEX]``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     idx = commands.add_parser("tfrecord2idx", help="write a TFRecord file's index (DALI's tfrecord2idx format)")
     idx.add_argument("tfrecord")
     idx.add_argument("index")
+    wds = commands.add_parser("wds2idx", help="write a webdataset tar's index (DALI's wds2idx format)")
+    wds.add_argument("archive")
+    wds.add_argument("index", nargs="?", default=None, help="default: the archive's name with .idx")
     args = parser.parse_args(argv)
+
+    if args.command == "wds2idx":
+        from pipestate.operators.readers._wds_index import wds2idx_main
+
+        return wds2idx_main([args.archive] + ([args.index] if args.index else []))
 
     if args.command == "tfrecord2idx":
         from pipestate.tfrecord import tfrecord2idx_main

@@ -13,6 +13,7 @@ clock so runs cross epoch ends); ``check_operator(op_type)`` runs the conformanc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -174,6 +175,20 @@ class SyntheticSource:
         if info.idx_in_epoch >= self.limit:
             raise StopIteration
         return synthetic_sample(self.spec, info.idx_in_epoch, self.salt)
+
+
+def example_setup(example: Example, directory: str = "data") -> dict[str, Any] | None:
+    """Run an example's ``setup`` (a function, or ``"module:function"``) in ``directory``; its arguments."""
+    setup = example.setup
+    if setup is None:
+        return None
+    if isinstance(setup, str):
+        import importlib
+
+        module, _, name = setup.partition(":")
+        setup = getattr(importlib.import_module(module), name)
+    os.makedirs(directory, exist_ok=True)
+    return setup(directory)
 
 
 def example_of(op: str | type) -> tuple[type, Example]:

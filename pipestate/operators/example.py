@@ -46,7 +46,8 @@ class Example:
         args: Constant arguments.
         arg_inputs: Per-sample ``DataNode`` arguments.
         setup: For operators that read files: ``setup(directory)`` writes a small dataset there (relative
-            paths, deterministic) and returns more arguments.
+            paths, deterministic) and returns more arguments; or ``"module:function"`` naming such a function
+            in the test suite (for formats whose writers are test code, e.g. LMDB or tar shards).
         build: Instead of calling ``fn.<type>(*inputs, **args)``, build the outputs from the input nodes
             (for operators created by DataNode operators or conditionals).
         dali: How the output is compared with DALI's: ``"exact"`` or ``"close:<atol>"`` (the suite runs
@@ -64,7 +65,7 @@ class Example:
     inputs: tuple[Tensor, ...] = ()
     args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     arg_inputs: Mapping[str, Tensor] = dataclasses.field(default_factory=dict)
-    setup: Callable[[str], dict[str, Any]] | None = None
+    setup: Callable[[str], dict[str, Any]] | str | None = None
     build: Callable[..., Any] | None = None
     dali: str = "exact"
     epoch_batches: int = 3

@@ -73,7 +73,7 @@ def write_operator_golden(op_type: str) -> None:
     from pipestate import testing
 
     cls, example = testing.example_of(op_type)
-    setup_args = example.setup("data") if example.setup else None
+    setup_args = testing.example_setup(example)
     pipe = testing.example_pipeline(cls, setup_args=setup_args)
     operator_steps(pipe, OPERATOR_CHECKPOINT_AT)
     blob = pipe.checkpoint()

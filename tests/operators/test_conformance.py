@@ -41,7 +41,7 @@ def scratch(tmp_path, monkeypatch):
 
 
 def setup_args(example: Example) -> dict | None:
-    return example.setup("data") if example.setup else None
+    return testing.example_setup(example)
 
 
 # ---- coverage ----------------------------------------------------------------------------------------------
