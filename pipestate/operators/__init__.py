@@ -1,7 +1,8 @@
 """Operator implementations, one family per module; each module registers its operators on import.
 
 Importing this package imports every public module below it (names not starting with ``_``), so a new
-operator module is found without editing any list. ``pipestate.fn`` and ``pipestate.ops`` are built from
+operator module is found without editing any list. What an operator module needs is exported here:
+:class:`SampleOperator` (the kit), :class:`Operator`, :func:`register`, :class:`Example`. ``pipestate.fn`` and ``pipestate.ops`` are built from
 the registry and follow later registrations too (:func:`on_register`).
 """
 
@@ -9,7 +10,9 @@ import importlib
 import pkgutil
 
 from pipestate import graph
-from pipestate.operators.base import REGISTRY, Operator, on_register, register, unregister
+from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
+from pipestate.operators.base import REGISTRY, Operator, RunContext, on_register, register, unregister
+from pipestate.operators.example import Example, Tensor
 
 
 def _import_all() -> None:
@@ -24,4 +27,16 @@ from pipestate.operators import arithmetic, subscript  # noqa: E402 - imported a
 
 graph.register_node_operations(arithmetic=arithmetic.arithmetic, subscript=subscript.subscript)
 
-__all__ = ["REGISTRY", "Operator", "on_register", "register", "unregister"]
+__all__ = [
+    "REGISTRY",
+    "Example",
+    "Operator",
+    "RunContext",
+    "Sample",
+    "SampleOperator",
+    "Tensor",
+    "on_register",
+    "register",
+    "saturate_cast",
+    "unregister",
+]
