@@ -81,11 +81,15 @@ class DALIImageType(enum.IntEnum):
     RGB = 0
     BGR = 1
     GRAY = 2
+    YCbCr = 3
+    ANY_DATA = 4
 
 
 RGB = DALIImageType.RGB
 BGR = DALIImageType.BGR
 GRAY = DALIImageType.GRAY
+YCbCr = DALIImageType.YCbCr
+ANY_DATA = DALIImageType.ANY_DATA
 
 
 class BatchInfo(NamedTuple):
