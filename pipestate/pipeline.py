@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate import options as opts
 from pipestate.batch import Batch
+from pipestate.dtypes import to_numpy_dtype
 from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
@@ -291,8 +292,6 @@ class Pipeline:
         return Produced(outputs, self._snapshot())
 
     def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        from pipestate.types import to_numpy_dtype
-
         for key in ("output_dtype", "output_ndim"):
             spec = self.options.extra.get(key)
             if spec is None:
