@@ -84,3 +84,16 @@ def test_an_output_batch_mixing_types_is_an_error_naming_the_operator():
             pipe().run()
     finally:
         unregister("test.mixed")
+
+
+def test_a_sample_error_keeps_the_original_exception_as_its_cause(tmp_path):
+    import numpy as np
+
+    @pipeline_def(batch_size=2, seed=1)
+    def pipe():
+        path = np.frombuffer(str(tmp_path / "missing.bin").encode(), np.uint8)
+        return fn.io.file.read(fn.external_source(source=lambda: [path, path]))
+
+    with pytest.raises(OperatorError, match=r"io.file.read_0.*sample 0.*missing.bin") as info:
+        pipe().run()
+    assert isinstance(info.value.__cause__, FileNotFoundError)
