@@ -48,16 +48,16 @@ def resampled_length(n_in: int, in_rate: float, out_rate: float) -> int:
 
 
 @functools.cache
-def _libm() -> tuple | None:
-    name = ctypes.util.find_library("m")
+def libm() -> ctypes.CDLL | None:
+    """The C math library (DALI's values depend on its ``sinf``, ``cos``, ``logf``, ``expf``), or ``None``."""
     try:
-        lib = ctypes.CDLL(name or "libm.so.6")
+        lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
     except OSError:
         return None
-    sinf, cos = lib.sinf, lib.cos
-    sinf.restype, sinf.argtypes = ctypes.c_float, [ctypes.c_float]
-    cos.restype, cos.argtypes = ctypes.c_double, [ctypes.c_double]
-    return sinf, cos
+    for name in ("sinf", "logf", "expf"):
+        getattr(lib, name).restype, getattr(lib, name).argtypes = ctypes.c_float, [ctypes.c_float]
+    lib.cos.restype, lib.cos.argtypes = ctypes.c_double, [ctypes.c_double]
+    return lib
 
 
 @functools.lru_cache(maxsize=16)
@@ -71,11 +71,10 @@ def window(lobes: int) -> tuple[np.ndarray, np.float32, np.float32]:
     xs = offsets.astype(_F32) * scale
     ys = offsets.astype(_F32) * scale_envelope
     xpi = (xs.astype(np.float64) * math.pi).astype(_F32)  # `x *= M_PI` on a float
-    libm = _libm()
-    if libm is not None:
-        sinf, cos = libm
-        sines = np.array([sinf(float(v)) for v in xpi.tolist()], dtype=_F32)
-        envelope = np.array([0.5 * (1.0 + cos(v * math.pi)) for v in ys.astype(np.float64).tolist()])
+    lib = libm()
+    if lib is not None:
+        sines = np.array([lib.sinf(v) for v in xpi.tolist()], dtype=_F32)
+        envelope = np.array([0.5 * (1.0 + lib.cos(v * math.pi)) for v in ys.astype(np.float64).tolist()])
     else:
         sines = np.sin(xpi.astype(np.float64)).astype(_F32)
         envelope = 0.5 * (1.0 + np.cos(ys.astype(np.float64) * math.pi))
