@@ -52,7 +52,7 @@ def decode_audio(
             file (all of it when ``duration`` is ``None`` or negative).
 
     Returns:
-        (samples, the output's sample rate: ``sample_rate`` when resampling, else the file's).
+        (samples, the file's sample rate).
 
     Raises:
         ImportError: ``soundfile`` is missing. ValueError: data libsndfile cannot decode.
@@ -77,7 +77,7 @@ def decode_audio(
         out = _resampling.resample(signal, rate, float(np.float32(sample_rate)), lobes)
         if downmix and out.ndim == 2:
             out = out[:, 0]
-        return _kernels.from_float(out, dtype), float(np.float32(sample_rate))
+        return _kernels.from_float(out, dtype), rate
     if mix:
         return _kernels.from_float(_kernels.downmix(data), dtype), rate
     out = data[:, 0] if downmix else data
