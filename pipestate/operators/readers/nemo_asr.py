@@ -89,7 +89,8 @@ class NemoAsrReader(Reader):
 
     Returns:
         audio (``dtype``; 1-D with ``downmix``, else ``(frames, channels)``), then as requested the sample
-        rate (float32 scalar: the file's, also when resampling, as DALI), the transcript (UTF-8 bytes as 1-D uint8) and the entry index (int64 (1,)).
+        rate (float32 scalar: the file's, also when resampling, as DALI), the transcript (UTF-8 bytes as 1-D
+        uint8) and the entry index (int64 (1,)).
 
     Raises:
         ValueError / TypeError: invalid arguments (at definition); ``ManifestError`` (a ``ValueError``) for a

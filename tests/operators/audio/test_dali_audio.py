@@ -55,7 +55,8 @@ def _assert_same(ours: list, theirs: list, atol: float = 0.0, loose: tuple[int, 
 def _encoded(fmt: str, channels: int, rate: int, frames: int, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None] / rate
-    tone = 0.4 * np.sin(2 * np.pi * (220 + 110 * np.arange(channels)) * t) + 0.05 * rng.standard_normal((frames, channels))
+    tone = 0.4 * np.sin(2 * np.pi * (220 + 110 * np.arange(channels)) * t)
+    tone = tone + 0.05 * rng.standard_normal((frames, channels))
     buffer = io.BytesIO()
     subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     soundfile.write(buffer, tone.astype(np.float32), rate, format=fmt, subtype=subtype)
