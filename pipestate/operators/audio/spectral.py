@@ -36,8 +36,8 @@ class Spectrogram(SampleOperator):
     type = "spectrogram"
     INPUTS = (sch.Input("input", "Signal: (time,), (time, 1) or (1, time)", ("float32",), (1, 2)),)
     ARGS = (
-        Arg("nfft", sch.Int(1), None, "FFT size (default: window_length); nfft // 2 + 1 bins"),
-        Arg("window_length", sch.Int(1), 512, "Window size in samples"),
+        Arg("nfft", sch.Int(1, 1 << 22), None, "FFT size (default: window_length); nfft // 2 + 1 bins"),
+        Arg("window_length", sch.Int(1, 1 << 22), 512, "Window size in samples"),
         Arg("window_step", sch.Int(1), 256, "Step between windows in samples"),
         Arg("window_fn", sch.Seq(sch.Float(), min_length=1), None, "Window samples (default: Hann)"),
         Arg("power", sch.Int(1, 2), 2, "1: magnitude, 2: power"),
@@ -99,7 +99,7 @@ class PowerSpectrum(SampleOperator):
     type = "power_spectrum"
     INPUTS = (sch.Input("input", "Real signal(s)", ("float32",)),)
     ARGS = (
-        Arg("nfft", sch.Int(1), None, "FFT size (default: the length of the transformed axis)"),
+        Arg("nfft", sch.Int(1, 1 << 22), None, "FFT size (default: the length of the transformed axis)"),
         Arg("axis", sch.Int(), -1, "The axis transformed (default: the last)"),
         Arg("power", sch.Int(1, 2), 2, "2: re*re + im*im, 1: its square root"),
     )
@@ -148,7 +148,7 @@ class MelFilterBank(SampleOperator):
     type = "mel_filter_bank"
     INPUTS = (sch.Input("input", "Spectrogram (power or magnitude)", ("float32",)),)
     ARGS = (
-        Arg("nfilter", sch.Int(1), 128, "Number of mel filters"),
+        Arg("nfilter", sch.Int(1, 1 << 16), 128, "Number of mel filters"),
         Arg("sample_rate", sch.Float(low=0.0), 44100.0, "Sampling rate of the signal"),
         Arg("freq_low", sch.Float(low=0.0), 0.0, "Lowest frequency"),
         Arg("freq_high", sch.Float(low=0.0), 0.0, "Highest frequency (0: sample_rate / 2)"),
