@@ -219,8 +219,16 @@ class Pipeline:
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
-        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent."""
+        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent.
+
+        A subclass that defines ``define_graph()`` (DALI's style) has it traced here, its result becoming the
+        outputs."""
         with self._lock:
+            define_graph = getattr(self, "define_graph", None)
+            if self._stage is _Stage.DEFINING and callable(define_graph):  # DALI's subclassing style
+                with self:
+                    outputs = define_graph()
+                self.set_outputs(*(outputs if isinstance(outputs, (list, tuple)) else (outputs,)))
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
