@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate import options as opts
 from pipestate.batch import Batch
+from pipestate.dtypes import to_numpy_dtype
 from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
@@ -218,8 +219,16 @@ class Pipeline:
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
-        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent."""
+        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent.
+
+        A subclass that defines ``define_graph()`` (DALI's style) has it traced here, its result becoming the
+        outputs."""
         with self._lock:
+            define_graph = getattr(self, "define_graph", None)
+            if self._stage is _Stage.DEFINING and callable(define_graph):  # DALI's subclassing style
+                with self:
+                    outputs = define_graph()
+                self.set_outputs(*(outputs if isinstance(outputs, (list, tuple)) else (outputs,)))
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
@@ -291,8 +300,6 @@ class Pipeline:
         return Produced(outputs, self._snapshot())
 
     def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        from pipestate.types import to_numpy_dtype
-
         for key in ("output_dtype", "output_ndim"):
             spec = self.options.extra.get(key)
             if spec is None:

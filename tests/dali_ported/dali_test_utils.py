@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 3  # bump when the generated data changes
+_EXTRA_VERSION = 7  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -58,6 +58,9 @@ def _generate(root: str) -> None:
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
                 f.write(rng.bytes(int(rng.integers(16, 64))))
+    # the file DALI's tests name directly (e.g. check_single_filepath_input)
+    with open(os.path.join(root, "db", "single", "jpeg", "100", "swan-3584559_640.jpg"), "wb") as f:
+        f.write(rng.bytes(97))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
     from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
@@ -92,8 +95,11 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
     folder = os.path.join(root, "db", "webdataset", "MNIST")
     os.makedirs(folder)
     for k in range(3):  # 1,800 samples: DALI's cases need more than 6 shards x 4 batches of 64
-        members = [(f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
-                   for i in range(600 * k, 600 * (k + 1)) for ext in ("jpg", "cls")]
+        members = [
+            (f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
+            for i in range(600 * k, 600 * (k + 1))
+            for ext in ("jpg", "cls")
+        ]
         formats.write_tar(os.path.join(folder, f"devel-{k}.tar"), members)
     folder = os.path.join(root, "db", "recordio")
     os.makedirs(folder)
@@ -126,6 +132,9 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
         for i in range(45):
             signal = (rng.standard_normal(8000 + 97 * i) * 3000).astype(np.int16)
             soundfile.write(os.path.join(folder, f"{i:03d}.wav"), signal, 16000, subtype="PCM_16")
+        # the file DALI's stateless test of decoders.audio reads (a LibriSpeech utterance in DALI_extra)
+        signal = (rng.standard_normal(16000) * 3000).astype(np.int16)
+        soundfile.write(os.path.join(folder, "237-134500-0000.wav"), signal, 16000, subtype="PCM_16")
 
 
 def check_batch(batch1: Any, batch2: Any, batch_size: int | None = None, eps: float = 1e-07) -> None:
@@ -260,9 +269,7 @@ def params(*cases: Any) -> Callable[[Callable], Callable]:
         signature = inspect.signature(test)
         tuples = [case if isinstance(case, tuple) else (case,) for case in cases]
         names = list(signature.parameters)[: max(len(t) for t in tuples)]
-        padded = [
-            _mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples
-        ]
+        padded = [_mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples]
 
         def run(**kwargs: Any) -> Any:  # pytest refuses to parametrize parameters that have defaults
             return test(**kwargs)
