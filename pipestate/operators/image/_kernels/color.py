@@ -223,7 +223,8 @@ def _libm():
 _LIBM = _libm()
 
 
-def _cos_sin(radians: np.float32) -> tuple[np.float32, np.float32]:
+def cos_sin(radians: np.float32) -> tuple[np.float32, np.float32]:
+    """``cosf`` and ``sinf`` of a float32 angle from the C library (what DALI's kernels call)."""
     if _LIBM is not None:
         return _F(_LIBM.cosf(float(radians))), _F(_LIBM.sinf(float(radians)))
     return _F(math.cos(float(radians))), _F(math.sin(float(radians)))  # pragma: no cover
@@ -243,7 +244,7 @@ def twist_matrix(
 ) -> np.ndarray:
     """The 3x3 ``float32`` matrix DALI's colour twist applies to each RGB pixel (hue in degrees)."""
     radians = _F(float(_F(hue)) * math.pi / 180)
-    cos, sin = _cos_sin(radians)
+    cos, sin = cos_sin(radians)
     rotation = np.eye(3, dtype=_F)
     rotation[1, 1] = rotation[2, 2] = cos
     rotation[1, 2], rotation[2, 1] = sin, -sin
