@@ -40,6 +40,8 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return array
     if dtype.kind in "iu" and array.dtype.kind == "f":
         return _float_to_int(array, dtype)
+    if dtype == np.float16 and array.dtype.kind == "f":
+        return _to_float16(array)
     if dtype.kind in "iu" and array.dtype.kind in "iub":
         info = np.iinfo(dtype)
         if array.dtype.kind != "b":
@@ -48,6 +50,20 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return array != 0
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range floats become inf, as in DALI
         return array.astype(dtype)
+
+
+def _to_float16(array: np.ndarray) -> np.ndarray:
+    """float32/float64 -> float16 rounding ties away from zero, as DALI's conversion (numpy rounds them to even)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf, as in DALI
+        nearest = array.astype(np.float16)
+        exact = array.astype(np.float64)
+        low = nearest.astype(np.float64)
+        toward = np.nextafter(nearest, np.where(exact > low, np.float16(np.inf), np.float16(-np.inf)))
+        tie = (exact != low) & (exact == (low + toward.astype(np.float64)) / 2)
+    away = tie & (np.abs(toward) > np.abs(nearest))
+    if away.any():
+        nearest = np.where(away, toward, nearest)
+    return nearest
 
 
 def _float_to_int(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
