@@ -6,7 +6,7 @@ import pytest
 
 from pipestate import OperatorError, fn, pipeline_def, types
 from pipestate.operators.image._kernels import convolution as conv
-from tests.operators.image._dali import dali
+from tests.operators.image._both import assert_identical, both
 
 LAYOUTS = {
     "HWC": (20, 24, 3),
@@ -25,37 +25,6 @@ def sample(shape, dtype, seed=0):
         return rng.uniform(-1, 2, shape).astype(dtype)
     info = np.iinfo(dtype)
     return rng.integers(max(info.min, -1000), min(info.max, 1000) + 1, shape).astype(dtype)
-
-
-def both(samples, layout, build):
-    """(pipestate's, DALI's) outputs of ``build(fn, types, x)``."""
-    dali()
-    from nvidia.dali import fn as dfn
-    from nvidia.dali import pipeline_def as dali_pipeline_def
-    from nvidia.dali import types as dtypes
-
-    return run(fn, types, pipeline_def, {}, samples, layout, build), run(
-        dfn, dtypes, dali_pipeline_def, {"device_id": None}, samples, layout, build
-    )
-
-
-def run(lib_fn, lib_types, make, options, samples, layout, build):
-    @make(batch_size=len(samples), num_threads=1, **options)
-    def pipe():
-        x = lib_fn.external_source(source=lambda: list(samples), layout=layout or None)
-        return build(lib_fn, lib_types, x)
-
-    p = pipe()
-    if hasattr(p, "build"):
-        p.build()
-    (out,) = p.run()
-    return [np.array(out[i]) for i in range(len(samples))]
-
-
-def assert_identical(ours, theirs):
-    for a, d in zip(ours, theirs):
-        assert a.dtype == d.dtype and a.shape == d.shape, (a.dtype, a.shape, d.dtype, d.shape)
-        assert a.tobytes() == d.tobytes(), np.abs(a.astype(float) - d.astype(float)).max()
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
