@@ -156,8 +156,13 @@ class Arithmetic(Operator):
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         if all(b.is_dense_tensor() for b in inputs):
-            return (Batch(self._apply(self._operands(inputs, None))),)
-        return (Batch.from_samples([self._apply(self._operands(inputs, i)) for i in range(ctx.batch_size)]),)
+            out = Batch(self._apply(self._operands(inputs, None)))
+        else:
+            out = Batch.from_samples([self._apply(self._operands(inputs, i)) for i in range(ctx.batch_size)])
+        ndims = out.dtypes_and_ndims()[1]
+        # DALI keeps the layout of the first input that has one (of the output's dimensionality)
+        layout = next((b.layout() for b in inputs if b.layout() and {len(b.layout())} == ndims), "")
+        return (out.with_meta(layout, None) if layout else out,)
 
 
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:

@@ -15,6 +15,7 @@ stand-ins of the sequence reader's frames (PNG) and the NeMo reader's audio (WAV
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import os
 import shutil
@@ -23,12 +24,15 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 7  # bump when the generated data changes
+# The stand-in's directory is named by this module's content, so a change to the generators (or another
+# checkout's generators) never reuses data made by different code.
+_EXTRA_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -38,7 +42,7 @@ def get_dali_extra_path() -> str:
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}")
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{_EXTRA_VERSION}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
         _generate(staging)
@@ -49,18 +53,33 @@ def get_dali_extra_path() -> str:
     return root
 
 
+def _jpeg(rng: np.random.Generator) -> bytes:
+    """A small RGB JPEG (smooth gradients plus noise, 48 to 96 pixels a side), or random bytes without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return rng.bytes(int(rng.integers(16, 64)))
+    height, width = (int(v) for v in rng.integers(48, 97, 2))
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    planes = [(x * a + y * b) % 256 for a, b in rng.uniform(0.5, 4.0, (3, 2))]
+    image = np.clip(np.stack(planes, -1) + rng.integers(-20, 21, (height, width, 3)), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return encoded.tobytes()
+
+
 def _generate(root: str) -> None:
     rng = np.random.default_rng(2024)
-    # db/single/jpeg: class directories of small "images" (62 files)
+    # db/single/jpeg: class directories of small real JPEG images (62 files; random bytes without OpenCV)
     for c, name in enumerate(["100", "113", "134", "137", "1400", "1505", "2202", "318", "457", "584", "65", "91"]):
         folder = os.path.join(root, "db", "single", "jpeg", name)
         os.makedirs(folder)
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
-                f.write(rng.bytes(int(rng.integers(16, 64))))
+                f.write(_jpeg(rng))
     # the file DALI's tests name directly (e.g. check_single_filepath_input)
     with open(os.path.join(root, "db", "single", "jpeg", "100", "swan-3584559_640.jpg"), "wb") as f:
-        f.write(rng.bytes(97))
+        f.write(_jpeg(rng))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
     from pipestate._proto.pipestate.tfrecord.v1 import example_pb2

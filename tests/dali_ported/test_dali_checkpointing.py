@@ -13,8 +13,12 @@ import tempfile
 import numpy as np
 
 import pipestate.fn as fn
+import pipestate.types as types
 from pipestate import pipeline_def
 from pipestate import tfrecord as tfrec
+from pipestate.auto_aug import auto_augment as aa
+from pipestate.auto_aug import rand_augment as ra
+from pipestate.auto_aug import trivial_augment as ta
 from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
     assert_raises,
@@ -63,6 +67,24 @@ def check_pipeline_checkpointing_native(pipeline_factory):
         pipe.run()
     restored = pipeline_factory(**pipeline_args, checkpoint=pipe.checkpoint())
     compare_pipelines(pipe, restored, pipeline_args["batch_size"], comparsion_iterations)
+
+
+def check_single_input_operator_pipeline(op, device, **kwargs):
+    @pipeline_def
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir, pad_last_batch=True, random_shuffle=True)
+        decoding_device = "mixed" if device == "gpu" else "cpu"
+        decoded = fn.decoders.image_random_crop(data, device=decoding_device)
+        casted = fn.cast(decoded, dtype=types.DALIDataType.UINT8)
+        resized = fn.resize(casted, resize_x=120, resize_y=80)
+        return op(resized, device=device, **kwargs)
+
+    return pipeline
+
+
+def check_single_input_operator(op, device, **kwargs):
+    pipeline_factory = check_single_input_operator_pipeline(op, device, **kwargs)
+    check_pipeline_checkpointing_native(pipeline_factory)
 
 
 def check_no_input_operator(op, device, **kwargs):
@@ -574,6 +596,24 @@ def test_random_uniform(device, shape):
     check_no_input_operator(fn.random.uniform, device, shape=shape)
 
 
+@params("cpu", "gpu")
+@random_signed_off("noise.gaussian")
+def test_noise_gaussian(device):
+    check_single_input_operator(fn.noise.gaussian, device, stddev=150)
+
+
+@params("cpu", "gpu")
+@random_signed_off("noise.salt_and_pepper")
+def test_noise_salt_and_pepper(device):
+    check_single_input_operator(fn.noise.salt_and_pepper, device, prob=0.5)
+
+
+@params("cpu", "gpu")
+@random_signed_off("noise.shot")
+def test_noise_shot(device):
+    check_single_input_operator(fn.noise.shot, device, factor=100)
+
+
 # External source
 
 
@@ -684,6 +724,43 @@ def test_external_source_unsupported(kind, parallel):
 
     with assert_warns(glob="DALI doesn't capture state of such 'source'."):
         pipeline().build()
+
+
+# Auto augmentation tests - run auto augmentations as a good example of pipeline
+# consisting of many ops
+
+
+@params("cpu", "gpu")
+def test_auto_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return aa.auto_augment(image)
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@params("cpu", "gpu")
+def test_rand_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return ra.rand_augment(image, n=2, m=15)
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@params("cpu", "gpu")
+def test_trivial_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return ta.trivial_augment_wide(image)
+
+    check_pipeline_checkpointing_native(pipeline)
 
 
 def test_unsupported_dangling_subgraph():

@@ -130,6 +130,118 @@ def test_stateful(device):
 
 
 @params("cpu", "gpu")
+@stateless_signed_off("color_twist")
+def test_color_twist_stateless(device):
+    check_single_input(
+        fn.color_twist,
+        device,
+        brightness=1.0,
+        contrast=0.5,
+        hue=90,
+        saturation=1.2,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("hsv")
+def test_hsv_stateless(device):
+    check_single_input(
+        fn.hsv,
+        device,
+        hue=70,
+        value=1.8,
+        saturation=1.2,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("hue")
+def test_hue_stateless(device):
+    check_single_input(fn.hue, device, hue=-90)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("saturation")
+def test_saturation_stateless(device):
+    check_single_input(fn.saturation, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("brightness_contrast", "brightness", "contrast")
+def test_brightness_contrast_stateless(device):
+    check_single_input(fn.brightness_contrast, device, brightness=0.7, contrast=1.7)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.equalize")
+def test_equalize_stateless(device):
+    check_single_input(fn.experimental.equalize, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("laplacian")
+def test_laplacian_stateless(device):
+    check_single_input(fn.laplacian, device, window_size=3)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("gaussian_blur")
+def test_gaussian_blur_stateless(device):
+    check_single_input(fn.gaussian_blur, device, window_size=3)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.filter")
+def test_filter_stateless(device):
+    check_single_input(
+        lambda x, **kwargs: fn.experimental.filter(x, np.full((3, 3), 1 / 9), **kwargs),
+        device,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.debayer")
+def test_debayer_stateless(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch((40, 40)), layout="HW", batch=True)
+        if device == "gpu":
+            data = data.gpu()
+        return fn.experimental.debayer(data, blue_position=[0, 0])
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("color_space_conversion")
+def test_color_space_conversion_stateless(device):
+    check_single_input(
+        fn.color_space_conversion,
+        device,
+        image_type=types.DALIImageType.RGB,
+        output_type=types.DALIImageType.YCbCr,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("jpeg_compression_distortion")
+def test_jpeg_compression_distortion_stateless(device):
+    check_single_input(fn.jpeg_compression_distortion, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("grid_mask")
+def test_grid_mask_stateless(device):
+    check_single_input(fn.grid_mask, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("normalize")
+def test_normalize_stateless(device):
+    check_single_input(fn.normalize, device)
+
+
+@params("cpu", "gpu")
 @stateless_signed_off("constant", "hidden.constant")
 def test_constant_stateless(device):
     check_no_input(fn.constant, device, idata=[1, 2, 3])
