@@ -12,10 +12,15 @@ from pipestate.operators import Example, Sample, SampleOperator, Tensor, registe
 from pipestate.operators import schema as sch
 
 
-def _equalize_planes(planes: np.ndarray) -> np.ndarray:
+def _equalize(image: np.ndarray) -> np.ndarray:
+    """Equalize each channel of one HW or HWC ``uint8`` image (OpenCV ``split``/``equalizeHist``/``merge``)."""
     import cv2
 
-    return np.stack([cv2.equalizeHist(np.ascontiguousarray(p)) for p in planes])
+    if image.ndim == 2:
+        return cv2.equalizeHist(np.ascontiguousarray(image))
+    if image.shape[2] == 1:
+        return cv2.equalizeHist(np.ascontiguousarray(image[..., 0]))[..., None]
+    return cv2.merge([cv2.equalizeHist(c) for c in cv2.split(np.ascontiguousarray(image))]).reshape(image.shape)
 
 
 @register
@@ -32,12 +37,13 @@ class Equalize(SampleOperator):
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
         (image,) = inputs
         layout = s.layouts[0]
-        if layout.endswith("C"):  # channels last: equalize each channel plane
-            moved = np.moveaxis(image, -1, -3)
-            planes = _equalize_planes(moved.reshape((-1, *moved.shape[-2:])))
-            return np.ascontiguousarray(np.moveaxis(planes.reshape(moved.shape), -3, -1))
-        planes = _equalize_planes(image.reshape((-1, *image.shape[-2:])))
-        return planes.reshape(image.shape)
+        if layout.endswith("C"):  # channels last: HWC images (FHWC: one per frame)
+            frames = image.reshape((-1, *image.shape[-3:]))
+        else:  # HW planes (CHW, FHW, FCHW: one per leading index)
+            frames = image.reshape((-1, *image.shape[-2:]))
+        if len(frames) == 1:
+            return _equalize(frames[0]).reshape(image.shape)
+        return np.stack([_equalize(f) for f in frames]).reshape(image.shape)
 
 
 @register

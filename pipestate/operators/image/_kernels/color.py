@@ -334,7 +334,11 @@ def brightness_contrast(
     multiplier = b * c
     if image.dtype == np.uint8:  # a table of the 256 results, computed with the same float32 operations
         table = saturate_cast(np.arange(256, dtype=_F) * multiplier + addend, dtype)
-        return table[image]
+        if dtype in (np.uint8, np.int16, np.int32, np.float32):  # OpenCV's LUT keeps any of these types
+            import cv2
+
+            return cv2.LUT(np.ascontiguousarray(image).reshape(-1, image.shape[-1]), table).reshape(image.shape)
+        return np.take(table, image)
     values = image.astype(_F) * multiplier
     values += addend
     return saturate_cast(values, dtype)
