@@ -9,7 +9,6 @@ import functools
 
 import numpy as np
 import pytest
-from scipy.stats import chisquare
 
 from pipestate import fn, pipeline_def, types
 from pipestate.auto_aug import augmentations as a
@@ -17,6 +16,8 @@ from pipestate.auto_aug import auto_augment, rand_augment, trivial_augment
 from pipestate.auto_aug.core import Policy, augmentation
 from pipestate.testing import assert_equal_output_after_checkpoint, assert_same_output
 from tests.operators.image._dali import test_image
+
+chisquare = pytest.importorskip("scipy.stats", reason="SciPy (the image extra) runs the chi-square tests").chisquare
 
 
 def flag(bit):
