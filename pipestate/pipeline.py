@@ -202,7 +202,7 @@ class Pipeline:
             here = Position(0, 0, 0, from_checkpoint=False)
         else:
             here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
-        at = Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
+        at = _position(restored)
         try:
             self._runtime.restore(restored.states, at, here)
         except BaseException:
@@ -418,6 +418,10 @@ class Pipeline:
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
             restored = ckpt.resolve(checkpoint, self._target())
+            # Every operator checks its state before anything moves, the batches computed ahead included (a
+            # one-shot iterator cannot compute them again). _apply checks again once bound to the
+            # checkpoint's seed.
+            self._runtime.check(restored.states, _position(restored))
             self._stop_prefetch()
             self._rewind()  # a failed restore leaves the pipeline at the last batch returned
             self._apply(restored)
@@ -484,6 +488,10 @@ class Pipeline:
         if name is None:
             return {k: v["epoch_size_padded"] for k, v in self.reader_meta().items()}
         return self.reader_meta(name)["epoch_size_padded"]
+
+
+def _position(restored: ckpt.Restored) -> Position:
+    return Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
 
 
 def _shutdown(pool: WorkerPool, ops: list) -> None:

@@ -100,13 +100,24 @@ def test_docstrings_come_from_the_schema():
 def test_statefulness_follows_from_defining_state():
     assert not REGISTRY["random.uniform"].stateful
     assert REGISTRY["readers.file"].stateful and REGISTRY["external_source"].stateful
-    with pytest.raises(TypeError, match="defines state\\(\\) but not restore"):
+    with pytest.raises(TypeError, match="defines state\\(\\) but not check_state\\(state, at\\) and restore"):
 
         class Broken(Operator):
             type = "test.broken"
 
             def state(self):
                 return 0
+
+    with pytest.raises(TypeError, match="defines state\\(\\) but not check_state\\(state, at\\);"):
+
+        class Unchecked(Operator):  # a restore that cannot refuse before moving anything
+            type = "test.unchecked"
+
+            def state(self):
+                return 0
+
+            def restore(self, state, at):
+                pass
 
 
 # ---- fingerprints keyed by name, defaults left out ----------------------------------------------------
@@ -181,6 +192,10 @@ def test_a_new_stateful_operator_needs_no_codec_change():
 
         def state(self):
             return {"count": self.count, "history": [self.count, b"\x00", None, 1.5, {"ok": True}]}
+
+        def check_state(self, state, at):
+            if not isinstance(state, dict) or not isinstance(state.get("count"), int):
+                raise CheckpointError(f"not a counter's state: {state!r}")
 
         def restore(self, state, at):
             self.count = state["count"]
