@@ -5,9 +5,9 @@ An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and
 ``preserve``, are added), checks cross-argument rules in :meth:`Operator.validate`, and implements
 :meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
 ``check_state()`` and ``restore()``): the state is plain data (``None``, bools, ints, floats, strings,
-bytes, lists, and dicts with string keys) that the checkpoint codec stores generically. Randomness comes from the run context:
-``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample index, so a random
-operator has no state at all.
+bytes, lists, and dicts with string keys) that the checkpoint codec stores generically. Randomness comes
+from the run context: ``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample
+index, so a random operator has no state at all.
 """
 
 from __future__ import annotations
