@@ -58,7 +58,7 @@ RECORDED = 14  # steps of the reference run whose checkpoints are mutated
 AFTER = 4  # steps compared after each restore
 RUN_TO_LIMIT = 40  # positions up to this many batches are also reached by running
 FAST_EXAMPLES = 25  # per pipeline and format version in the default run (12 cases + the stateful operators)
-LONG_EXAMPLES = 850  # with --long: (12 + 10 operators) x 850 = 18,700 mutated checkpoints
+LONG_EXAMPLES = 850  # with --long: (12 cases + one per stateful operator) x 850, at least 10,200
 
 
 # ---- pipelines of the version-2 cases (the golden ones are used for both versions) -------------------
