@@ -373,9 +373,20 @@ class Pipeline:
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``, or an
                 operator's state is not plain data.
+            TypeError: ``iterator_data`` is not a string.
+            ValueError: ``iterator_data`` cannot be encoded as UTF-8 (a lone surrogate).
             OSError: writing ``filename`` failed (original subclass and errno); any previous file
                 there is intact.
         """
+        if iterator_data is not None:
+            if not isinstance(iterator_data, str):
+                raise TypeError(
+                    f"checkpoint(iterator_data=...) takes a string (e.g. JSON), not {type(iterator_data).__name__}"
+                )
+            try:
+                iterator_data.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"checkpoint(iterator_data=...) must be encodable as UTF-8: {exc}") from None
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         if self._stage is _Stage.DEFINING:
