@@ -217,15 +217,17 @@ def test_operands_dali_refuses_are_type_errors_at_definition(dali, operand, refl
 
     import pipestate
 
-    for lib in (nvidia.dali, pipestate):
-
+    def define(lib):
         @lib.pipeline_def(batch_size=2, num_threads=1, device_id=None, seed=1)
         def p():
             node = lib.fn.random.uniform()
             return (operand - node) if reflected else (node - operand)
 
+        return p
+
+    for lib in (nvidia.dali, pipestate):
         with pytest.raises(TypeError):
-            p()
+            define(lib)()
 
 
 def test_an_operator_missing_an_operand_is_refused_at_definition():
