@@ -18,8 +18,9 @@ starts the next one.
 an iteration index / ``BatchInfo`` (``batch=True``) in the pipeline's ``py_num_workers`` worker processes
 (:mod:`pipestate.parallel`), started with ``py_start_method``. Work is handed out in the order of the
 indices and the results are put back in that order, so the outputs are those of ``parallel=False`` for any
-number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead. The position is
-the pipeline's, so a parallel source checkpoints and restores as a sequential one. Sources that have their
+number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead (at most
+:data:`MAX_WORKERS_AHEAD`). The position is the pipeline's, so a parallel source checkpoints and restores as
+a sequential one. Sources that have their
 own state (iterables, generator functions, objects with ``state()``/``restore()``) and sequences run in the
 main process (DALI gives an iterable one dedicated worker); ``py_num_workers=0`` runs every source there.
 """
@@ -43,6 +44,7 @@ from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
 
 MAX_REPLAY = 100_000  # batches an iterator source may be replayed to restore its position
+MAX_WORKERS_AHEAD = 64  # batches a parallel source schedules ahead (the pipeline's prefetch depth, at most this)
 
 
 def _arity(func: Any) -> int:
@@ -246,7 +248,8 @@ class ExternalSource(Operator):
             self.start()
         for key in [k for k in self.pending if k[0] != self.epoch or k[1] < self.iteration]:
             self.pool.forget([task_id for task_id, _ in self.pending.pop(key)])
-        for iteration in range(self.iteration, self.iteration + self.env.prefetch_queue_depth + 1):
+        ahead = min(self.env.prefetch_queue_depth, MAX_WORKERS_AHEAD)
+        for iteration in range(self.iteration, self.iteration + ahead + 1):
             if (self.epoch, iteration) not in self.pending:
                 self.pending[(self.epoch, iteration)] = self._submit(iteration, size)
         tasks = self.pending.pop((self.epoch, self.iteration))
