@@ -20,9 +20,9 @@ an iteration index / ``BatchInfo`` (``batch=True``) in the pipeline's ``py_num_w
 indices and the results are put back in that order, so the outputs are those of ``parallel=False`` for any
 number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead (at most
 :data:`MAX_WORKERS_AHEAD`). The position is the pipeline's, so a parallel source checkpoints and restores as
-a sequential one. Sources that have their
-own state (iterables, generator functions, objects with ``state()``/``restore()``) and sequences run in the
-main process (DALI gives an iterable one dedicated worker); ``py_num_workers=0`` runs every source there.
+a sequential one. Sources that have their own state (iterables, generator functions, objects with
+``state()``/``restore()``) and sequences run in the main process (DALI gives an iterable one dedicated
+worker); ``py_num_workers=0`` runs every source there.
 """
 
 from __future__ import annotations
