@@ -195,7 +195,6 @@ def _prefetch_depth(value: Any, extra: dict[str, Any]) -> int:
         raise ValueError("`exec_async` must not evaluate to `False` when using separated queues.")
     if extra.get("exec_dynamic") or extra.get("experimental_exec_dynamic"):
         raise ValueError(
-            f"{where}={value!r} (separated queues) cannot be combined with exec_dynamic=True: DALI has no such "
-            "executor"
+            f"{where}={value!r} (separated queues) cannot be combined with exec_dynamic=True: DALI has no such executor"
         )
     return sizes["cpu_size"]
