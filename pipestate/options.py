@@ -15,7 +15,17 @@ MAX_PREFETCH_DEPTH = 64  # batches computed ahead of run(); a larger depth only 
 MAX_THREADS = 256
 
 # Options pipestate uses. None means "not given" (the default applies).
-USED = ("batch_size", "num_threads", "device_id", "seed", "prefetch_queue_depth", "enable_checkpointing", "checkpoint")
+USED = (
+    "batch_size",
+    "num_threads",
+    "device_id",
+    "seed",
+    "prefetch_queue_depth",
+    "enable_checkpointing",
+    "checkpoint",
+    "uncaptured_sources",  # pipestate's own: see check_uncaptured
+)
+UNCAPTURED_SOURCES = ("continue", "refuse")
 
 # DALI's other options: accepted and checked; their effect on pipestate is in the docs (user guide).
 _BOOL = sch.Bool()
@@ -36,6 +46,9 @@ COMPATIBILITY: dict[str, sch.Kind] = {
     "py_callback_pickler": sch.Anything("a pickler module or (module, kwargs)"),
     "output_dtype": sch.Anything("a data type or a list of them (one per output)"),
     "output_ndim": sch.Anything("an int or a list of ints (one per output)"),
+    "output_layout": sch.Anything("a layout string or a list of them (one per output)"),
+    "stream_policy": sch.Anything("a StreamPolicy"),  # CUDA streams: no GPU here
+    "concurrency": sch.Anything("an OperatorConcurrency"),  # how DALI's executor overlaps operators
 }
 ALL = frozenset(USED) | frozenset(COMPATIBILITY)
 
@@ -94,3 +107,15 @@ def check(
     checkpointing = sch.Bool().check(enable_checkpointing, "pipeline option enable_checkpointing")
     checked = {k: None if v is None else COMPATIBILITY[k].check(v, f"pipeline option {k}") for k, v in extra.items()}
     return Options(batch_size, num_threads, depth, checkpointing, seed, device_id, checked)
+
+
+def check_uncaptured(value: Any) -> str:
+    """Check the pipeline option ``uncaptured_sources``: what restoring does with an external source whose
+    position pipestate cannot capture (``"continue"``: read it afresh, as DALI; ``"refuse"``: raise).
+
+    Raises:
+        ValueError: another value.
+    """
+    if value not in UNCAPTURED_SOURCES:
+        raise ValueError(f"pipeline option uncaptured_sources={value!r}: use one of {list(UNCAPTURED_SOURCES)}")
+    return value
