@@ -19,6 +19,7 @@ from pipestate.errors import (
 )
 from pipestate.graph import DataNode
 from pipestate.io import Checkpointer
+from pipestate.options import OperatorConcurrency, StreamPolicy
 from pipestate.pipeline import Pipeline, pipeline_def
 
 __all__ = [
@@ -28,9 +29,11 @@ __all__ = [
     "Checkpointer",
     "CorruptCheckpointError",
     "DataNode",
+    "OperatorConcurrency",
     "OperatorError",
     "Pipeline",
     "PipestateError",
+    "StreamPolicy",
     "UnsupportedCheckpointVersionError",
     "__version__",
     "fn",

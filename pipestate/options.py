@@ -6,6 +6,7 @@ Every option is checked here, with an error naming it and saying what is accepte
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
 from pipestate.operators import schema as sch
@@ -50,6 +51,27 @@ COMPATIBILITY: dict[str, sch.Kind] = {
     "stream_policy": sch.Anything("a StreamPolicy"),  # CUDA streams: no GPU here
     "concurrency": sch.Anything("an OperatorConcurrency"),  # how DALI's executor overlaps operators
 }
+
+
+class OperatorConcurrency(enum.Enum):
+    """DALI's ``OperatorConcurrency`` (pipeline option ``concurrency``): accepted; pipestate runs the
+    operators of a batch one after another, each over the pipeline's threads."""
+
+    NONE = "none"
+    BACKEND = "backend"
+    FULL = "full"
+    UNSPECIFIED = "unspecified"
+
+
+class StreamPolicy(enum.Enum):
+    """DALI's ``StreamPolicy`` (pipeline option ``stream_policy``): CUDA streams, accepted (no GPU here)."""
+
+    SINGLE = "single"
+    PER_BACKEND = "per_backend"
+    PER_OPERATOR = "per_operator"
+    UNSPECIFIED = "unspecified"
+
+
 ALL = frozenset(USED) | frozenset(COMPATIBILITY)
 
 

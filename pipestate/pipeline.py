@@ -10,7 +10,9 @@ import enum
 import functools
 import inspect
 import os
+import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -19,13 +21,17 @@ from pipestate import checkpoint as ckpt
 from pipestate import define_graph as classic
 from pipestate import options as opts
 from pipestate.batch import Batch
+from pipestate.conditionals_ast import do_not_convert
 from pipestate.dtypes import to_numpy_dtype
 from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
 from pipestate.operators.base import BuildEnv, Position, RunContext
+from pipestate.options import OperatorConcurrency, StreamPolicy
 from pipestate.runtime import Runtime
 from pipestate.tracing import pop_graph, push_graph
+
+__all__ = ["DataNode", "OperatorConcurrency", "Pipeline", "StreamPolicy", "do_not_convert", "pipeline_def"]
 
 PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
 _MAX_POSITION = ckpt.restore.MAX_POSITION
@@ -666,3 +672,29 @@ def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callab
         return create
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _experimental_pipeline_def(fn: Callable[..., Any] | None = None, *, debug: bool = False, **options: Any) -> Any:
+    """DALI's ``pipeline.experimental.pipeline_def``: :func:`pipeline_def` with DALI's ``debug`` flag.
+
+    Args:
+        fn: The pipeline function (when used bare).
+        debug: DALI's step-by-step debug mode, which pipestate does not have; only ``False`` is accepted.
+        **options: Pipeline options, as for :func:`pipeline_def`.
+
+    Raises:
+        ValueError: ``debug=True``.
+    """
+    if debug:
+        raise ValueError(
+            "pipeline_def(debug=True): DALI's debug mode is not supported; run the pipeline and print its outputs"
+        )
+    return pipeline_def(fn, **options)
+
+
+experimental = types.ModuleType(f"{__name__}.experimental", "DALI's ``pipeline.experimental``: ``pipeline_def``.")
+experimental.pipeline_def = _experimental_pipeline_def
+experimental.__all__ = ["pipeline_def"]
+_experimental_pipeline_def.__module__ = experimental.__name__
+_experimental_pipeline_def.__name__ = _experimental_pipeline_def.__qualname__ = "pipeline_def"
+sys.modules[experimental.__name__] = experimental
