@@ -202,16 +202,16 @@ def _set(ops_path: str, cls: type) -> None:
         target.__all__.append(name)
 
 
-def _make_class(op_cls: type[Operator], name: str, alias: _names.Alias | None = None) -> type[_Operator]:
+def _make_class(op_cls: type[Operator], ops_path: str, alias: _names.Alias | None = None) -> type:
+    """The class at ``ops_path`` (e.g. ``"readers.File"`` or the alias ``"FileReader"``) of ``op_cls``."""
+    name = ops_path.rsplit(".", 1)[-1]
     if op_cls.type == "external_source":
         return ExternalSource if alias is None else type(name, (ExternalSource,), {"deprecated": alias})
-    base = _SPECIAL.get(op_cls.type, _Operator)
-    path, _ = _names.class_path(op_cls.type)
     doc = sch.docstring(sch.first_paragraph(op_cls.__doc__), op_cls.SCHEMA)
     if alias is not None:
         doc = f"Deprecated (as in DALI): use ``ops.{_ops_path(op_cls.type)}``.\n\n{doc}"
-    attrs = {"op_class": op_cls, "schema_name": "__".join([*path, name]), "deprecated": alias, "__doc__": doc}
-    return type(name, (base,), attrs)
+    attrs = {"op_class": op_cls, "schema_name": ops_path.replace(".", "__"), "deprecated": alias, "__doc__": doc}
+    return type(name, (_SPECIAL.get(op_cls.type, _Operator),), attrs)
 
 
 _SCHEMA_NAMES: dict[str, list[str]] = {}  # op type -> DALI schema names of its class and aliases (cpu_ops)
@@ -220,12 +220,11 @@ _SCHEMA_NAMES: dict[str, list[str]] = {}  # op type -> DALI schema names of its 
 def _add(cls: type[Operator]) -> None:
     if cls.internal:
         return
-    _set(_ops_path(cls.type), _make_class(cls, _names.class_path(cls.type)[1]))
-    names = ["__".join(_ops_path(cls.type).split("."))]
+    paths = [_ops_path(cls.type), *(alias.ops for alias in _names.aliases_of(cls.type))]
+    _set(paths[0], _make_class(cls, paths[0]))
     for alias in _names.aliases_of(cls.type):
-        _set(alias.ops, _make_class(cls, alias.ops.rsplit(".", 1)[-1], alias))
-        names.append("__".join(alias.ops.split(".")))
-    _SCHEMA_NAMES[cls.type] = names
+        _set(alias.ops, _make_class(cls, alias.ops, alias))
+    _SCHEMA_NAMES[cls.type] = [path.replace(".", "__") for path in paths]
 
 
 def _remove(cls: type[Operator]) -> None:

@@ -217,13 +217,14 @@ class Pipeline:
         unknown = sorted(set(cuda) - {"cuda_stream", "use_copy_kernel"})
         if unknown:
             raise TypeError(f"feed_input() got unexpected argument(s) {unknown}")
-        with self._lock:
-            self._define()
-            if self._stage is _Stage.DEFINING:
-                raise PipestateError("feed_input() before set_outputs(): define the pipeline's outputs first")
-            if self._stage is _Stage.CLOSED:
-                raise PipestateError("the pipeline is closed; create a new one")
-            feeding = self._feeding
+        if self._stage is _Stage.DEFINING:
+            with self._lock:  # not taken otherwise: another thread's run() may be waiting for this data
+                self._define()
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("feed_input() before set_outputs(): define the pipeline's outputs first")
+        if self._stage is _Stage.CLOSED:
+            raise PipestateError("the pipeline is closed; create a new one")
+        feeding = self._feeding
         name = data_node.name if isinstance(data_node, DataNode) else data_node
         if feeding is None:
             raise KeyError(f"feed_input({name!r}): the pipeline has no external source without a source=")
