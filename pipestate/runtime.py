@@ -169,6 +169,8 @@ class Runtime:
                 if getattr(op, "ends_epoch", False):
                     raise EndOfData from exc
                 raise self._error(op, ctx, exc) from exc
+            except OperatorError:
+                raise  # already names the operator (and the sample); its cause is the original error
             except Exception as exc:
                 raise self._error(op, ctx, exc) from exc
             if type(outputs) is not tuple or len(outputs) != count:
@@ -184,8 +186,6 @@ class Runtime:
 
     @staticmethod
     def _error(op: Operator, ctx: RunContext, exc: BaseException) -> OperatorError:
-        if isinstance(exc, OperatorError):
-            return exc
         return OperatorError(
             f"operator {op.name!r} ({op.type}) failed in epoch {ctx.epoch}, iteration {ctx.iteration_in_epoch}: "
             f"{type(exc).__name__}: {exc}",

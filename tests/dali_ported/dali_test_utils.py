@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 4  # bump when the generated data changes
+_EXTRA_VERSION = 7  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -146,6 +146,9 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
         for i in range(45):
             signal = (rng.standard_normal(8000 + 97 * i) * 3000).astype(np.int16)
             soundfile.write(os.path.join(folder, f"{i:03d}.wav"), signal, 16000, subtype="PCM_16")
+        # the file DALI's stateless test of decoders.audio reads (a LibriSpeech utterance in DALI_extra)
+        signal = (rng.standard_normal(16000) * 3000).astype(np.int16)
+        soundfile.write(os.path.join(folder, "237-134500-0000.wav"), signal, 16000, subtype="PCM_16")
 
 
 def check_batch(batch1: Any, batch2: Any, batch_size: int | None = None, eps: float = 1e-07) -> None:
