@@ -222,3 +222,33 @@ def test_the_walk_covers_dalis_api():
     assert _operator_path(fn_names["cast"]) == "cast" and _operator_path(fn_names["file_reader"]) == "file_reader"
     ops_names = _public(importlib.import_module("nvidia.dali.ops"))
     assert _operator_path(ops_names["CoinFlip"]) == "coin_flip" and "readers" in ops_names
+
+
+_INTERNAL = ("operators", "graph", "tracing", "runtime", "executor", "checkpoint", "rng", "options", "define_graph")
+
+
+def test_ported_dali_tests_import_only_public_paths():
+    """DALI's tests, ported, import what DALI's import through the same public paths: no private module and
+    no pipestate internals (the module name check above makes those paths DALI's)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).parent
+    files = [*(root / "dali_ported").glob("*.py"), *(root / "plugin" / "checkpointing").glob("*.py")]
+    files += [*(root / "dali_examples" / "dali_code").glob("*.py")]
+    assert len(files) > 8
+    bad = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "pipestate" and (
+                    any(p.startswith("_") for p in parts) or (len(parts) > 1 and parts[1] in _INTERNAL)
+                ):
+                    bad.append(f"{path.relative_to(root)}: {name}")
+    assert not bad, bad
