@@ -12,8 +12,6 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from pipestate.dtypes import ScalarConstant
-
 if TYPE_CHECKING:
     from pipestate.operators.base import Operator
 
@@ -63,8 +61,6 @@ class DataNode:
         return _ops["subscript"](self, index)
 
     def _binary(self, symbol: str, other: Any, reflected: bool = False) -> DataNode:
-        if isinstance(other, ScalarConstant):  # types.Constant(5).uint8(): a number with its type
-            other = other.as_array()
         arithmetic = _ops["arithmetic"]
         return arithmetic(symbol, other, self) if reflected else arithmetic(symbol, self, other)
 
