@@ -19,8 +19,7 @@ from pipestate.errors import (
 )
 from pipestate.graph import DataNode
 from pipestate.io import Checkpointer
-from pipestate.options import OperatorConcurrency, StreamPolicy
-from pipestate.pipeline import Pipeline, pipeline_def
+from pipestate.pipeline import OperatorConcurrency, Pipeline, StreamPolicy, pipeline_def
 
 __all__ = [
     "Batch",

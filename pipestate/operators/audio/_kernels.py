@@ -302,7 +302,8 @@ def to_decibels(x: np.ndarray, multiplier: float, reference: float | None, cutof
             reference = 1.0
     ref = t(reference)
     inv_ref = t(1) if ref == t(1) else t(1) / ref
-    min_ratio = t(math.pow(10.0, float(t(cutoff_db)) / float(t(multiplier))))
+    with np.errstate(over="ignore", under="ignore"):  # as C's pow: inf or 0 out of range, never an exception
+        min_ratio = t(np.power(10.0, float(t(cutoff_db)) / float(t(multiplier))))
     mul_log2 = t(multiplier) * t(_LOG2_10_INV)
     ratio = np.maximum(min_ratio, x * inv_ref)
     return (mul_log2 * np.log2(ratio.astype(np.float64)).astype(x.dtype)).astype(x.dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,7 +127,8 @@ class NonsilentRegion(SampleOperator):
         mms = _kernels.moving_mean_square(x, window, reset)
         reference = np.float32(mms.max()) if a["reference_power"] == 0 else np.float32(a["reference_power"])
         exponent = np.float32(a["cutoff_db"]) * np.float32(np.float32(1.0) / np.float32(10.0))
-        cutoff = reference * np.float32(math.pow(10.0, float(exponent)))
+        with np.errstate(over="ignore", under="ignore"):  # as C's pow: inf or 0 out of range
+            cutoff = reference * np.float32(np.power(10.0, float(exponent)))
         above = np.flatnonzero(mms >= cutoff)
         if not len(above):
             return np.int32(0), np.int32(0)
