@@ -100,7 +100,17 @@ class PerOutput(sch.Kind):
 
 
 # Options pipestate uses. None means "not given" (the default applies).
-USED = ("batch_size", "num_threads", "device_id", "seed", "prefetch_queue_depth", "enable_checkpointing", "checkpoint")
+USED = (
+    "batch_size",
+    "num_threads",
+    "device_id",
+    "seed",
+    "prefetch_queue_depth",
+    "enable_checkpointing",
+    "checkpoint",
+    "uncaptured_sources",  # pipestate's own: see check_uncaptured
+)
+UNCAPTURED_SOURCES = ("continue", "refuse")
 
 # DALI's other options: accepted and checked; their effect on pipestate is in the docs (user guide).
 COMPATIBILITY: dict[str, sch.Kind] = {
@@ -198,3 +208,15 @@ def _prefetch_depth(value: Any, extra: dict[str, Any]) -> int:
             f"{where}={value!r} (separated queues) cannot be combined with exec_dynamic=True: DALI has no such executor"
         )
     return sizes["cpu_size"]
+
+
+def check_uncaptured(value: Any) -> str:
+    """Check the pipeline option ``uncaptured_sources``: what restoring does with an external source whose
+    position pipestate cannot capture (``"continue"``: read it afresh, as DALI; ``"refuse"``: raise).
+
+    Raises:
+        ValueError: another value.
+    """
+    if value not in UNCAPTURED_SOURCES:
+        raise ValueError(f"pipeline option uncaptured_sources={value!r}: use one of {list(UNCAPTURED_SOURCES)}")
+    return value

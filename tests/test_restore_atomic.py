@@ -95,6 +95,8 @@ SOURCES = {
 
 def _pipeline(kind: str, **options):
     make_source, kwargs = SOURCES[kind]
+    if kind == "one-shot iterator":  # by default read on from where it is after a restore, as DALI (which
+        options = {"uncaptured_sources": "refuse", **options}  # consumes it): its refusals are the option's
 
     @pipeline_def(
         batch_size=BATCH,

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.dtypes import ScalarConstant
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
-from pipestate.tracing import add_operator
+from pipestate.tracing import add_operator, constant_node
 
 _BINARY = {
     "add": np.add,
@@ -168,6 +169,8 @@ class Arithmetic(Operator):
 
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     """Add an arithmetic operator for ``left <op> right`` (or ``-left``) to the pipeline being defined."""
+    # types.Constant(5).uint8(): a constant tensor of its type (the graph types.Constant always made)
+    left, right = (constant_node(x) if isinstance(x, ScalarConstant) else x for x in (left, right))
     inputs = [x for x in (left, right) if isinstance(x, DataNode)]
     for operand in (left,) if op == "neg" else (left, right):
         if operand is None:  # None is "no constant" below: refuse it here, as DALI does

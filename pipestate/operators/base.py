@@ -40,6 +40,7 @@ class BuildEnv:
     py_num_workers: int = 1  # worker processes of a parallel external source (0: run it in-process)
     py_start_method: str = "fork"
     py_callback_pickler: Any = None
+    uncaptured_sources: str = "continue"  # restoring a source pipestate cannot capture: "continue" or "refuse"
 
 
 class Position(NamedTuple):

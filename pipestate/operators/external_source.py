@@ -4,12 +4,16 @@ A source is one of (as in DALI):
 - a callable taking the iteration index, a ``types.BatchInfo`` (``batch_info=True``) or, with
   ``batch=False``, a ``types.SampleInfo``: restored exactly (called with the same indices again);
 - a callable taking no argument: called once per batch (``batch=False``: once per sample); its position
-  cannot be restored unless it has ``state()``/``restore()``: pipestate warns at build, as DALI does,
-  and refuses to restore it mid-stream (``CheckpointError``) instead of silently starting over;
+  cannot be captured unless it has ``state()``/``restore()``: pipestate warns at build, as DALI does, and
+  after a restore calls it again from wherever it is, as DALI does (the pipeline option
+  ``uncaptured_sources="refuse"`` refuses such a restore mid-stream with ``CheckpointError`` instead);
 - a sequence (list, tuple): item ``i`` of the epoch (``batch=False``: sample ``i``); restored exactly;
 - an object with ``state() -> bytes`` and ``restore(bytes)``: its bytes are stored in the checkpoint;
 - an iterable or a generator function: read with ``next()``; restored by re-creating it and skipping the
-  items consumed (at most :data:`MAX_REPLAY` batches), or refused for a one-shot iterator.
+  items consumed (at most :data:`MAX_REPLAY` batches); a one-shot iterator cannot be re-created, so it is
+  read on from wherever it is (``uncaptured_sources="refuse"``: refused);
+- no source: the pipeline is fed with ``Pipeline.feed_input`` (:mod:`pipestate.define_graph`); its
+  position is restored, the fed data is not (as in DALI).
 
 A source raising ``StopIteration`` ends the epoch (unless ``cycle`` wraps it around); ``Pipeline.reset()``
 starts the next one.
@@ -27,6 +31,7 @@ worker); ``py_num_workers=0`` runs every source there.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import warnings
 from collections.abc import Sequence
@@ -83,8 +88,8 @@ class ExternalSource(Operator):
         Arg(
             "source",
             sch.Anything("a callable, a sequence, an iterable or a source object"),
-            sch.REQUIRED,
-            "The data source",
+            None,
+            "The data source (None: the pipeline is fed with Pipeline.feed_input)",
             positional=True,
         ),
         Arg(
@@ -124,13 +129,16 @@ class ExternalSource(Operator):
         Arg("blocking", sch.Bool(), False, "Accepted for DALI compatibility"),
         Arg("cuda_stream", sch.Anything(), None, "Accepted for DALI compatibility (no GPU)"),
         Arg("use_copy_kernel", sch.Bool(), False, "Accepted for DALI compatibility"),
-        Arg("repeat_last", sch.Bool(), False, "Accepted for DALI compatibility (feed_input is not supported)"),
+        Arg("repeat_last", sch.Bool(), False, "Without source: reuse the last fed batch when none was fed since"),
     )
 
     def validate(self) -> None:
         source = self.args["source"]
         if self.inputs:
             raise TypeError("fn.external_source() takes no DataNode inputs")
+        if source is None:
+            self._validate_fed()
+            return
         n = self.args["num_outputs"]
         self.num_outputs = n or 1
         self.dtypes = self._per_output("dtype")
@@ -164,6 +172,21 @@ class ExternalSource(Operator):
         if self.args["cycle"] not in (None, False) and self.kind != "iterate":
             raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
 
+    def _validate_fed(self) -> None:
+        """An external source without a source is fed with ``Pipeline.feed_input`` (pipestate.define_graph)."""
+        if self.args["num_outputs"] is not None or self.args["parallel"] or self.args["batch"] is False:
+            raise TypeError(
+                "fn.external_source() without source= is fed whole batches with Pipeline.feed_input: num_outputs, "
+                "parallel and batch=False need a source="
+            )
+        if self.args["cycle"] not in (None, False):
+            raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
+        self.kind, self.num_outputs, self.batch, self.arity = "feed", 1, True, 0
+        self.stateful_source = self.generator_function = self.in_workers = False
+        self.dtypes, self.ndims, self.layouts = (self._per_output(k) for k in ("dtype", "ndim", "layout"))
+        if self.args["batch_info"]:
+            raise TypeError("fn.external_source(batch_info=True) needs a callable taking one argument")
+
     def _check_parallel(self) -> None:
         if self.kind == "call" and not self.arity:
             raise TypeError(
@@ -188,7 +211,7 @@ class ExternalSource(Operator):
     @property
     def restorable(self) -> bool:
         """Whether the source's position can be restored."""
-        return self.stateful_source or self.kind == "index" or (self.kind == "call" and self.arity == 1)
+        return self.stateful_source or self.kind in ("index", "feed") or (self.kind == "call" and self.arity == 1)
 
     def setup(self, env: BuildEnv) -> None:
         self.epoch = 0
@@ -198,21 +221,28 @@ class ExternalSource(Operator):
         self.env = env
         self.pool: ProcessPool | None = None
         self.pending: dict[tuple[int, int], list[tuple[int, list]]] = {}
+        self.fed: collections.deque[Batch] = collections.deque()  # without source: batches handed by feed_input
         if env.enable_checkpointing and not self.restorable:
-            kind = "a callable taking no argument" if self.kind == "call" else "an iterator or generator"
-            warnings.warn(
-                f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. "
-                f"{kind[0].upper()}{kind[1:]} cannot be checkpointed by position; "
-                + (
-                    "restoring it mid-epoch is refused. "
-                    if self.kind == "call"
-                    else "restoring re-creates it and skips the items already read (slow), or fails for a one-shot "
-                    "iterator. "
-                )
-                + "Use a callable taking BatchInfo/SampleInfo, a sequence, or an object with state() -> bytes "
-                "and restore(bytes).",
-                stacklevel=2,
+            warnings.warn(self._uncaptured_warning(env.uncaptured_sources == "refuse"), stacklevel=2)
+
+    def _uncaptured_warning(self, refuse: bool) -> str:
+        option = "refuse" if refuse else "continue"
+        if self.kind == "call":
+            kind = "A callable taking no argument"
+            then = (
+                "restoring it mid-epoch is refused"
+                if refuse
+                else "after a restore it is called again, from where it is"
             )
+        else:
+            kind = "An iterator or generator"
+            one_shot = "fails" if refuse else "reads on from where it is"
+            then = f"restoring re-creates it and skips the items already read (slow), or {one_shot} for a one-shot one"
+        return (
+            f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. {kind} cannot be "
+            f"checkpointed by position; {then} (pipeline option uncaptured_sources={option!r}). Use a callable "
+            "taking BatchInfo/SampleInfo, a sequence, or an object with state() -> bytes and restore(bytes)."
+        )
 
     # ---- worker processes ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -321,6 +351,9 @@ class ExternalSource(Operator):
         return [source(SampleInfo(base + i, i, self.iteration, self.epoch)) for i in range(size)]
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        if self.kind == "feed":  # the pipeline hands this batch over once it was fed (define_graph.Feeding)
+            self.iteration += 1
+            return (self.fed.popleft(),)
         if self.batch:
             data = self._fetch_batch()
             parts = tuple(data) if self.args["num_outputs"] else (data,)
@@ -405,25 +438,30 @@ class ExternalSource(Operator):
                     f"{where} holds {per_epoch} batches per epoch: batch {state['iteration']} of epoch "
                     f"{state['epoch']} after {before} batches in earlier epochs is not a position a run reaches"
                 )
+        refuse = self.env.uncaptured_sources == "refuse"  # else an uncaptured source is read on, as in DALI
         if (
             at.from_checkpoint
+            and refuse
             and not self.restorable
             and self.kind == "call"
             and (state["epoch"] or state["iteration"])
         ):
             raise CheckpointError(
                 f"{where}: a callable taking no argument cannot be moved to batch {state['iteration']} of epoch "
-                f"{state['epoch']}; give it state()/restore(), or make it take BatchInfo/SampleInfo"
+                f"{state['epoch']} (pipeline option uncaptured_sources='refuse'); give it state()/restore(), make it "
+                "take BatchInfo/SampleInfo, or use uncaptured_sources='continue' to call it again from where it is"
             )
         if self.stateful_source and not isinstance(state["source_state"], bytes):
             raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
         if self.kind == "iterate" and not self.stateful_source and at.from_checkpoint and state["iteration"]:
             if self._one_shot():
-                raise CheckpointError(
-                    f"{where} is a one-shot iterator: it cannot be moved back to batch {state['iteration']}. Use a "
-                    "callable, a sequence, or an object with state()/restore()."
-                )
-            if state["iteration"] > MAX_REPLAY:
+                if refuse:
+                    raise CheckpointError(
+                        f"{where} is a one-shot iterator: it cannot be moved back to batch {state['iteration']} "
+                        "(pipeline option uncaptured_sources='refuse'). Use a callable, a sequence, or an object "
+                        "with state()/restore()."
+                    )
+            elif state["iteration"] > MAX_REPLAY:
                 raise CheckpointError(
                     f"{where}: restoring batch {state['iteration']} would replay more than {MAX_REPLAY} batches of "
                     "an iterator; give the source state()/restore() or make it a callable taking BatchInfo"
@@ -435,8 +473,11 @@ class ExternalSource(Operator):
             self.args["source"].restore(state["source_state"])  # if it raises, the runtime rolls it back
         elif self.kind == "iterate":
             moved = (epoch, iteration) != (self.epoch, self.iteration)
-            if at.from_checkpoint or (moved and not self._one_shot()):  # a one-shot iterator cannot rewind
+            if at.from_checkpoint and self._one_shot():
+                self.iterator = None  # cannot be re-created: read on from where it is, as DALI does
+            elif at.from_checkpoint or (moved and not self._one_shot()):  # a one-shot iterator cannot rewind
                 self.iterator = self._replayed(iteration)  # what was prefetched: it continues
+        self.fed.clear()  # fed batches no returned batch used are dropped (pipestate.define_graph)
         self.epoch, self.iteration = epoch, iteration
 
     def _one_shot(self) -> bool:

@@ -18,7 +18,6 @@ import fnmatch
 import itertools
 import os
 import shutil
-import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -32,6 +31,24 @@ GPU_DEVICES = ("gpu", "mixed")
 
 
 # ---- test_utils -------------------------------------------------------------------------------------
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (lengths here are below 128: one varint byte)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _example(features: dict[str, tuple[int, Any]]) -> bytes:
+    """A ``tf.train.Example`` with one value per feature: ``{name: (1, bytes) | (3, small int)}`` (BytesList,
+    Int64List), serialized by hand (TensorFlow's schema: Example.features=1, Features.feature=1 (map),
+    Feature.bytes_list=1 / int64_list=3, each list's value=1)."""
+    entries = b""
+    for name, (kind, value) in features.items():
+        inner = _field(1, value) if kind == 1 else _field(1, bytes([value]))  # packed int64 < 128: one byte
+        entries += _field(1, _field(1, name.encode()) + _field(2, _field(kind, inner)))
+    return _field(1, entries)
+
+
+
 def get_dali_extra_path() -> str:
     """DALI_extra's location: ``$DALI_EXTRA_PATH`` if it holds the data, else a generated stand-in."""
     env = os.environ.get("DALI_EXTRA_PATH")
@@ -71,20 +88,17 @@ def _generate(root: str) -> None:
         f.write(rng.bytes(97))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
-    from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
 
     folder = os.path.join(root, "db", "tfrecord")
     os.makedirs(folder)
     path = os.path.join(folder, "train")
-    with open(path, "wb") as f:
-        for i in range(100):
-            ex = example_pb2.Example()
-            ex.features.feature["image/encoded"].bytes_list.value.append(rng.bytes(int(rng.integers(8, 40))))
-            ex.features.feature["image/class/label"].int64_list.value.append(i % 7)
-            data = ex.SerializeToString()
-            length = struct.pack("<Q", len(data))
-            f.write(length + struct.pack("<I", tfr.masked_crc32c(length)))
-            f.write(data + struct.pack("<I", tfr.masked_crc32c(data)))
+    tfr.write_records(
+        path,
+        [
+            _example({"image/encoded": (1, rng.bytes(int(rng.integers(8, 40)))), "image/class/label": (3, i % 7)})
+            for i in range(100)
+        ],
+    )
     tfr.tfrecord2idx(path, os.path.join(folder, "train.idx"))
     # db/3D/MRI/Knee/npy_2d_slices/STU00001: 120 2-D float32 arrays of varying shapes
     folder = os.path.join(root, "db", "3D", "MRI", "Knee", "npy_2d_slices", "STU00001")

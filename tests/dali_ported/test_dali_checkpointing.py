@@ -13,8 +13,9 @@ import tempfile
 import numpy as np
 
 import pipestate.fn as fn
-from pipestate import pipeline_def
+import pipestate.types as types  # noqa: F401 - imported by DALI's test (its ported cases do not use it)
 from pipestate import tfrecord as tfrec
+from pipestate.pipeline import pipeline_def
 from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
     assert_raises,

@@ -326,15 +326,17 @@ def test_non_numeric_samples_are_rejected():
         pipe.run()
 
 
-def test_no_argument_callable_is_not_restored_mid_epoch():
+def test_no_argument_callable_is_not_restored_mid_epoch_with_refuse():
     counter = iter(range(10**6))
     p = build(lambda: fn.external_source(source=lambda: [np.array([next(counter)])] * 4))
     with pytest.warns(UserWarning, match="cannot be checkpointed"):
-        pipe = p()
+        pipe = p(uncaptured_sources="refuse")
     pipe.run()
     blob = pipe.checkpoint()
     with pytest.raises(CheckpointError, match="taking no argument"), pytest.warns(UserWarning):
-        p(checkpoint=blob)
+        p(checkpoint=blob, uncaptured_sources="refuse")
+    with pytest.warns(UserWarning):  # the default, as DALI: restored, the source called again
+        assert p(checkpoint=blob).is_restored_from_checkpoint
 
 
 def test_external_source_batch_false_sequences_and_cycle():

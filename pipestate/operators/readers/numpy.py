@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import os
-import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -17,15 +15,12 @@ from pipestate.operators.base import BuildEnv, RunContext, register
 from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.readers._npy_header import parse_header_dict
 from pipestate.operators.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
 MAX_HEADER_BYTES = 1 << 16
 """Longest ``.npy`` header read (version 1 headers cannot be longer; numpy itself stops at 10,000)."""
-# CPython 3.11's AST converter (behind ast.literal_eval) keeps its recursion depth in interpreter-wide
-# state: two threads converting at once can fail with "SystemError: AST constructor recursion depth
-# mismatch". Headers are parsed once per file, so one lock costs nothing.
-_LITERAL_EVAL = threading.Lock()
 
 
 class NpyHeader(NamedTuple):
@@ -61,10 +56,9 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
     if len(head) < start + size:
         raise ValueError(f"{path!r}: the .npy header is truncated")
     try:
-        text = head[start : start + size].decode("latin1" if major < 3 else "utf8")
-        with _LITERAL_EVAL:
-            meta = ast.literal_eval(text)
-        dtype = np.dtype(np.lib.format.descr_to_dtype(meta["descr"]))
+        # not numpy's ast.literal_eval: it is not thread-safe on Python 3.11, and workers parse headers
+        meta = parse_header_dict(head[start : start + size].decode("latin1" if major < 3 else "utf8"))
+        dtype = np.dtype(meta["descr"])
         shape = tuple(int(d) for d in meta["shape"])
         fortran = bool(meta["fortran_order"])
     except (ValueError, SyntaxError, KeyError, TypeError, RecursionError, MemoryError) as exc:
