@@ -382,7 +382,26 @@ class _Rewriter(ast.NodeTransformer):
 # ---- converting functions -----------------------------------------------------------------------------
 
 
+def do_not_convert(func: Callable[..., Any] | None = None) -> Any:
+    """DALI's ``pipeline.do_not_convert``: leave ``func`` (and the functions defined in it) as written when
+    a pipeline with ``enable_conditionals=True`` calls it, e.g. a factory of a parallel external source's
+    ``source`` (which must stay picklable). Usable bare or as ``@do_not_convert()``.
+
+    Args:
+        func: The function to leave unconverted.
+
+    Returns:
+        ``func`` itself, marked.
+    """
+    if func is None:
+        return do_not_convert
+    func.__pipestate_do_not_convert__ = True
+    return func
+
+
 def _should_convert(func: types.FunctionType) -> bool:
+    if getattr(func, "__pipestate_do_not_convert__", False):
+        return False
     if func.__code__ in _CONVERTED_CODE or func.__name__ == "<lambda>" or "__class__" in func.__code__.co_freevars:
         return False  # already converted, a lambda, or a method using super() (needs its class cell)
     path = getattr(func, "__module__", None) or ""

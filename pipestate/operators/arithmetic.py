@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.dtypes import ScalarConstant
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
-from pipestate.tracing import add_operator
+from pipestate.tracing import add_operator, constant_node
 
 _BINARY = {
     "add": np.add,
@@ -118,6 +119,12 @@ class Arithmetic(Operator):
         self.constants = {
             side: constant_array(self.args[side]) for side in ("left", "right") if self.args[side] is not None
         }
+        operands = 1 if self.args["op"] == "neg" else 2
+        if len(self.inputs) + len(self.constants) != operands or not self.inputs:
+            raise TypeError(
+                f"arithmetic {self.args['op']} takes {operands} operand(s), at least one a DataNode; got "
+                f"{len(self.inputs)} DataNode(s) and {len(self.constants)} constant(s)"
+            )
         if self.args["op"] in _BITWISE and any(a.dtype.kind == "f" for a in self.constants.values()):
             raise TypeError(f"bitwise {self.args['op']} needs integer or boolean operands, not floating-point")
 
@@ -167,7 +174,12 @@ class Arithmetic(Operator):
 
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     """Add an arithmetic operator for ``left <op> right`` (or ``-left``) to the pipeline being defined."""
+    # types.Constant(5).uint8(): a constant tensor of its type (the graph types.Constant always made)
+    left, right = (constant_node(x) if isinstance(x, ScalarConstant) else x for x in (left, right))
     inputs = [x for x in (left, right) if isinstance(x, DataNode)]
+    for operand in (left,) if op == "neg" else (left, right):
+        if operand is None:  # None is "no constant" below: refuse it here, as DALI does
+            raise TypeError("arithmetic on a DataNode needs a number or numeric array, not None")
     args = {
         "op": op,
         "left": None if isinstance(left, DataNode) else left,

@@ -7,42 +7,54 @@ behaviour on top of pytest, so the ported test bodies stay as DALI wrote them.
 
 ``get_dali_extra_path()`` returns ``$DALI_EXTRA_PATH`` when it holds DALI_extra, and otherwise a
 generated stand-in with the same layout for the parts the ported tests read (``db/single/jpeg``,
-``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic random bytes, made once
-per machine under the temporary directory. The readers do not decode, so any bytes do — except the
-stand-ins of the sequence reader's frames (PNG) and the NeMo reader's audio (WAV), which are decoded.
+``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic generated data, made once
+per machine under the temporary directory: real JPEGs under ``db/single/jpeg`` (decoded by the image
+operators' tests), PNG frames for the sequence reader, WAV audio for the NeMo reader, random bytes elsewhere.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import itertools
 import os
 import shutil
-import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-# The stand-in's directory is named by this module's content, so a change to the generators (or another
-# checkout's generators) never reuses data made by different code.
-_EXTRA_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 GPU_DEVICES = ("gpu", "mixed")
 
 
 # ---- test_utils -------------------------------------------------------------------------------------
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (lengths here are below 128: one varint byte)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _example(features: dict[str, tuple[int, Any]]) -> bytes:
+    """A ``tf.train.Example`` with one value per feature: ``{name: (1, bytes) | (3, small int)}`` (BytesList,
+    Int64List), serialized by hand (TensorFlow's schema: Example.features=1, Features.feature=1 (map),
+    Feature.bytes_list=1 / int64_list=3, each list's value=1)."""
+    entries = b""
+    for name, (kind, value) in features.items():
+        inner = _field(1, value) if kind == 1 else _field(1, bytes([value]))  # packed int64 < 128: one byte
+        entries += _field(1, _field(1, name.encode()) + _field(2, _field(kind, inner)))
+    return _field(1, entries)
+
+
+
 def get_dali_extra_path() -> str:
     """DALI_extra's location: ``$DALI_EXTRA_PATH`` if it holds the data, else a generated stand-in."""
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{_EXTRA_VERSION}")
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{_generator_digest()}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
         _generate(staging)
@@ -51,6 +63,15 @@ def get_dali_extra_path() -> str:
         except OSError:  # another process made it first
             shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _generator_digest() -> str:
+    """A digest of this module's source: the stand-in is rebuilt whenever the code generating it changes
+    (a version number to bump was forgotten, or bumped to the same number on two branches)."""
+    import hashlib
+
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
 def _jpeg(rng: np.random.Generator) -> bytes:
@@ -82,20 +103,17 @@ def _generate(root: str) -> None:
         f.write(_jpeg(rng))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
-    from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
 
     folder = os.path.join(root, "db", "tfrecord")
     os.makedirs(folder)
     path = os.path.join(folder, "train")
-    with open(path, "wb") as f:
-        for i in range(100):
-            ex = example_pb2.Example()
-            ex.features.feature["image/encoded"].bytes_list.value.append(rng.bytes(int(rng.integers(8, 40))))
-            ex.features.feature["image/class/label"].int64_list.value.append(i % 7)
-            data = ex.SerializeToString()
-            length = struct.pack("<Q", len(data))
-            f.write(length + struct.pack("<I", tfr.masked_crc32c(length)))
-            f.write(data + struct.pack("<I", tfr.masked_crc32c(data)))
+    tfr.write_records(
+        path,
+        [
+            _example({"image/encoded": (1, rng.bytes(int(rng.integers(8, 40)))), "image/class/label": (3, i % 7)})
+            for i in range(100)
+        ],
+    )
     tfr.tfrecord2idx(path, os.path.join(folder, "train.idx"))
     # db/3D/MRI/Knee/npy_2d_slices/STU00001: 120 2-D float32 arrays of varying shapes
     folder = os.path.join(root, "db", "3D", "MRI", "Knee", "npy_2d_slices", "STU00001")

@@ -14,11 +14,11 @@ import numpy as np
 
 import pipestate.fn as fn
 import pipestate.types as types
-from pipestate import pipeline_def
 from pipestate import tfrecord as tfrec
 from pipestate.auto_aug import auto_augment as aa
 from pipestate.auto_aug import rand_augment as ra
 from pipestate.auto_aug import trivial_augment as ta
+from pipestate.pipeline import pipeline_def
 from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
     assert_raises,

@@ -252,7 +252,7 @@ def test_nemo_unreadable_audio_and_resampling_are_clear_errors(tmp_path) -> None
     (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
     bad = os.fspath(tmp_path / "bad.wav")
     manifest = formats.write_manifest(os.fspath(tmp_path / "m.json"), [{"audio_filepath": bad}])
-    assert "cannot decode audio file" in str(first_error("nemo_asr", manifest_filepaths=manifest))
+    assert "cannot decode audio" in str(first_error("nemo_asr", manifest_filepaths=manifest))
     sf.write(os.fspath(tmp_path / "ok.wav"), np.zeros(100, np.int16), 8000)
     ok = os.fspath(tmp_path / "ok.wav")
     manifest = formats.write_manifest(os.fspath(tmp_path / "n.json"), [{"audio_filepath": ok}])
