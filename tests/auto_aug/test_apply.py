@@ -39,7 +39,7 @@ def magnitude(data, param):
 def run(build, batch_size, seed=7, steps=1):
     @pipeline_def(batch_size=batch_size, num_threads=2, seed=seed, enable_conditionals=True)
     def pipe():
-        return build(types.Constant(np.int32(0)))
+        return build(types.Constant(np.zeros(1, dtype=np.int32)))
 
     p = pipe()
     outs = np.concatenate([np.array(p.run()[0].as_array()).reshape(-1) for _ in range(steps)])

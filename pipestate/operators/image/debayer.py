@@ -76,10 +76,3 @@ class Debayer(SampleOperator):
         frames = [f[..., None] if f.ndim == 2 else f for f in frames]
         out = np.stack(frames)
         return out if image.ndim == 3 else out[0]
-
-
-@register
-class ExperimentalDebayer(Debayer):
-    """Legacy alias of ``fn.debayer`` (DALI keeps ``fn.experimental.debayer`` for backward compatibility)."""
-
-    type = "experimental.debayer"

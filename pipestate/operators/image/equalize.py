@@ -44,10 +44,3 @@ class Equalize(SampleOperator):
         if len(frames) == 1:
             return _equalize(frames[0]).reshape(image.shape)
         return np.stack([_equalize(f) for f in frames]).reshape(image.shape)
-
-
-@register
-class ExperimentalEqualize(Equalize):
-    """Legacy alias of ``fn.equalize`` (DALI keeps ``fn.experimental.equalize`` for backward compatibility)."""
-
-    type = "experimental.equalize"

@@ -250,10 +250,3 @@ class Filter(SampleOperator):
             outs.append(result)
         out = np.stack(outs).reshape((*lead, *outs[0].shape))
         return out.astype(out_dtype, copy=False)
-
-
-@register
-class ExperimentalFilter(Filter):
-    """Legacy alias of ``fn.filter`` (DALI keeps ``fn.experimental.filter`` for backward compatibility)."""
-
-    type = "experimental.filter"
