@@ -94,6 +94,22 @@ def encode_value(value: Any, depth: int = 0) -> bytes:
     )
 
 
+def check_iterator_data(iterator_data: Any) -> None:
+    """Check a framework iterator's state given to ``Pipeline.checkpoint(iterator_data=...)``.
+
+    Raises:
+        TypeError: not a string (or ``None``). ValueError: not encodable as UTF-8 (a lone surrogate).
+    """
+    if iterator_data is None:
+        return
+    if not isinstance(iterator_data, str):
+        raise TypeError(f"checkpoint(iterator_data=...) takes a string (e.g. JSON), not {type(iterator_data).__name__}")
+    try:
+        iterator_data.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"checkpoint(iterator_data=...) must be encodable as UTF-8: {exc}") from None
+
+
 class Encoder:
     """Encodes checkpoints of one pipeline quickly.
 
