@@ -315,7 +315,14 @@ class Pipeline:
         """Compute one batch (on the prefetch thread) and snapshot the state right after it."""
         if (self._iteration + 1) * self.batch_size > _MAX_POSITION:
             raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
-        ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
+        ctx = RunContext(
+            self.batch_size,
+            self._iteration,
+            self._epoch,
+            self._iteration_in_epoch,
+            self._pool.map,
+            self._runtime.origin(self.batch_size),
+        )
         outputs = self._runtime.run(ctx)
         if self._output_specs:
             self._check_output_types(outputs)
