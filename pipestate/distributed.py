@@ -107,7 +107,9 @@ def _shard(blob: bytes, where: str) -> _Shard:
     except CheckpointError as exc:
         raise type(exc)(f"{where}: {exc}") from exc
     if data.format_version != ckpt.FORMAT_VERSION:
-        raise CheckpointMismatchError(f"{where}: a format version {data.format_version} checkpoint has no elastic reader")
+        raise CheckpointMismatchError(
+            f"{where}: a format version {data.format_version} checkpoint has no elastic reader"
+        )
     readers = [
         i
         for i, r in enumerate(data.operators)
@@ -177,7 +179,9 @@ def _check_shards(job: ckpt.JobData, shards: list[_Shard], reference: str) -> No
                 "checkpoint after the same global step"
             )
         if shard.position["dataset_digest"] != first.position["dataset_digest"]:
-            raise CheckpointMismatchError(f"{where} read another dataset than shard 0 (files, labels or records differ)")
+            raise CheckpointMismatchError(
+                f"{where} read another dataset than shard 0 (files, labels or records differ)"
+            )
 
 
 # ---- combine, read, split --------------------------------------------------------------------------------
@@ -268,8 +272,10 @@ class _Splitter:
         template = shards[0].data
         if not self.same_layout:
             for i, record in enumerate(template.operators):
-                if i != shards[0].reader and record.has_state and any(
-                    s.data.operators[i].state != record.state for s in shards
+                if (
+                    i != shards[0].reader
+                    and record.has_state
+                    and any(s.data.operators[i].state != record.state for s in shards)
                 ):
                     raise CheckpointMismatchError(
                         f"operator {record.name!r} ({record.type}) has a different state on each shard; only states "

@@ -279,9 +279,7 @@ def is_elastic(ops: list[Operator]) -> bool:
     return any(op.layout_args() for op in ops)
 
 
-def fingerprint(
-    batch_size: int | None, seed: int, op_digests: list[tuple[str, int]], outputs: list[DataNode]
-) -> bytes:
+def fingerprint(batch_size: int | None, seed: int, op_digests: list[tuple[str, int]], outputs: list[DataNode]) -> bytes:
     """Return the 16-byte fingerprint of everything that determines a pipeline's outputs (``batch_size``
     ``None``: an elastic pipeline, whose batch size is its share of the job's global batch)."""
     description = {

@@ -197,15 +197,11 @@ def open_envelope(
                 "this is a job checkpoint (the checkpoints of every shard of an elastic job), not a pipeline's: "
                 "give each shard its own with pipestate.distributed.shard_checkpoint(job, shard_id, num_shards)"
             )
-        raise CorruptCheckpointError(
-            f"not a pipestate {what}: magic is {envelope.magic:#010x}, expected {magic:#010x}"
-        )
+        raise CorruptCheckpointError(f"not a pipestate {what}: magic is {envelope.magic:#010x}, expected {magic:#010x}")
     if not envelope.payload or not envelope.format_version:
         raise CorruptCheckpointError(f"the {what} is truncated: its envelope is incomplete ({len(blob)} bytes)")
     if _crc(envelope.format_version, envelope.payload) != envelope.payload_crc32:
-        raise CorruptCheckpointError(
-            f"the {what} is damaged: the checksum does not match (truncated or altered bytes)"
-        )
+        raise CorruptCheckpointError(f"the {what} is damaged: the checksum does not match (truncated or altered bytes)")
     if envelope.format_version not in versions:
         raise UnsupportedCheckpointVersionError(
             f"{what} format version {envelope.format_version} is not supported; this pipestate reads "

@@ -312,7 +312,9 @@ class Reader(Operator):
             and set(state) == {"epoch", "consumed", "dataset_digest", "layout"}
             and _counters(state["layout"], {"global_batch_size", "num_shards", "shard_id"})
         ):
-            raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not an elastic reader position")
+            raise CheckpointMismatchError(
+                f"{where}: the checkpoint's state {state!r} is not an elastic reader position"
+            )
         self._check_digest(state, where)
         size = self.shard.size
         if state["consumed"] >= size or state["epoch"] >= (2**63 - size) // size:  # identities fit an int64
