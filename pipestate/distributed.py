@@ -62,8 +62,10 @@ def _check_layout(global_batch_size: Any, num_shards: Any, shard_id: Any = 0) ->
     for name, value in (("global_batch_size", global_batch_size), ("num_shards", num_shards), ("shard_id", shard_id)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name}={value!r} must be an int")
-    if num_shards < 1 or not 0 <= shard_id < num_shards:
-        raise ValueError(f"shard_id={shard_id} must be in [0, num_shards) with num_shards={num_shards} >= 1")
+    if num_shards < 1:
+        raise ValueError(f"num_shards={num_shards} must be >= 1")
+    if not 0 <= shard_id < num_shards:
+        raise ValueError(f"shard_id={shard_id} must be in [0, num_shards) = [0, {num_shards})")
     if not num_shards <= global_batch_size <= _MAX_BATCH:
         raise ValueError(
             f"global_batch_size={global_batch_size} must be in [num_shards, 2**31 - 1] = [{num_shards}, {_MAX_BATCH}]: "
