@@ -134,56 +134,90 @@ def _describe_step(iteration: int, epoch: int, consumed: int) -> str:
     return f"global step {iteration} (reader epoch {epoch}, sample {consumed} of it)"
 
 
-def _check_shards(job: ckpt.JobData, shards: list[_Shard], reference: str) -> None:
-    """Every shard belongs to the job: one definition, its place in the layout, the job's position.
+def _layout(global_batch_size: int, num_shards: int, shard_id: int) -> dict[str, int]:
+    return {"global_batch_size": global_batch_size, "num_shards": num_shards, "shard_id": shard_id}
+
+
+def _check_shard(job: ckpt.JobData, k: int, shard: _Shard, first: _Shard, reference: str) -> None:
+    """Shard ``k`` belongs to the job: one definition, its place in the layout, the job's position.
 
     Raises:
-        CheckpointMismatchError: naming the first shard that does not (``reference`` names what it is
-            compared with: shard 0, or the job's manifest).
+        CheckpointMismatchError: naming the shard (``reference`` names what it is compared with).
     """
+    where, data, g, m = f"shard {k}", shard.data, job.global_batch_size, job.num_shards
+    if data.fingerprint != job.fingerprint:
+        differences = ckpt.describe_differences(first.data, data) if k else []
+        detail = "; ".join(differences) or "the graph, its arguments or the seed"
+        raise CheckpointMismatchError(f"{where} was taken from another pipeline than {reference}: {detail}")
+    if data.operators[shard.reader].name != job.reader:
+        raise CheckpointMismatchError(f"{where}: its elastic reader is not {job.reader!r}, {reference}'s")
+    if shard.layout != (g, m, k):
+        sg, sm, sk = shard.layout
+        raise CheckpointMismatchError(
+            f"{where}: its checkpoint is shard {sk} of {sm} with a global batch of {sg}, not shard {k} of {m} "
+            f"with a global batch of {g}"
+        )
+    expected = local_batch_size(g, m, k)
+    if data.batch_size != expected:
+        raise CheckpointMismatchError(
+            f"{where}: its checkpoint has batch_size={data.batch_size}; its part of a global batch of {g} over "
+            f"{m} shards is {expected}"
+        )
+    step = (job.iteration, job.epoch, job.iteration_in_epoch, job.reader_epoch, job.reader_consumed)
+    if shard.step != step:
+        theirs = _describe_step(*shard.step[:1], *shard.step[3:])
+        raise CheckpointMismatchError(
+            f"{where} is at {theirs}, {reference} at {_describe_step(*step[:1], *step[3:])}: take every shard's "
+            "checkpoint after the same global step"
+        )
+    if shard.position["dataset_digest"] != first.position["dataset_digest"]:
+        raise CheckpointMismatchError(f"{where} read another dataset than shard 0 (files, labels or records differ)")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """A validated job: shard 0 decoded, a template for any place in a layout, and the shards whose
+    checkpoints are not shard 0's re-issued for their place (their other states differ), decoded."""
+
+    data: ckpt.JobData
+    first: _Shard
+    template: ckpt.ShardTemplate
+    differing: dict[int, _Shard]
+
+
+def _validate(job: ckpt.JobData, reference: str, decoded: dict[int, _Shard] | None = None) -> _Checked:
+    """Check that every shard of ``job`` is present and belongs to it (see :func:`_check_shard`).
+
+    A shard whose bytes are exactly shard 0's checkpoint re-issued for its place is valid without being
+    decoded (the common case: only the layout differs); any other is decoded and checked field by field.
+
+    Raises:
+        CorruptCheckpointError, CheckpointMismatchError: naming the first shard that does not belong.
+    """
+    decoded = decoded or {}
     g, m = job.global_batch_size, job.num_shards
     if m < 1 or not m <= g <= _MAX_BATCH:
         raise CorruptCheckpointError(
             f"the job checkpoint's layout ({m} shards, global batch {g}) is not one a job runs with"
         )
-    if len(shards) != m:
-        missing = list(range(len(shards), m))
+    if len(job.shards) != m:
+        missing = list(range(len(job.shards), m))
         raise CheckpointMismatchError(
-            f"the job checkpoint holds {len(shards)} shard checkpoints for {m} shards: "
-            + (f"shard(s) {', '.join(map(str, missing))} missing" if missing else f"{len(shards) - m} too many")
+            f"the job checkpoint holds {len(job.shards)} shard checkpoints for {m} shards: "
+            + (f"shard(s) {', '.join(map(str, missing))} missing" if missing else f"{len(job.shards) - m} too many")
         )
-    first = shards[0]
-    for k, shard in enumerate(shards):
-        where, data = f"shard {k}", shard.data
-        if data.fingerprint != job.fingerprint:
-            differences = ckpt.describe_differences(first.data, data) if k else []
-            detail = "; ".join(differences) or "the graph, its arguments or the seed"
-            raise CheckpointMismatchError(f"{where} was taken from another pipeline than {reference}: {detail}")
-        if data.operators[shard.reader].name != job.reader:
-            raise CheckpointMismatchError(f"{where}: its elastic reader is not {job.reader!r}, {reference}'s")
-        if shard.layout != (g, m, k):
-            sg, sm, sk = shard.layout
-            raise CheckpointMismatchError(
-                f"{where}: its checkpoint is shard {sk} of {sm} with a global batch of {sg}, not shard {k} of {m} "
-                f"with a global batch of {g}"
-            )
-        expected = local_batch_size(g, m, k)
-        if data.batch_size != expected:
-            raise CheckpointMismatchError(
-                f"{where}: its checkpoint has batch_size={data.batch_size}; its part of a global batch of {g} over "
-                f"{m} shards is {expected}"
-            )
-        step = (job.iteration, job.epoch, job.iteration_in_epoch, job.reader_epoch, job.reader_consumed)
-        if shard.step != step:
-            theirs = _describe_step(*shard.step[:1], *shard.step[3:])
-            raise CheckpointMismatchError(
-                f"{where} is at {theirs}, {reference} at {_describe_step(*step[:1], *step[3:])}: take every shard's "
-                "checkpoint after the same global step"
-            )
-        if shard.position["dataset_digest"] != first.position["dataset_digest"]:
-            raise CheckpointMismatchError(
-                f"{where} read another dataset than shard 0 (files, labels or records differ)"
-            )
+    first = decoded.get(0) or _shard(job.shards[0], "shard 0")
+    _check_shard(job, 0, first, first, reference)
+    template = ckpt.ShardTemplate(first.blob, first.reader)
+    differing = {}
+    for k in range(1, m):
+        blob = job.shards[k]
+        if blob == template.checkpoint(local_batch_size(g, m, k), _layout(g, m, k)):
+            continue
+        shard = decoded.get(k) or _shard(blob, f"shard {k}")
+        _check_shard(job, k, shard, first, reference)
+        differing[k] = shard
+    return _Checked(job, first, template, differing)
 
 
 # ---- combine, read, split --------------------------------------------------------------------------------
@@ -206,11 +240,15 @@ def combine(checkpoints: Sequence[bytes]) -> bytes:
     """
     if isinstance(checkpoints, (bytes, bytearray)) or not checkpoints:
         raise ValueError("combine() takes a list of the shards' checkpoints (one bytes object per shard)")
-    shards = [_shard(blob, f"checkpoint {i}") for i, blob in enumerate(checkpoints)]
-    g, m, _ = shards[0].layout
+    decoded = {0: _shard(checkpoints[0], "checkpoint 0")}
+    g, m, _ = decoded[0].layout
     by_id: dict[int, int] = {}
-    for i, shard in enumerate(shards):
-        sg, sm, k = shard.layout
+    for i, blob in enumerate(checkpoints):
+        layout = ckpt.peek_layout(blob, decoded[0].reader)  # cheap; decoded in full only when unusual
+        if layout is None or set(layout) != _LAYOUT_KEYS:
+            decoded[i] = decoded.get(i) or _shard(blob, f"checkpoint {i}")
+            layout = decoded[i].position["layout"]
+        sg, sm, k = layout["global_batch_size"], layout["num_shards"], layout["shard_id"]
         if (sg, sm) != (g, m):
             raise CheckpointMismatchError(
                 f"checkpoint {i} is shard {k} of {sm} with a global batch of {sg}; checkpoint 0 is from a layout of "
@@ -224,8 +262,7 @@ def combine(checkpoints: Sequence[bytes]) -> bytes:
         raise CheckpointMismatchError(
             f"shard(s) {', '.join(map(str, missing))} of {m} missing: combine() needs the checkpoint of every shard"
         )
-    ordered = [shards[by_id[k]] for k in range(m)]
-    first = ordered[0]
+    first = decoded.get(by_id[0]) or _shard(checkpoints[by_id[0]], f"checkpoint {by_id[0]}")
     iteration, epoch, iteration_in_epoch, reader_epoch, reader_consumed = first.step
     job = ckpt.JobData(
         library_version=_version(),
@@ -238,17 +275,14 @@ def combine(checkpoints: Sequence[bytes]) -> bytes:
         reader=first.data.operators[first.reader].name,
         reader_epoch=reader_epoch,
         reader_consumed=reader_consumed,
-        shards=tuple(s.blob for s in ordered),
+        shards=tuple(bytes(checkpoints[by_id[k]]) for k in range(m)),
     )
-    _check_shards(job, ordered, "shard 0")
+    _validate(job, "shard 0", {k: decoded[i] for k, i in by_id.items() if i in decoded} | {0: first})
     return ckpt.encode_job(job)
 
 
-def _read(job: bytes) -> tuple[ckpt.JobData, list[_Shard]]:
-    data = ckpt.decode_job(job)
-    shards = [_shard(blob, f"shard {k}") for k, blob in enumerate(data.shards)]
-    _check_shards(data, shards, "the job's manifest")
-    return data, shards
+def _read(job: bytes) -> _Checked:
+    return _validate(ckpt.decode_job(job), "the job's manifest")
 
 
 def read_job(job: bytes) -> ckpt.JobData:
@@ -259,53 +293,41 @@ def read_job(job: bytes) -> ckpt.JobData:
             checkpoint, or a shard's checkpoint is damaged (naming the shard).
         CheckpointMismatchError: a shard is missing or inconsistent with the manifest (naming the shard).
     """
-    return _read(job)[0]
+    return _read(job).data
 
 
 class _Splitter:
     """Prepared once per job checkpoint and new layout: gives any new shard its checkpoint."""
 
     def __init__(self, job: bytes, num_shards: int, global_batch_size: int | None) -> None:
-        data, shards = _read(job)
+        checked = _read(job)
+        data = checked.data
         g = data.global_batch_size if global_batch_size is None else global_batch_size
         _check_layout(g, num_shards)
-        self.data, self.shards, self.num_shards, self.global_batch_size = data, shards, num_shards, g
+        self.checked, self.num_shards, self.global_batch_size = checked, num_shards, g
         self.same_layout = (g, num_shards) == (data.global_batch_size, data.num_shards)
-        template = shards[0].data
         if not self.same_layout:
-            for i, record in enumerate(template.operators):
-                if (
-                    i != shards[0].reader
-                    and record.has_state
-                    and any(s.data.operators[i].state != record.state for s in shards)
-                ):
+            first = checked.first
+            for shard in checked.differing.values():
+                for i, (mine, theirs) in enumerate(zip(first.data.operators, shard.data.operators)):
+                    if i != first.reader and mine.state != theirs.state:
+                        raise CheckpointMismatchError(
+                            f"operator {mine.name!r} ({mine.type}) has a different state on each shard; only states "
+                            "equal on every shard (and the elastic reader's) move to another layout"
+                        )
+                if shard.data.iterator_data != first.data.iterator_data:
                     raise CheckpointMismatchError(
-                        f"operator {record.name!r} ({record.type}) has a different state on each shard; only states "
-                        "equal on every shard (and the elastic reader's) move to another layout"
+                        "the shards' framework iterator states (iterator_data) differ; they cannot move to another "
+                        "layout"
                     )
-            if any(s.data.iterator_data != template.iterator_data for s in shards):
-                raise CheckpointMismatchError(
-                    "the shards' framework iterator states (iterator_data) differ; they cannot move to another layout"
-                )
-        self._template = template
-        self._states = [(r.has_state, r.state) for r in template.operators]
-        self._encoders: dict[int, ckpt.Encoder] = {}
 
     def checkpoint(self, shard_id: int) -> bytes:
         """The checkpoint of new shard ``shard_id``."""
-        _check_layout(self.global_batch_size, self.num_shards, shard_id)
+        g, m = self.global_batch_size, self.num_shards
+        _check_layout(g, m, shard_id)
         if self.same_layout:
-            return self.shards[shard_id].blob
-        batch = local_batch_size(self.global_batch_size, self.num_shards, shard_id)
-        encoder = self._encoders.get(batch)
-        if encoder is None:
-            encoder = self._encoders[batch] = ckpt.Encoder(dataclasses.replace(self._template, batch_size=batch))
-        reader = self.shards[0].reader
-        layout = {"global_batch_size": self.global_batch_size, "num_shards": self.num_shards, "shard_id": shard_id}
-        states = list(self._states)
-        states[reader] = (True, {**states[reader][1], "layout": layout})
-        t = self._template
-        return encoder.encode(t.iteration, t.epoch, t.iteration_in_epoch, states, t.iterator_data)
+            return self.checked.data.shards[shard_id]
+        return self.checked.template.checkpoint(local_batch_size(g, m, shard_id), _layout(g, m, shard_id))
 
 
 def shard_checkpoint(job: bytes, shard_id: int, num_shards: int, global_batch_size: int | None = None) -> bytes:

@@ -211,6 +211,9 @@ class Pipeline:
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
     def _identity_for(self, seed: int) -> ckpt.CheckpointData:
+        known = getattr(self, "_identity", None)  # computed once per seed: large arguments make it costly
+        if known is not None and known.seed == seed:
+            return known
         return ckpt.identity(self._graph.ops, self._graph.outputs, self.batch_size, seed, _version())
 
     def _target(self) -> ckpt.Target:

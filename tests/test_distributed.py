@@ -162,3 +162,12 @@ def test_states_that_differ_between_shards_do_not_move_to_another_layout(files):
     assert distributed.split(job, 3) == different  # the same layout: each shard keeps its own
     with pytest.raises(CheckpointMismatchError, match="operator 'external_source_0' .* different state on each shard"):
         distributed.split(job, 2)
+
+
+def test_split_writes_the_bytes_the_new_shards_pipelines_write(files):
+    """The re-issued checkpoints are exactly those of the new layout's pipelines at the same position (so a
+    job whose shards differ only by their place is validated without decoding each shard)."""
+    _, (one,) = job_at(files, 5, num_shards=1, g=6)
+    _, three = job_at(files, 5, num_shards=3, g=6)
+    assert distributed.split(distributed.combine([one]), 3) == three
+    assert distributed.split(distributed.combine(three), 1) == [one]

@@ -20,7 +20,7 @@ from pipestate.checkpoint.codec import (
     open_envelope,
     seal,
 )
-from pipestate.checkpoint.job import JOB_FORMAT_VERSION, JobData, decode_job, encode_job
+from pipestate.checkpoint.job import JOB_FORMAT_VERSION, JobData, ShardTemplate, decode_job, encode_job, peek_layout
 from pipestate.checkpoint.records import (
     FORMAT_VERSION,
     CheckpointData,
@@ -44,6 +44,7 @@ __all__ = [
     "JobData",
     "OperatorRecord",
     "Restored",
+    "ShardTemplate",
     "Target",
     "check_matches",
     "decode",
@@ -56,6 +57,7 @@ __all__ = [
     "identity",
     "mismatch",
     "open_envelope",
+    "peek_layout",
     "resolve",
     "seal",
 ]
