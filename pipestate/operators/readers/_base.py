@@ -26,7 +26,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError
 from pipestate.operators import schema as sch
 from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, SampleOrigin
-from pipestate.operators.readers import _sampler, _stdshuffle
+from pipestate.operators.readers import _elastic, _sampler, _stdshuffle
 from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
@@ -63,16 +63,6 @@ SHARD_ARGS: tuple[Arg, ...] = (
         "With elastic=True: samples per global step over all shards (0: batch_size * num_shards)",
     ),
 )
-_LAYOUT_ARGS = frozenset({"shard_id", "num_shards", "global_batch_size"})
-
-
-def _counters(value: Any, keys: set[str]) -> bool:
-    """``value`` is a dict of exactly ``keys``, each an int in [0, 2**64)."""
-    return (
-        isinstance(value, dict)
-        and set(value) == keys
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in value.values())
-    )
 
 
 class Reader(Operator):
@@ -103,18 +93,7 @@ class Reader(Operator):
                 f"{where}: shuffle_after_epoch=True and random_shuffle=True cannot be combined; "
                 "choose one way to shuffle"
             )
-        if a["global_batch_size"] and not a["elastic"]:
-            raise ValueError(f"{where}: global_batch_size={a['global_batch_size']} applies to elastic=True only")
-        if a["elastic"] and a["stick_to_shard"]:
-            raise ValueError(
-                f"{where}: elastic=True and stick_to_shard=True cannot be combined: an elastic job reads the "
-                "whole dataset as one sequence, of which each shard takes its part of every global batch"
-            )
-        if a["elastic"] and 0 < a["global_batch_size"] < a["num_shards"]:
-            raise ValueError(
-                f"{where}: global_batch_size={a['global_batch_size']} is smaller than num_shards={a['num_shards']}; "
-                "every shard takes at least one sample of each global batch"
-            )
+        _elastic.check_arguments(a, where)
         if a.get("shuffle_after_epoch", False) and a["stick_to_shard"]:
             raise ValueError(
                 f"{where}: shuffle_after_epoch=True and stick_to_shard=True cannot be combined: the epoch "
@@ -192,22 +171,7 @@ class Reader(Operator):
         self.layout: _sampler.Layout | None = None
         self._planned: tuple[tuple[int, int], tuple] | None = None
         if a["elastic"]:
-            if size == 0:
-                raise ValueError(f"fn.{self.type}() ({self.name}): the dataset is empty")
-            layout = _sampler.Layout(
-                int(a["global_batch_size"]) or env.batch_size * int(a["num_shards"]),
-                int(a["num_shards"]),
-                int(a["shard_id"]),
-            )
-            begin, end = layout.bounds
-            if end - begin != env.batch_size:
-                raise ValueError(
-                    f"fn.{self.type}() ({self.name}): with elastic=True, shard {layout.shard_id} of "
-                    f"{layout.num_shards} takes samples [{begin}, {end}) of each global batch of "
-                    f"{layout.global_batch_size}: build its pipeline with batch_size={end - begin} "
-                    "(pipestate.distributed.local_batch_size)"
-                )
-            self.layout = layout
+            self.layout = _elastic.layout(a, size, env.batch_size, f"fn.{self.type}() ({self.name})")
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         if self.layout is None:
@@ -219,7 +183,7 @@ class Reader(Operator):
     # ---- the elastic mode ---------------------------------------------------------------------------
     def layout_args(self) -> frozenset[str]:
         """``shard_id``, ``num_shards`` and ``global_batch_size`` with ``elastic=True``, else none."""
-        return _LAYOUT_ARGS if self.args["elastic"] else frozenset()
+        return _elastic.LAYOUT_ARGS if self.args["elastic"] else frozenset()
 
     def sample_origin(self, count: int) -> SampleOrigin | None:
         """With ``elastic=True``: the epoch and dataset index of each sample of the next batch."""
@@ -280,9 +244,10 @@ class Reader(Operator):
     def check_state(self, state: Any, at: Position) -> None:
         where = f"operator {self.name!r} ({self.type})"
         if self.layout is not None:
-            self._check_elastic_state(state, where)
+            _elastic.check_state(state, self.layout, self.shard.size, where)
+            self._check_digest(state, where)
             return
-        if not _counters(state, {"epoch", "consumed", "dataset_digest"}):
+        if not _elastic.counters(state, _elastic.POSITION_KEYS):
             raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not a reader position")
         self._check_digest(state, where)
         epoch, consumed = state["epoch"], state["consumed"]
@@ -301,40 +266,6 @@ class Reader(Operator):
             raise CheckpointMismatchError(
                 f"{where}: the dataset differs from the one the checkpoint was taken on (files, labels or records "
                 "were added, removed or renamed)"
-            )
-
-    def _check_elastic_state(self, state: Any, where: str) -> None:
-        """An elastic position: any global position of this dataset, taken on this reader's layout (the
-        position is the job's, so it does not depend on the pipeline's iteration)."""
-        if not (
-            isinstance(state, dict)
-            and _counters({k: v for k, v in state.items() if k != "layout"}, {"epoch", "consumed", "dataset_digest"})
-            and set(state) == {"epoch", "consumed", "dataset_digest", "layout"}
-            and _counters(state["layout"], {"global_batch_size", "num_shards", "shard_id"})
-        ):
-            raise CheckpointMismatchError(
-                f"{where}: the checkpoint's state {state!r} is not an elastic reader position"
-            )
-        self._check_digest(state, where)
-        size = self.shard.size
-        if state["consumed"] >= size or state["epoch"] >= (2**63 - size) // size:  # identities fit an int64
-            raise CheckpointMismatchError(
-                f"{where}: position {state['consumed']} of epoch {state['epoch']} is not one a job reaches on this "
-                f"dataset of {size} samples"
-            )
-        theirs, mine = state["layout"], dataclasses.asdict(self.layout)
-        if {**theirs, "shard_id": 0} == {**mine, "shard_id": 0} and theirs != mine:
-            raise CheckpointMismatchError(
-                f"{where}: the checkpoint is shard {theirs['shard_id']}'s; this reader is shard {mine['shard_id']} of "
-                "the same layout: restore each shard from its own checkpoint"
-            )
-        if theirs != mine:
-            raise CheckpointMismatchError(
-                f"{where}: the checkpoint is shard {theirs['shard_id']} of {theirs['num_shards']} with a global batch "
-                f"of {theirs['global_batch_size']}; this reader is shard {mine['shard_id']} of {mine['num_shards']} "
-                f"with a global batch of {mine['global_batch_size']}. To resume on another layout, combine the "
-                "job's shard checkpoints and give this shard its own (pipestate.distributed.combine, then "
-                "shard_checkpoint or split)"
             )
 
     def restore(self, state: Any, at: Position) -> None:
@@ -356,17 +287,7 @@ class Reader(Operator):
         """
         cfg = self.shard
         if self.layout is not None:
-            g = self.layout.global_batch_size
-            return {
-                "epoch_size": cfg.size,
-                "epoch_size_padded": -(-cfg.size // g) * g if cfg.pad_last_batch else cfg.size,
-                "number_of_shards": cfg.num_shards,
-                "shard_id": cfg.shard_id,
-                "pad_last_batch": int(cfg.pad_last_batch),
-                "stick_to_shard": 0,
-                "elastic": 1,
-                "global_batch_size": g,
-            }
+            return _elastic.reader_meta(cfg, self.layout)
         return {
             "epoch_size": cfg.size,
             "epoch_size_padded": _sampler.epoch_size_padded(cfg),
