@@ -24,6 +24,7 @@ from typing import Any
 
 from pipestate import checkpoint as ckpt
 from pipestate.errors import CheckpointError, CheckpointMismatchError, CorruptCheckpointError
+from pipestate.operators.readers._elastic import LAYOUT_KEYS, POSITION_KEYS, counters
 
 __all__ = [
     "combine",
@@ -38,8 +39,6 @@ __all__ = [
     "to_tensor",
 ]
 
-_LAYOUT_KEYS = {"global_batch_size", "num_shards", "shard_id"}
-_POSITION_KEYS = {"epoch", "consumed", "dataset_digest", "layout"}
 _MAX_BATCH = 2**31 - 1
 
 
@@ -94,14 +93,6 @@ class _Shard:
         return data.iteration, data.epoch, data.iteration_in_epoch, position["epoch"], position["consumed"]
 
 
-def _counters(value: Any, keys: set[str]) -> bool:
-    return (
-        isinstance(value, dict)
-        and set(value) == keys
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values())
-    )
-
-
 def _shard(blob: bytes, where: str) -> _Shard:
     """Decode one shard's checkpoint and find its elastic reader (errors name ``where``)."""
     try:
@@ -115,7 +106,7 @@ def _shard(blob: bytes, where: str) -> _Shard:
     readers = [
         i
         for i, r in enumerate(data.operators)
-        if r.has_state and isinstance(r.state, dict) and set(r.state) == _POSITION_KEYS
+        if r.has_state and isinstance(r.state, dict) and set(r.state) == POSITION_KEYS | {"layout"}
     ]
     if len(readers) != 1:
         raise CheckpointMismatchError(
@@ -123,8 +114,8 @@ def _shard(blob: bytes, where: str) -> _Shard:
             "reads with exactly one reader built with elastic=True"
         )
     state = data.operators[readers[0]].state
-    if not (_counters({k: v for k, v in state.items() if k != "layout"}, _POSITION_KEYS - {"layout"})) or not (
-        _counters(state["layout"], _LAYOUT_KEYS)
+    if not counters({k: v for k, v in state.items() if k != "layout"}, POSITION_KEYS) or not counters(
+        state["layout"], LAYOUT_KEYS
     ):
         raise CorruptCheckpointError(f"{where}: the elastic reader's state {state!r} is not a position and a layout")
     return _Shard(bytes(blob), data, readers[0], state)
@@ -245,7 +236,7 @@ def combine(checkpoints: Sequence[bytes]) -> bytes:
     by_id: dict[int, int] = {}
     for i, blob in enumerate(checkpoints):
         layout = ckpt.peek_layout(blob, decoded[0].reader)  # cheap; decoded in full only when unusual
-        if layout is None or set(layout) != _LAYOUT_KEYS:
+        if layout is None or set(layout) != LAYOUT_KEYS:
             decoded[i] = decoded.get(i) or _shard(blob, f"checkpoint {i}")
             layout = decoded[i].position["layout"]
         sg, sm, k = layout["global_batch_size"], layout["num_shards"], layout["shard_id"]

@@ -6,8 +6,10 @@ An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and
 :meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
 ``check_state()`` and ``restore()``): the state is plain data (``None``, bools, ints, floats, strings,
 bytes, lists, and dicts with string keys) that the checkpoint codec stores generically. Randomness comes
-from the run context: ``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample
-index, so a random operator has no state at all.
+from the run context: ``ctx.stream(self.rng_key)`` gives counter-based words indexed by the sample
+identities the context holds (``ctx.sample_ids``), so a random operator has no state at all. An operator
+that places itself in a job of shards (an elastic reader: :meth:`Operator.layout_args`) decides those
+identities through :meth:`Operator.sample_origin`.
 """
 
 from __future__ import annotations

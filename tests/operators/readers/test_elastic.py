@@ -263,3 +263,10 @@ def test_every_reader_resumes_on_another_layout(op_type, tmp_path, monkeypatch):
     resumed = [make(k, 3, 5, parts[k]) for k in range(3)]
     after = [s for _ in range(3) for s in step(resumed)]
     assert before + after == stream
+
+
+def test_another_batch_size_is_refused_with_the_way_to_reshard(files):
+    (pipe,) = shards(files[:10], 1, 4)
+    pipe.run()
+    with pytest.raises(CheckpointMismatchError, match=r"batch_size=4, this pipeline has batch_size=3: .*distributed"):
+        shards(files[:10], 1, 3, [pipe.checkpoint()])
