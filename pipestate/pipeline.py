@@ -281,6 +281,9 @@ class Pipeline:
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
     def _identity_for(self, seed: int) -> ckpt.CheckpointData:
+        known = getattr(self, "_identity", None)  # computed once per seed: large arguments make it costly
+        if known is not None and known.seed == seed:
+            return known
         return ckpt.identity(self._graph.ops, self._graph.outputs, self.batch_size, seed, _version())
 
     def _target(self) -> ckpt.Target:
@@ -393,7 +396,14 @@ class Pipeline:
         """Compute one batch (on the prefetch thread) and snapshot the state right after it."""
         if (self._iteration + 1) * self.batch_size > _MAX_POSITION:
             raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
-        ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
+        ctx = RunContext(
+            self.batch_size,
+            self._iteration,
+            self._epoch,
+            self._iteration_in_epoch,
+            self._pool.map,
+            self._runtime.origin(self.batch_size),
+        )
         outputs = self._runtime.run(ctx)
         if self._output_specs:
             self._output_specs.check(outputs)
