@@ -13,6 +13,8 @@ import numbers
 import warnings
 from typing import Any
 
+from pipestate.dtypes import to_numpy_dtype
+from pipestate.errors import PipestateError
 from pipestate.operators import schema as sch
 from pipestate.types import DALIDataType
 
@@ -220,3 +222,56 @@ def check_uncaptured(value: Any) -> str:
     if value not in UNCAPTURED_SOURCES:
         raise ValueError(f"pipeline option uncaptured_sources={value!r}: use one of {list(UNCAPTURED_SOURCES)}")
     return value
+
+
+class OutputSpecs:
+    """The pipeline options ``output_dtype``/``output_ndim``/``output_layout``, one entry per output, and
+    the check of each produced batch against them."""
+
+    def __init__(self, specs: dict[str, list]) -> None:
+        self.specs = specs
+
+    @classmethod
+    def from_options(cls, extra: dict[str, Any], count: int) -> OutputSpecs:
+        """The specs of a pipeline with ``count`` outputs (a single value applies to every output).
+
+        Raises:
+            ValueError: a list with another number of entries than outputs.
+        """
+        specs = {}
+        for key in ("output_dtype", "output_ndim", "output_layout"):
+            spec = extra.get(key)
+            if spec is None:
+                continue
+            if isinstance(spec, list) and len(spec) != count:
+                raise ValueError(
+                    f"the pipeline option {key} lists {len(spec)} entries; the pipeline has {count} outputs"
+                )
+            specs[key] = spec if isinstance(spec, list) else [spec] * count
+        return cls(specs)
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+    def check(self, outputs: tuple) -> None:
+        """Check a batch of every output against the specs.
+
+        Raises:
+            PipestateError: naming the output, what it has and the option that says otherwise.
+        """
+        for key, specs in self.specs.items():
+            for i, (out, want) in enumerate(zip(outputs, specs)):
+                if want is None:
+                    continue
+                if key == "output_dtype" and out.dtype != to_numpy_dtype(want):
+                    raise PipestateError(
+                        f"output {i} has type {out.dtype}; the pipeline option output_dtype says {want}"
+                    )
+                if key == "output_ndim" and any(len(s) != want for s in out.shape()):
+                    raise PipestateError(
+                        f"output {i} has samples of ndim {len(out.shape()[0])}; output_ndim says {want}"
+                    )
+                if key == "output_layout" and want and out.layout() != want:
+                    raise PipestateError(
+                        f"output {i} has layout {out.layout()!r}; the pipeline option output_layout says {want!r}"
+                    )

@@ -22,7 +22,6 @@ from pipestate import define_graph as classic
 from pipestate import options as opts
 from pipestate.batch import Batch
 from pipestate.conditionals_ast import do_not_convert
-from pipestate.dtypes import to_numpy_dtype
 from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
@@ -183,7 +182,7 @@ class Pipeline:
                 raise TypeError(f"output {i} ({node!r}) is not a DataNode defined in this pipeline")
             nodes.append(node)
         self._graph.outputs = nodes
-        self._output_specs = self._per_output_options(len(nodes))
+        self._output_specs = opts.OutputSpecs.from_options(self.options.extra, len(nodes))
         self._runtime = Runtime(self._graph)
         self._finalize()
 
@@ -237,25 +236,6 @@ class Pipeline:
         if self._stage is _Stage.DEFINING and type(self).define_graph is not Pipeline.define_graph:
             classic.build_graph(self)
 
-    def _per_output_options(self, count: int) -> dict[str, list]:
-        """``output_dtype``/``output_ndim``/``output_layout``, one entry per output (a single value applies
-        to every output).
-
-        Raises:
-            ValueError: a list with another number of entries than outputs.
-        """
-        specs = {}
-        for key in ("output_dtype", "output_ndim", "output_layout"):
-            spec = self.options.extra.get(key)
-            if spec is None:
-                continue
-            if isinstance(spec, list) and len(spec) != count:
-                raise ValueError(
-                    f"the pipeline option {key} lists {len(spec)} entries; the pipeline has {count} outputs"
-                )
-            specs[key] = spec if isinstance(spec, list) else [spec] * count
-        return specs
-
     def _finalize(self) -> None:
         restore = self._restore_from
         if self._user_seed is not None:
@@ -301,6 +281,9 @@ class Pipeline:
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
     def _identity_for(self, seed: int) -> ckpt.CheckpointData:
+        known = getattr(self, "_identity", None)  # computed once per seed: large arguments make it costly
+        if known is not None and known.seed == seed:
+            return known
         return ckpt.identity(self._graph.ops, self._graph.outputs, self.batch_size, seed, _version())
 
     def _target(self) -> ckpt.Target:
@@ -413,31 +396,20 @@ class Pipeline:
         """Compute one batch (on the prefetch thread) and snapshot the state right after it."""
         if (self._iteration + 1) * self.batch_size > _MAX_POSITION:
             raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
-        ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
+        ctx = RunContext(
+            self.batch_size,
+            self._iteration,
+            self._epoch,
+            self._iteration_in_epoch,
+            self._pool.map,
+            self._runtime.origin(self.batch_size),
+        )
         outputs = self._runtime.run(ctx)
         if self._output_specs:
-            self._check_output_types(outputs)
+            self._output_specs.check(outputs)
         self._iteration += 1
         self._iteration_in_epoch += 1
         return Produced(outputs, self._snapshot())
-
-    def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        for key, specs in self._output_specs.items():
-            for i, (out, want) in enumerate(zip(outputs, specs)):
-                if want is None:
-                    continue
-                if key == "output_dtype" and out.dtype != to_numpy_dtype(want):
-                    raise PipestateError(
-                        f"output {i} has type {out.dtype}; the pipeline option output_dtype says {want}"
-                    )
-                if key == "output_ndim" and any(len(s) != want for s in out.shape()):
-                    raise PipestateError(
-                        f"output {i} has samples of ndim {len(out.shape()[0])}; output_ndim says {want}"
-                    )
-                if key == "output_layout" and want and out.layout() != want:
-                    raise PipestateError(
-                        f"output {i} has layout {out.layout()!r}; the pipeline option output_layout says {want!r}"
-                    )
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self._iteration, self._epoch, self._iteration_in_epoch, self._runtime.states())
@@ -509,15 +481,7 @@ class Pipeline:
             OSError: writing ``filename`` failed (original subclass and errno); any previous file
                 there is intact.
         """
-        if iterator_data is not None:
-            if not isinstance(iterator_data, str):
-                raise TypeError(
-                    f"checkpoint(iterator_data=...) takes a string (e.g. JSON), not {type(iterator_data).__name__}"
-                )
-            try:
-                iterator_data.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"checkpoint(iterator_data=...) must be encodable as UTF-8: {exc}") from None
+        ckpt.check_iterator_data(iterator_data)
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         with self._lock:

@@ -21,7 +21,7 @@ from typing import Any
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointError, OperatorError
 from pipestate.graph import Graph
-from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, SampleOrigin
 from pipestate.operators.conditional import predicate_mask
 
 
@@ -81,6 +81,13 @@ class Runtime:
                 frees[k].append(slot)
         self._plan = [(*entry, tuple(free)) for entry, free in zip(plan, frees)]
         self.stateful = [op for op in self.ops if op.stateful]
+        elastic = [op for op in self.ops if op.layout_args()]
+        if len(elastic) > 1:
+            raise ValueError(
+                f"operators {', '.join(repr(op.name) for op in elastic)} all read with elastic=True; a pipeline has "
+                "at most one elastic reader (it decides the sample identities of the whole pipeline)"
+            )
+        self._origin_source = elastic[0] if elastic else None
         self._scoped = any(getattr(op, "scope_rule", None) for op in self.ops)
         if self._scoped:
             self._plan_scopes(slots)
@@ -137,6 +144,12 @@ class Runtime:
         for op in self.ops:
             op.close()
             op.bind(env)
+
+    def origin(self, count: int) -> SampleOrigin | None:
+        """Where the next batch's samples come from in the dataset, when an elastic reader decides the
+        sample identities (the run context derives them from it); ``None``: the sample counter does."""
+        source = self._origin_source
+        return None if source is None else source.sample_origin(count)
 
     def run(self, ctx: RunContext) -> tuple[Batch, ...]:
         """Compute one batch of every pipeline output.

@@ -122,7 +122,8 @@ class BaseIterator:
         if self._size < 0 and not reader_name:
             self._last_batch_policy = LastBatchPolicy.FILL
             self._last_batch_padded = False
-        if self._size > 0 and not reader_name:
+        elastic = any(meta.get("elastic") for p in self._pipes for meta in p.reader_meta().values())
+        if self._size > 0 and not reader_name and not elastic:  # an elastic reader's job has no per-shard epoch
             warnings.warn(
                 "prefer reader_name to size and last_batch_padded: with them set by hand some samples can be "
                 "missed or repeated (see DALI's Sharding documentation)",
@@ -151,6 +152,12 @@ class BaseIterator:
         if not self._reader_name:
             return
         metas = [p.reader_meta(self._reader_name) for p in self._pipes]
+        if any(m.get("elastic") for m in metas):
+            raise ValueError(
+                f"the reader {self._reader_name!r} reads with elastic=True: its epochs are the whole job's, cut into "
+                "global batches, not DALI's per-shard epochs; give size= instead of reader_name (this shard's "
+                "batch_size times the global steps to run, see docs/distributed.md)"
+            )
 
         def same(key: str, what: str) -> Any:
             values = [m[key] for m in metas]

@@ -313,3 +313,17 @@ def test_checkpoint_iterator_data_must_be_a_string(value, error):
 
     with pytest.raises(error, match="iterator_data"):
         pipe().checkpoint(iterator_data=value)
+
+
+def test_an_elastic_reader_is_refused_as_reader_name(data_dir):
+    """Its epochs are the job's, cut into global batches: DALI's per-shard epoch accounting would be wrong."""
+
+    @pipeline_def(batch_size=2, num_threads=1, seed=7, enable_checkpointing=True)
+    def pipe():
+        data, _ = fn.readers.file(file_root=data_dir, file_filters="*.bin", name="Reader", elastic=True)
+        return data
+
+    with pytest.raises(ValueError, match="elastic=True: its epochs are the whole job's"):
+        NumpyIterator([pipe()], ["x"], reader_name="Reader")
+    it = NumpyIterator([pipe()], ["x"], size=6)
+    assert len(observe(it, 3)) == 3
