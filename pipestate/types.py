@@ -76,16 +76,41 @@ def to_numpy_dtype(dtype: DALIDataType | np.dtype | type | str) -> np.dtype:
 
 
 class DALIImageType(enum.IntEnum):
-    """Color spaces of decoded images (same member names as DALI's)."""
+    """Colour spaces of images (DALI's member names and values): what ``fn.decoders.image`` produces
+    (``output_type``) and what colour operators take (``image_type``). ``ANY_DATA`` keeps an image's own
+    channels."""
 
     RGB = 0
     BGR = 1
     GRAY = 2
+    YCbCr = 3
+    ANY_DATA = 4
 
 
 RGB = DALIImageType.RGB
 BGR = DALIImageType.BGR
 GRAY = DALIImageType.GRAY
+YCbCr = DALIImageType.YCbCr
+ANY_DATA = DALIImageType.ANY_DATA
+
+
+class DALIInterpType(enum.IntEnum):
+    """Interpolation methods of the resampling and warping operators (DALI's member names and values)."""
+
+    INTERP_NN = 0
+    INTERP_LINEAR = 1
+    INTERP_CUBIC = 2
+    INTERP_LANCZOS3 = 3
+    INTERP_TRIANGULAR = 4
+    INTERP_GAUSSIAN = 5
+
+
+INTERP_NN = DALIInterpType.INTERP_NN
+INTERP_LINEAR = DALIInterpType.INTERP_LINEAR
+INTERP_CUBIC = DALIInterpType.INTERP_CUBIC
+INTERP_LANCZOS3 = DALIInterpType.INTERP_LANCZOS3
+INTERP_TRIANGULAR = DALIInterpType.INTERP_TRIANGULAR
+INTERP_GAUSSIAN = DALIInterpType.INTERP_GAUSSIAN
 
 
 class BatchInfo(NamedTuple):
