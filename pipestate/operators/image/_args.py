@@ -59,6 +59,41 @@ class Enum(sch.Kind):
         return self.enum_cls(int(sample.reshape(())))
 
 
+class Matrix(sch.Kind):
+    """A ``rows`` x ``cols`` matrix: ``rows * cols`` values row-major, or nested lists / a 2-D array (e.g. the
+    output of ``fn.transforms.*``); returned as a float32 array of that shape."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows, cols
+        self.text = f"a {rows}x{cols} matrix ({rows * cols} numbers, row-major)"
+        self.sample_shapes = ((rows * cols,), (rows, cols))
+
+    def check(self, value: Any, where: str) -> np.ndarray:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}={value!r} must be {self.text}") from None
+        if array.size != self.rows * self.cols or array.ndim not in (1, 2) or array.dtype.kind != "f":
+            raise (ValueError if array.dtype.kind == "f" else TypeError)(f"{where}={value!r} must be {self.text}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where}={value!r} must be finite")
+        out = array.astype(np.float32).reshape(self.rows, self.cols)
+        out.flags.writeable = False
+        return out
+
+    def check_samples(self, samples: Any, where: str) -> None:
+        for i, sample in enumerate(samples):
+            sample = np.asarray(sample)
+            if sample.dtype.kind not in "iuf" or sample.shape not in self.sample_shapes:
+                raise TypeError(f"{where} (sample {i}) has type {sample.dtype} and shape {sample.shape}; it must be "
+                                f"{self.text}")
+            if not np.isfinite(sample).all():
+                raise ValueError(f"{where} (sample {i}) = {sample.tolist()!r}; it must be finite")
+
+    def sample_value(self, sample: np.ndarray) -> np.ndarray:
+        return np.asarray(sample, np.float32).reshape(self.rows, self.cols)
+
+
 IMAGE_TYPE_NAMES = {t: t.name for t in DALIImageType}
 FILTER_OF = {
     DALIInterpType.INTERP_NN: "nn",
@@ -110,7 +145,7 @@ def from_frames(frames: np.ndarray | Sequence[np.ndarray], layout: str) -> np.nd
     return np.ascontiguousarray(frames.transpose(inverse))
 
 
-MAX_OUTPUT_ELEMENTS = 2**31  # DALI's CPU kernels index with 32-bit ints; a larger image is a mistake
+MAX_OUTPUT_ELEMENTS = 2**28  # values per output sample (256 MiB of uint8): a larger image is a mistake
 
 
 def check_output_size(size: Sequence[int], per_pixel: int = 1) -> None:
@@ -120,7 +155,7 @@ def check_output_size(size: Sequence[int], per_pixel: int = 1) -> None:
         ValueError: naming the size.
     """
     if math.prod(int(v) for v in size) * max(1, per_pixel) > MAX_OUTPUT_ELEMENTS:
-        raise ValueError(f"the output size {list(size)} is too large (over {MAX_OUTPUT_ELEMENTS} values); "
+        raise ValueError(f"the output size {list(size)} is too large (over 2**28 values per sample); "
                          "check the size arguments")
 
 

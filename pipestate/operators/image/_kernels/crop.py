@@ -178,8 +178,8 @@ def slice_nd(array: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *, 
                          f"{list(OUT_OF_BOUNDS)}")
     lo = [int(a) for a in anchor]
     hi = [int(a) + int(s) for a, s in zip(anchor, shape)]
-    if math.prod(int(s) for s in shape) > 2**31:
-        raise ValueError(f"the slice shape {[int(s) for s in shape]} is too large (over 2**31 values)")
+    if math.prod(int(s) for s in shape) > 2**28:
+        raise ValueError(f"the slice shape {[int(s) for s in shape]} is too large (over 2**28 values)")
     if all(0 <= lo[d] and hi[d] <= array.shape[d] for d in range(array.ndim)):
         return np.ascontiguousarray(array[tuple(slice(lo[d], hi[d]) for d in range(array.ndim))])
     if out_of_bounds_policy == "error":
