@@ -51,8 +51,10 @@ class Enum(sch.Kind):
         for i, sample in enumerate(samples):
             sample = np.asarray(sample)
             if sample.dtype.kind not in "iu" or sample.shape not in ((), (1,)):
-                raise TypeError(f"{where} (sample {i}) has type {sample.dtype} and shape {sample.shape}; "
-                                f"it must be a scalar integer, {self.text}")
+                raise TypeError(
+                    f"{where} (sample {i}) has type {sample.dtype} and shape {sample.shape}; "
+                    f"it must be a scalar integer, {self.text}"
+                )
             self.check(int(sample.reshape(())), f"{where} (sample {i})")
 
     def sample_value(self, sample: np.ndarray) -> enum.IntEnum:
@@ -85,8 +87,9 @@ class Matrix(sch.Kind):
         for i, sample in enumerate(samples):
             sample = np.asarray(sample)
             if sample.dtype.kind not in "iuf" or sample.shape not in self.sample_shapes:
-                raise TypeError(f"{where} (sample {i}) has type {sample.dtype} and shape {sample.shape}; it must be "
-                                f"{self.text}")
+                raise TypeError(
+                    f"{where} (sample {i}) has type {sample.dtype} and shape {sample.shape}; it must be {self.text}"
+                )
             if not np.isfinite(sample).all():
                 raise ValueError(f"{where} (sample {i}) = {sample.tolist()!r}; it must be finite")
 
@@ -155,8 +158,9 @@ def check_output_size(size: Sequence[int], per_pixel: int = 1) -> None:
         ValueError: naming the size.
     """
     if math.prod(int(v) for v in size) * max(1, per_pixel) > MAX_OUTPUT_ELEMENTS:
-        raise ValueError(f"the output size {list(size)} is too large (over 2**28 values per sample); "
-                         "check the size arguments")
+        raise ValueError(
+            f"the output size {list(size)} is too large (over 2**28 values per sample); check the size arguments"
+        )
 
 
 def spatial_size(sample: np.ndarray, layout: str) -> tuple[int, int]:
@@ -167,24 +171,38 @@ def spatial_size(sample: np.ndarray, layout: str) -> tuple[int, int]:
 # ---- crop arguments --------------------------------------------------------------------------------------
 
 CROP_ARGS = (
-    Arg("crop", sch.Seq(sch.Float(0.0), min_length=2), None,
-        "Crop window (crop_H, crop_W); fractions are truncated; 0 keeps that extent", tensor=True),
+    Arg(
+        "crop",
+        sch.Seq(sch.Float(0.0), min_length=2),
+        None,
+        "Crop window (crop_H, crop_W); fractions are truncated; 0 keeps that extent",
+        tensor=True,
+    ),
     Arg("crop_h", sch.Float(0.0), None, "Crop window height (with crop_w; instead of crop)", tensor=True),
     Arg("crop_w", sch.Float(0.0), None, "Crop window width (with crop_h; instead of crop)", tensor=True),
-    Arg("crop_d", sch.Float(0.0), None, "Crop depth of volumes (pipestate supports no volumes: must be 0)",
-        tensor=True),
-    Arg("crop_pos_x", sch.Float(0.0, 1.0), 0.5, "Horizontal window position: x = crop_pos_x * (W - crop_W)",
-        tensor=True),
-    Arg("crop_pos_y", sch.Float(0.0, 1.0), 0.5, "Vertical window position: y = crop_pos_y * (H - crop_H)",
-        tensor=True),
+    Arg(
+        "crop_d", sch.Float(0.0), None, "Crop depth of volumes (pipestate supports no volumes: must be 0)", tensor=True
+    ),
+    Arg(
+        "crop_pos_x", sch.Float(0.0, 1.0), 0.5, "Horizontal window position: x = crop_pos_x * (W - crop_W)", tensor=True
+    ),
+    Arg("crop_pos_y", sch.Float(0.0, 1.0), 0.5, "Vertical window position: y = crop_pos_y * (H - crop_H)", tensor=True),
     Arg("crop_pos_z", sch.Float(0.0, 1.0), 0.5, "Depth position of volumes (no effect on images)", tensor=True),
     Arg("rounding", sch.Str(("round", "truncate")), "round", "How the window's start is made integral"),
 )
 OUT_OF_BOUNDS_ARGS = (
-    Arg("out_of_bounds_policy", sch.Str(("error", "pad", "trim_to_shape")), "error",
-        "A window outside the input: an error, padded with fill_values, or trimmed to the input"),
-    Arg("fill_values", sch.Seq(sch.Float(), min_length=1, broadcast=True), (0.0,),
-        "Padding value, or one per channel (out_of_bounds_policy='pad')"),
+    Arg(
+        "out_of_bounds_policy",
+        sch.Str(("error", "pad", "trim_to_shape")),
+        "error",
+        "A window outside the input: an error, padded with fill_values, or trimmed to the input",
+    ),
+    Arg(
+        "fill_values",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        (0.0,),
+        "Padding value, or one per channel (out_of_bounds_policy='pad')",
+    ),
 )
 
 
@@ -202,8 +220,9 @@ def check_crop_args(op_type: str, args: Mapping[str, Any]) -> None:
         raise ValueError(f"fn.{op_type}(): crop is not compatible with crop_h, crop_w and crop_d; give one of them")
     crop = args["crop"]
     if crop is not None and not isinstance(crop, DataNode) and len(crop) != 2:
-        raise ValueError(f"fn.{op_type}(): crop={list(crop)!r} must be (crop_H, crop_W): pipestate crops images, "
-                         "not volumes")
+        raise ValueError(
+            f"fn.{op_type}(): crop={list(crop)!r} must be (crop_H, crop_W): pipestate crops images, not volumes"
+        )
     depth = args["crop_d"]
     if depth is not None and (isinstance(depth, DataNode) or depth > 0):
         raise ValueError(f"fn.{op_type}(): crop_d crops volumes, which pipestate does not support; leave it out")
@@ -256,8 +275,13 @@ def crop_window_of(in_hw: tuple[int, int], args: Mapping[str, Any]) -> tuple[tup
 
 INTERP = Enum(DALIInterpType)
 FILTER_ARGS = (
-    Arg("interp_type", INTERP, DALIInterpType.INTERP_LINEAR,
-        "Interpolation (types.INTERP_*); min_filter/mag_filter override it", tensor=True),
+    Arg(
+        "interp_type",
+        INTERP,
+        DALIInterpType.INTERP_LINEAR,
+        "Interpolation (types.INTERP_*); min_filter/mag_filter override it",
+        tensor=True,
+    ),
     Arg("min_filter", INTERP, None, "Filter when scaling down (default: interp_type)", tensor=True),
     Arg("mag_filter", INTERP, None, "Filter when scaling up (default: interp_type)", tensor=True),
     Arg("antialias", sch.Bool(), True, "Widen the filter when scaling down (not for INTERP_NN)"),
@@ -266,23 +290,46 @@ FILTER_ARGS = (
     Arg("temp_buffer_hint", sch.Int(0), 0, "Accepted for DALI compatibility (ignored on the CPU, as in DALI)"),
 )
 SIZE_ARGS = (
-    Arg("resize_x", sch.Float(), None, "Output width; 0 or absent keeps the aspect ratio; negative flips",
-        tensor=True),
-    Arg("resize_y", sch.Float(), None, "Output height; 0 or absent keeps the aspect ratio; negative flips",
-        tensor=True),
+    Arg("resize_x", sch.Float(), None, "Output width; 0 or absent keeps the aspect ratio; negative flips", tensor=True),
+    Arg(
+        "resize_y", sch.Float(), None, "Output height; 0 or absent keeps the aspect ratio; negative flips", tensor=True
+    ),
     Arg("resize_z", sch.Float(), None, "Output depth of volumes (pipestate supports no volumes)", tensor=True),
-    Arg("size", sch.Seq(sch.Float(), min_length=1, broadcast=True), None,
-        "Output size (H, W); 0 derives an extent from the others", tensor=True),
+    Arg(
+        "size",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        None,
+        "Output size (H, W); 0 derives an extent from the others",
+        tensor=True,
+    ),
     Arg("resize_shorter", sch.Float(), None, "Length of the shorter side (keeps the aspect ratio)", tensor=True),
     Arg("resize_longer", sch.Float(), None, "Length of the longer side (keeps the aspect ratio)", tensor=True),
-    Arg("mode", sch.Str(("default", "stretch", "not_larger", "not_smaller")), "default",
-        "How missing or conflicting extents are chosen"),
-    Arg("max_size", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), None,
-        "Upper limit of the output size (H, W), or one value for both"),
-    Arg("roi_start", sch.Seq(sch.Float(), min_length=1, broadcast=True), None,
-        "Input region start (H, W), in pixels or relative", tensor=True),
-    Arg("roi_end", sch.Seq(sch.Float(), min_length=1, broadcast=True), None,
-        "Input region end (H, W); a start beyond the end flips", tensor=True),
+    Arg(
+        "mode",
+        sch.Str(("default", "stretch", "not_larger", "not_smaller")),
+        "default",
+        "How missing or conflicting extents are chosen",
+    ),
+    Arg(
+        "max_size",
+        sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+        None,
+        "Upper limit of the output size (H, W), or one value for both",
+    ),
+    Arg(
+        "roi_start",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        None,
+        "Input region start (H, W), in pixels or relative",
+        tensor=True,
+    ),
+    Arg(
+        "roi_end",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        None,
+        "Input region end (H, W); a start beyond the end flips",
+        tensor=True,
+    ),
     Arg("roi_relative", sch.Bool(), False, "roi_start/roi_end are fractions of the input size"),
     Arg("subpixel_scale", sch.Bool(), True, "Keep fractional scales by adjusting the source window"),
 )
@@ -299,8 +346,10 @@ def check_size_args(op_type: str, args: Mapping[str, Any], required: bool = True
     given = lambda k: args[k] is not None  # noqa: E731
     ways = (given("resize_x") or given("resize_y")) + given("size") + given("resize_shorter") + given("resize_longer")
     if ways > 1 or (required and ways == 0):
-        raise ValueError(f"fn.{op_type}(): give the output size in exactly one way: resize_x/resize_y, size, "
-                         "resize_shorter or resize_longer")
+        raise ValueError(
+            f"fn.{op_type}(): give the output size in exactly one way: resize_x/resize_y, size, "
+            "resize_shorter or resize_longer"
+        )
     if (given("resize_shorter") or given("resize_longer")) and args["mode"] != "default":
         raise ValueError(f"fn.{op_type}(): mode is not compatible with resize_shorter/resize_longer; drop mode")
     if given("resize_z"):

@@ -20,19 +20,39 @@ from pipestate.operators import schema as sch
 from pipestate.operators.schema import Arg
 
 WINDOW_ARGS = (
-    Arg("axes", sch.Seq(sch.Int(), broadcast=True), None,
-        "Axes (indices; negative count from the back) the window arguments refer to (instead of axis_names)"),
+    Arg(
+        "axes",
+        sch.Seq(sch.Int(), broadcast=True),
+        None,
+        "Axes (indices; negative count from the back) the window arguments refer to (instead of axis_names)",
+    ),
     Arg("axis_names", sch.Str(), None, "Axes (layout letters) the window arguments refer to; default 'WH'"),
     Arg("start", sch.Seq(sch.Int(), min_length=1, broadcast=True), None, "Window start, in pixels", tensor=True),
-    Arg("rel_start", sch.Seq(sch.Float(), min_length=1, broadcast=True), None,
-        "Window start, as fractions of the extent", tensor=True),
-    Arg("end", sch.Seq(sch.Int(), min_length=1, broadcast=True), None, "Window end (exclusive), in pixels",
-        tensor=True),
-    Arg("rel_end", sch.Seq(sch.Float(), min_length=1, broadcast=True), None,
-        "Window end, as fractions of the extent", tensor=True),
+    Arg(
+        "rel_start",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        None,
+        "Window start, as fractions of the extent",
+        tensor=True,
+    ),
+    Arg(
+        "end", sch.Seq(sch.Int(), min_length=1, broadcast=True), None, "Window end (exclusive), in pixels", tensor=True
+    ),
+    Arg(
+        "rel_end",
+        sch.Seq(sch.Float(), min_length=1, broadcast=True),
+        None,
+        "Window end, as fractions of the extent",
+        tensor=True,
+    ),
     Arg("shape", sch.Seq(sch.Int(0), min_length=1, broadcast=True), None, "Window extent, in pixels", tensor=True),
-    Arg("rel_shape", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), None,
-        "Window extent, as fractions of the extent", tensor=True),
+    Arg(
+        "rel_shape",
+        sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+        None,
+        "Window extent, as fractions of the extent",
+        tensor=True,
+    ),
     Arg("normalized_anchor", sch.Bool(), True, "A float anchor input is a fraction of the extent"),
     Arg("normalized_shape", sch.Bool(), True, "A float shape input is a fraction of the extent"),
 )
@@ -51,11 +71,15 @@ def check_window_args(op_type: str, args: Mapping[str, Any], positional: bool) -
     starts = [k for k in _STARTS if args[k] is not None]
     ends = [k for k in _ENDS if args[k] is not None]
     if len(starts) > 1 or len(ends) > 1:
-        raise ValueError(f"fn.{op_type}(): give at most one of start/rel_start and one of end/rel_end/shape/"
-                         f"rel_shape; got {', '.join(starts + ends)}")
+        raise ValueError(
+            f"fn.{op_type}(): give at most one of start/rel_start and one of end/rel_end/shape/"
+            f"rel_shape; got {', '.join(starts + ends)}"
+        )
     if positional and (starts or ends):
-        raise ValueError(f"fn.{op_type}(): the named window arguments ({', '.join(starts + ends)}) are not "
-                         "compatible with the anchor and shape inputs; give one or the other")
+        raise ValueError(
+            f"fn.{op_type}(): the named window arguments ({', '.join(starts + ends)}) are not "
+            "compatible with the anchor and shape inputs; give one or the other"
+        )
     for name in ("axes", "axis_names"):
         if isinstance(args[name], DataNode):
             raise TypeError(f"fn.{op_type}(): {name} must be a constant")
@@ -99,8 +123,14 @@ def _llround(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def slice_window(shape: Sequence[int], layout: str, args: Mapping[str, Any], anchor: np.ndarray | None = None,
-                 extent: np.ndarray | None = None, where: str = "") -> tuple[list[int], list[int]]:
+def slice_window(
+    shape: Sequence[int],
+    layout: str,
+    args: Mapping[str, Any],
+    anchor: np.ndarray | None = None,
+    extent: np.ndarray | None = None,
+    where: str = "",
+) -> tuple[list[int], list[int]]:
     """The window ``(anchor, shape)`` over every axis of a sample of ``shape`` (untouched axes: the whole axis).
 
     Args:
@@ -120,8 +150,10 @@ def slice_window(shape: Sequence[int], layout: str, args: Mapping[str, Any], anc
     if anchor is not None:
         anchor, extent = np.asarray(anchor), np.asarray(extent)
         if anchor.size != n or extent.size != n:
-            raise ValueError(f"the anchor and shape inputs have {anchor.size} and {extent.size} values; the window "
-                             f"has {n} axes ({'/'.join(map(str, axes))}){where}")
+            raise ValueError(
+                f"the anchor and shape inputs have {anchor.size} and {extent.size} values; the window "
+                f"has {n} axes ({'/'.join(map(str, axes))}){where}"
+            )
         norm_a = args["normalized_anchor"] and anchor.dtype.kind == "f"
         norm_s = args["normalized_shape"] and extent.dtype.kind == "f"
         for i, d in enumerate(axes):
@@ -152,7 +184,11 @@ def slice_window(shape: Sequence[int], layout: str, args: Mapping[str, Any], anc
         elif "shape" in get:
             e = a + get["shape"][i]
         elif "rel_shape" in get:
-            e = (get["rel_start"][i] + get["rel_shape"][i]) * ext if "rel_start" in get else a + get["rel_shape"][i] * ext
+            e = (
+                (get["rel_start"][i] + get["rel_shape"][i]) * ext
+                if "rel_start" in get
+                else a + get["rel_shape"][i] * ext
+            )
         else:
             e = float(ext)
         start, end = _llround(a), _llround(e)

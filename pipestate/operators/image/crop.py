@@ -43,8 +43,10 @@ def _dtype_arg(op_type: str, args: Mapping[str, Any]) -> np.dtype | None:
         raise ValueError(f"fn.{op_type}(): give dtype only (output_dtype is its deprecated name)")
     dtype = dtype if dtype is not None else old
     if dtype is not None and dtype not in CROP_DTYPES:
-        raise TypeError(f"fn.{op_type}(): dtype={dtype} is not supported; use types.FLOAT, FLOAT16 or UINT8 (or "
-                        "leave it out to keep the input's type)")
+        raise TypeError(
+            f"fn.{op_type}(): dtype={dtype} is not supported; use types.FLOAT, FLOAT16 or UINT8 (or "
+            "leave it out to keep the input's type)"
+        )
     return dtype
 
 
@@ -68,8 +70,12 @@ class Crop(SampleOperator):
 
     type = "crop"
     INPUTS = (IMAGES,)
-    ARGS = (*_args.CROP_ARGS, *_args.OUT_OF_BOUNDS_ARGS, Arg("dtype", sch.DType(), None,
-            "Output type: types.FLOAT, FLOAT16 or UINT8 (default: the input's)"), *DEPRECATED)
+    ARGS = (
+        *_args.CROP_ARGS,
+        *_args.OUT_OF_BOUNDS_ARGS,
+        Arg("dtype", sch.DType(), None, "Output type: types.FLOAT, FLOAT16 or UINT8 (default: the input's)"),
+        *DEPRECATED,
+    )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (12, 14, 3), layout="HWC", ragged=(0, 1)),),
         args={"crop": (6, 7), "out_of_bounds_policy": "pad", "fill_values": (1.0, 2.0, 3.0)},
@@ -85,8 +91,14 @@ class Crop(SampleOperator):
         (x,) = inputs
         layout = s.layouts[0]
         anchor, shape = _window(x, layout, args)
-        out = slice_nd(x, anchor, shape, out_of_bounds_policy=args["out_of_bounds_policy"],
-                       fill_values=args["fill_values"], channel_axis=_channel_axis(layout))
+        out = slice_nd(
+            x,
+            anchor,
+            shape,
+            out_of_bounds_policy=args["out_of_bounds_policy"],
+            fill_values=args["fill_values"],
+            channel_axis=_channel_axis(layout),
+        )
         return out if self.dtype is None else saturate_cast(out, self.dtype)
 
 
@@ -103,10 +115,14 @@ class CropMirrorNormalize(SampleOperator):
     ARGS = (
         *_args.CROP_ARGS,
         *_args.OUT_OF_BOUNDS_ARGS,
-        Arg("mean", sch.Seq(sch.Float(), min_length=1, broadcast=True), (0.0,), "Subtracted, per channel",
-            tensor=True),
-        Arg("std", sch.Seq(sch.Float(), min_length=1, broadcast=True), (1.0,), "Divides, per channel (not 0)",
-            tensor=True),
+        Arg("mean", sch.Seq(sch.Float(), min_length=1, broadcast=True), (0.0,), "Subtracted, per channel", tensor=True),
+        Arg(
+            "std",
+            sch.Seq(sch.Float(), min_length=1, broadcast=True),
+            (1.0,),
+            "Divides, per channel (not 0)",
+            tensor=True,
+        ),
         Arg("mirror", sch.Int(), 0, "Flip horizontally when not 0", tensor=True),
         Arg("scale", sch.Float(), 1.0, "Multiplies the normalized value"),
         Arg("shift", sch.Float(), 0.0, "Added last"),
@@ -117,8 +133,13 @@ class CropMirrorNormalize(SampleOperator):
     )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (12, 14, 3), layout="HWC", ragged=(0, 1)),),
-        args={"crop": (6, 7), "mean": (100.0, 110.0, 120.0), "std": (50.0, 60.0, 70.0),
-              "out_of_bounds_policy": "pad", "fill_values": (0.5,)},
+        args={
+            "crop": (6, 7),
+            "mean": (100.0, 110.0, 120.0),
+            "std": (50.0, 60.0, 70.0),
+            "out_of_bounds_policy": "pad",
+            "fill_values": (0.5,),
+        },
         arg_inputs={"mirror": Tensor("int32", (), low=0, high=1.99)},
     )
     _DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float16, np.int8, np.uint8))
@@ -130,14 +151,17 @@ class CropMirrorNormalize(SampleOperator):
         if a["output_dtype"] is not None:
             raise TypeError(f"fn.{self.type}(): output_dtype is DALI's deprecated name of dtype; use dtype")
         if a["dtype"] not in self._DTYPES:
-            raise TypeError(f"fn.{self.type}(): dtype={a['dtype']} is not supported; use types.FLOAT, FLOAT16, INT8 "
-                            "or UINT8")
+            raise TypeError(
+                f"fn.{self.type}(): dtype={a['dtype']} is not supported; use types.FLOAT, FLOAT16, INT8 or UINT8"
+            )
         if not isinstance(a["mean"], DataNode) and not isinstance(a["std"], DataNode):
             normalize_params(a["mean"], a["std"])  # the lengths and zeros, at definition
         layout = a["output_layout"]
         if len(set(layout)) != len(layout) or not set(layout) <= set("FCHW"):
-            raise ValueError(f"fn.{self.type}(): output_layout={layout!r} must be a permutation of the input's "
-                             "layout, e.g. 'CHW' or 'HWC'")
+            raise ValueError(
+                f"fn.{self.type}(): output_layout={layout!r} must be a permutation of the input's "
+                "layout, e.g. 'CHW' or 'HWC'"
+            )
 
     def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
         return self.args["output_layout"]
@@ -152,8 +176,10 @@ class CropMirrorNormalize(SampleOperator):
         mean, mul, shift = normalize_params(args["mean"], args["std"], args["scale"], args["shift"])
         for name, values in (("mean", mean), ("std", mul)):
             if values.size not in (1, channels):
-                raise ValueError(f"{name} has {values.size} values for {channels} channels; give one or one per "
-                                 f"channel (sample {s.index})")
+                raise ValueError(
+                    f"{name} has {values.size} values for {channels} channels; give one or one per "
+                    f"channel (sample {s.index})"
+                )
         anchor, shape = _window(x, layout, args)
         fast = layout == "HWC" and target == "CHW" and not args["pad_output"]
         if fast and all(0 <= a and a + n <= d for a, n, d in zip(anchor, shape, x.shape)):
@@ -170,7 +196,9 @@ class CropMirrorNormalize(SampleOperator):
             if fill.size not in (1, channels):
                 raise ValueError(f"fill_values has {fill.size} values for {channels} channels (sample {s.index})")
             inside = np.zeros((h, w), bool)
-            inside[max(0, -y0):max(0, min(h, frames.shape[1] - y0)), max(0, -x0):max(0, min(w, frames.shape[2] - x0))] = True
+            inside[
+                max(0, -y0) : max(0, min(h, frames.shape[1] - y0)), max(0, -x0) : max(0, min(w, frames.shape[2] - x0))
+            ] = True
             if args["mirror"]:
                 inside = inside[:, ::-1]
             values = np.where(inside[None, :, :, None], values, np.resize(fill, channels))
@@ -182,10 +210,18 @@ class CropMirrorNormalize(SampleOperator):
         out = out if len(layout) == 4 else out[0]
         return np.ascontiguousarray(out.transpose([current.index(c) for c in target]))
 
-    def _hwc_to_chw(self, x: np.ndarray, anchor: list[int], shape: list[int], mirror: int, mean: np.ndarray,
-                    mul: np.ndarray, shift: np.float32) -> np.ndarray:
+    def _hwc_to_chw(
+        self,
+        x: np.ndarray,
+        anchor: list[int],
+        shape: list[int],
+        mirror: int,
+        mean: np.ndarray,
+        mul: np.ndarray,
+        shift: np.float32,
+    ) -> np.ndarray:
         """The common case (an HWC image inside the input, CHW out), channel by channel into the output."""
-        window = x[anchor[0]:anchor[0] + shape[0], anchor[1]:anchor[1] + shape[1]]
+        window = x[anchor[0] : anchor[0] + shape[0], anchor[1] : anchor[1] + shape[1]]
         if mirror:
             window = window[:, ::-1]
         channels = x.shape[2]
@@ -216,13 +252,19 @@ class Slice(SampleOperator):
     type = "slice"
     INPUTS = (
         sch.Input("data", "Any tensor", sch.NUMBERS),
-        sch.Input("anchor", "Window start per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1),
-                  optional=True),
-        sch.Input("shape", "Window extent per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1),
-                  optional=True),
+        sch.Input(
+            "anchor", "Window start per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1), optional=True
+        ),
+        sch.Input(
+            "shape", "Window extent per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1), optional=True
+        ),
     )
-    ARGS = (*_slice.WINDOW_ARGS, *_args.OUT_OF_BOUNDS_ARGS, Arg("dtype", sch.DType(), None,
-            "Output type: types.FLOAT, FLOAT16 or UINT8 (default: the input's)"), *DEPRECATED)
+    ARGS = (
+        *_slice.WINDOW_ARGS,
+        *_args.OUT_OF_BOUNDS_ARGS,
+        Arg("dtype", sch.DType(), None, "Output type: types.FLOAT, FLOAT16 or UINT8 (default: the input's)"),
+        *DEPRECATED,
+    )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (12, 14, 3), layout="HWC", ragged=(0, 1)),),
         args={"rel_start": (0.25, 0.1), "out_of_bounds_policy": "pad"},
@@ -241,6 +283,12 @@ class Slice(SampleOperator):
         layout = s.layouts[0]
         anchor, extent = (inputs[1], inputs[2]) if len(inputs) == 3 else (None, None)
         lo, size = _slice.slice_window(x.shape, layout, args, anchor, extent, f" (sample {s.index})")
-        out = slice_nd(x, lo, size, out_of_bounds_policy=args["out_of_bounds_policy"],
-                       fill_values=args["fill_values"], channel_axis=_channel_axis(layout))
+        out = slice_nd(
+            x,
+            lo,
+            size,
+            out_of_bounds_policy=args["out_of_bounds_policy"],
+            fill_values=args["fill_values"],
+            channel_axis=_channel_axis(layout),
+        )
         return out if self.dtype is None else saturate_cast(out, self.dtype)

@@ -26,8 +26,9 @@ from pipestate.operators.image._kernels.random_crop import random_crop_window
 from pipestate.operators.schema import Arg
 from pipestate.types import DALIImageType
 
-ENCODED = sch.Input("data", "Encoded images (JPEG, PNG, BMP, TIFF, WebP): one 1-D uint8 array per sample",
-                    ("uint8",), (1,))
+ENCODED = sch.Input(
+    "data", "Encoded images (JPEG, PNG, BMP, TIFF, WebP): one 1-D uint8 array per sample", ("uint8",), (1,)
+)
 # Output types of the decoders and DALI's conversion from 8 bits: integers v * max / 255 rounded, floats v / 255.
 DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32))
 _MIXED = "Applies only to DALI's mixed (GPU) backend: accepted, no effect"
@@ -54,13 +55,25 @@ CACHE_ARGS = (
     Arg("cache_type", sch.Str(("", "threshold", "largest")), "", _MIXED),
 )
 DECODE_ARGS = (
-    Arg("output_type", _args.Enum(DALIImageType), DALIImageType.RGB,
-        "Colour space: types.RGB, BGR, GRAY, YCbCr or ANY_DATA (the image's own channels)"),
-    Arg("dtype", sch.DType(), np.dtype(np.uint8),
-        "Output type: types.UINT8, INT8, UINT16, INT16 or FLOAT (values scaled to the type's range; FLOAT: 0..1)"),
+    Arg(
+        "output_type",
+        _args.Enum(DALIImageType),
+        DALIImageType.RGB,
+        "Colour space: types.RGB, BGR, GRAY, YCbCr or ANY_DATA (the image's own channels)",
+    ),
+    Arg(
+        "dtype",
+        sch.DType(),
+        np.dtype(np.uint8),
+        "Output type: types.UINT8, INT8, UINT16, INT16 or FLOAT (values scaled to the type's range; FLOAT: 0..1)",
+    ),
     Arg("adjust_orientation", sch.Bool(), True, "Apply the EXIF orientation"),
-    Arg("use_fast_idct", sch.Bool(), False,
-        "Accepted; pipestate always uses the accurate integer IDCT (DALI's default), see docs/images.md"),
+    Arg(
+        "use_fast_idct",
+        sch.Bool(),
+        False,
+        "Accepted; pipestate always uses the accurate integer IDCT (DALI's default), see docs/images.md",
+    ),
     *MIXED_ONLY,
 )
 
@@ -98,16 +111,21 @@ class Decoder(SampleOperator):
         super().validate()
         dtype = self.args["dtype"]
         if dtype not in DTYPES:
-            raise TypeError(f"fn.{self.type}(): dtype={dtype} is not supported; use types.UINT8, INT8, UINT16, "
-                            "INT16 or FLOAT")
+            raise TypeError(
+                f"fn.{self.type}(): dtype={dtype} is not supported; use types.UINT8, INT8, UINT16, INT16 or FLOAT"
+            )
 
     def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
         return "HWC"
 
     def decode(self, s: Sample, data: np.ndarray) -> np.ndarray:
         """Decode one sample in the requested colour space (8 bits)."""
-        return decode(data, self.args["output_type"].name, adjust_orientation=self.args["adjust_orientation"],
-                      source=s.source or None)
+        return decode(
+            data,
+            self.args["output_type"].name,
+            adjust_orientation=self.args["adjust_orientation"],
+            source=s.source or None,
+        )
 
     def finish(self, image: np.ndarray) -> np.ndarray:
         """The (cropped) 8-bit image in the requested type."""
@@ -162,10 +180,12 @@ class ImageSliceDecoder(Decoder):
     type = "decoders.image_slice"
     INPUTS = (
         ENCODED,
-        sch.Input("anchor", "Window start per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1),
-                  optional=True),
-        sch.Input("shape", "Window extent per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1),
-                  optional=True),
+        sch.Input(
+            "anchor", "Window start per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1), optional=True
+        ),
+        sch.Input(
+            "shape", "Window extent per axis (floats: fractions of the extent)", sch.NUMBERS, (0, 1), optional=True
+        ),
     )
     ARGS = (*DECODE_ARGS, *_slice.WINDOW_ARGS)
     EXAMPLE = Example(
@@ -188,10 +208,18 @@ class ImageSliceDecoder(Decoder):
 
 
 RANDOM_CROP_ARGS = (
-    Arg("random_area", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), (0.08, 1.0),
-        "Range of the window's area, as a fraction of the image's"),
-    Arg("random_aspect_ratio", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), (3 / 4, 4 / 3),
-        "Range of the window's aspect ratio (width / height), drawn log-uniformly"),
+    Arg(
+        "random_area",
+        sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+        (0.08, 1.0),
+        "Range of the window's area, as a fraction of the image's",
+    ),
+    Arg(
+        "random_aspect_ratio",
+        sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+        (3 / 4, 4 / 3),
+        "Range of the window's aspect ratio (width / height), drawn log-uniformly",
+    ),
     Arg("num_attempts", sch.Int(0, 10000), 10, "Draws before falling back to the largest allowed window"),
 )
 
@@ -234,8 +262,9 @@ class ImageRandomCropDecoder(Decoder):
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
         image = self.decode(s, inputs[0])
-        anchor, shape = random_crop_window(s.rng, image.shape[0], image.shape[1], self.area, self.aspect,
-                                           args["num_attempts"])
+        anchor, shape = random_crop_window(
+            s.rng, image.shape[0], image.shape[1], self.area, self.aspect, args["num_attempts"]
+        )
         return self.finish(crop_kernels.crop_image(image, anchor, shape))
 
 
@@ -247,8 +276,12 @@ class PeekImageShape(SampleOperator):
     type = "peek_image_shape"
     INPUTS = (ENCODED,)
     ARGS = (
-        Arg("dtype", sch.DType(), np.dtype(np.int64),
-            "Type of the sizes: types.INT64 (default), INT32, UINT32, UINT64, FLOAT or FLOAT64"),
+        Arg(
+            "dtype",
+            sch.DType(),
+            np.dtype(np.int64),
+            "Type of the sizes: types.INT64 (default), INT32, UINT32, UINT64, FLOAT or FLOAT64",
+        ),
         Arg("image_type", _args.Enum(DALIImageType), DALIImageType.RGB, "Colour space the channels count for"),
         Arg("adjust_orientation", sch.Bool(), True, "Apply the EXIF orientation"),
     )
@@ -258,32 +291,41 @@ class PeekImageShape(SampleOperator):
     def validate(self) -> None:
         super().validate()
         if self.args["dtype"] not in self._DTYPES:
-            raise TypeError(f"fn.{self.type}(): dtype={self.args['dtype']} is not supported; use types.INT64, "
-                            "INT32, UINT32, UINT64, FLOAT or FLOAT64")
+            raise TypeError(
+                f"fn.{self.type}(): dtype={self.args['dtype']} is not supported; use types.INT64, "
+                "INT32, UINT32, UINT64, FLOAT or FLOAT64"
+            )
 
     def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
         return ""
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
         image_type = "GRAY" if args["image_type"] == DALIImageType.GRAY else "RGB"
-        shape = peek_shape(inputs[0], image_type, adjust_orientation=args["adjust_orientation"],
-                           source=s.source or None)
+        shape = peek_shape(
+            inputs[0], image_type, adjust_orientation=args["adjust_orientation"], source=s.source or None
+        )
         return np.array(shape, dtype=args["dtype"])
 
 
 def _alias(cls: type[SampleOperator], type_name: str) -> type[SampleOperator]:
     """Register ``cls`` again as ``type_name`` (DALI's ``experimental`` names of the same operators)."""
-    alias = type(cls.__name__.replace("Decoder", "") + "Experimental", (cls,), {
-        "__doc__": f"DALI's ``fn.{type_name}``: the same operator as ``fn.{cls.type}``.",
-        "type": type_name,
-        "__module__": __name__,
-    })
+    alias = type(
+        cls.__name__.replace("Decoder", "") + "Experimental",
+        (cls,),
+        {
+            "__doc__": f"DALI's ``fn.{type_name}``: the same operator as ``fn.{cls.type}``.",
+            "type": type_name,
+            "__module__": __name__,
+        },
+    )
     return register(alias)
 
 
-for _cls, _name in ((ImageDecoder, "experimental.decoders.image"),
-                    (ImageCropDecoder, "experimental.decoders.image_crop"),
-                    (ImageSliceDecoder, "experimental.decoders.image_slice"),
-                    (ImageRandomCropDecoder, "experimental.decoders.image_random_crop"),
-                    (PeekImageShape, "experimental.peek_image_shape")):
+for _cls, _name in (
+    (ImageDecoder, "experimental.decoders.image"),
+    (ImageCropDecoder, "experimental.decoders.image_crop"),
+    (ImageSliceDecoder, "experimental.decoders.image_slice"),
+    (ImageRandomCropDecoder, "experimental.decoders.image_random_crop"),
+    (PeekImageShape, "experimental.peek_image_shape"),
+):
     _alias(_cls, _name)

@@ -25,8 +25,9 @@ class Flip(SampleOperator):
     ``horizontal=fn.random.coin_flip()``). HWC, CHW and sequences; ``depthwise`` applies to volumes only."""
 
     type = "flip"
-    INPUTS = (sch.Input("images", "Images or sequences of images", sch.NUMBERS,
-                        layouts=("HWC", "CHW", "FHWC", "FCHW")),)
+    INPUTS = (
+        sch.Input("images", "Images or sequences of images", sch.NUMBERS, layouts=("HWC", "CHW", "FHWC", "FCHW")),
+    )
     ARGS = (
         Arg("horizontal", sch.Int(), 1, "Flip the W axis when not 0", tensor=True),
         Arg("vertical", sch.Int(), 0, "Flip the H axis when not 0", tensor=True),
@@ -34,8 +35,10 @@ class Flip(SampleOperator):
     )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (5, 6, 3), layout="HWC", ragged=(0, 1)),),
-        arg_inputs={"horizontal": Tensor("int32", (), low=0, high=1.99),
-                    "vertical": Tensor("int32", (), low=0, high=1.99)},
+        arg_inputs={
+            "horizontal": Tensor("int32", (), low=0, high=1.99),
+            "vertical": Tensor("int32", (), low=0, high=1.99),
+        },
     )
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
@@ -44,8 +47,9 @@ class Flip(SampleOperator):
         axes = [layout.index(a) for a, flag in (("W", args["horizontal"]), ("H", args["vertical"])) if flag]
         return np.ascontiguousarray(np.flip(x, axes)) if axes else x
 
-    def dense(self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any],
-              layouts: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+    def dense(
+        self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
+    ) -> tuple[np.ndarray, ...] | None:
         if self.arg_inputs:
             return None
         axes = [1 + layouts[0].index(a) for a, flag in (("W", args["horizontal"]), ("H", args["vertical"])) if flag]
@@ -96,10 +100,20 @@ class Pad(SampleOperator):
     ARGS = (
         Arg("axes", sch.Seq(sch.Int(), broadcast=True), None, "Axes (indices) to pad; default all"),
         Arg("axis_names", sch.Str(), None, "Axes (layout letters) to pad, instead of axes"),
-        Arg("shape", sch.Seq(sch.Int(-1), min_length=1, broadcast=True), None,
-            "Output extent per padded axis (-1: the batch's largest)", tensor=True),
-        Arg("align", sch.Seq(sch.Int(1), min_length=1, broadcast=True), None,
-            "Round the padded extents up to a multiple of these", tensor=True),
+        Arg(
+            "shape",
+            sch.Seq(sch.Int(-1), min_length=1, broadcast=True),
+            None,
+            "Output extent per padded axis (-1: the batch's largest)",
+            tensor=True,
+        ),
+        Arg(
+            "align",
+            sch.Seq(sch.Int(1), min_length=1, broadcast=True),
+            None,
+            "Round the padded extents up to a multiple of these",
+            tensor=True,
+        ),
         Arg("fill_value", sch.Float(), 0.0, "The padding value", tensor=True),
     )
     EXAMPLE = Example(
@@ -112,8 +126,9 @@ class Pad(SampleOperator):
         super().validate()
         _check_axes(self.type, self.args)
 
-    def prepare(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch],
-                layouts: tuple[str, ...]) -> dict[str, Sequence] | None:
+    def prepare(
+        self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch], layouts: tuple[str, ...]
+    ) -> dict[str, Sequence] | None:
         batch = inputs[0]
         shapes = batch.shape()
         if not shapes:
@@ -166,8 +181,13 @@ class Erase(SampleOperator):
         Arg("shape", sch.Seq(sch.Float()), (), "Box extents, len(axes) values per box", tensor=True),
         Arg("axes", sch.Seq(sch.Int(), broadcast=True), None, "Axes (indices) of anchor and shape"),
         Arg("axis_names", sch.Str(), None, "Axes (layout letters) of anchor and shape; default 'HW'"),
-        Arg("fill_value", sch.Seq(sch.Float(), min_length=1, broadcast=True), (0.0,),
-            "The value, or one per channel", tensor=True),
+        Arg(
+            "fill_value",
+            sch.Seq(sch.Float(), min_length=1, broadcast=True),
+            (0.0,),
+            "The value, or one per channel",
+            tensor=True,
+        ),
         Arg("normalized", sch.Bool(), None, "anchor and shape are fractions of the extents"),
         Arg("normalized_anchor", sch.Bool(), None, "anchor is a fraction of the extents"),
         Arg("normalized_shape", sch.Bool(), None, "shape is a fraction of the extents"),
@@ -184,8 +204,10 @@ class Erase(SampleOperator):
         _check_axes(self.type, self.args)
         a = self.args
         if a["normalized"] is not None and (a["normalized_anchor"] is not None or a["normalized_shape"] is not None):
-            raise ValueError(f"fn.{self.type}(): normalized is not compatible with normalized_anchor and "
-                             "normalized_shape; give one or the others")
+            raise ValueError(
+                f"fn.{self.type}(): normalized is not compatible with normalized_anchor and "
+                "normalized_shape; give one or the others"
+            )
         both = bool(a["normalized"])
         self.norm_anchor = both or bool(a["normalized_anchor"])
         self.norm_shape = both or bool(a["normalized_shape"])
@@ -201,10 +223,14 @@ class Erase(SampleOperator):
         anchor, shape = np.asarray(args["anchor"], _F), np.asarray(args["shape"], _F)
         n = len(axes)
         if not n:
-            raise ValueError(f"axes/axis_names name no axis; name the axes anchor and shape refer to (sample {s.index})")
+            raise ValueError(
+                f"axes/axis_names name no axis; name the axes anchor and shape refer to (sample {s.index})"
+            )
         if anchor.size != shape.size or anchor.size % n:
-            raise ValueError(f"anchor has {anchor.size} values and shape {shape.size}; give {n} values (one per "
-                             f"axis) per box, as many for both (sample {s.index})")
+            raise ValueError(
+                f"anchor has {anchor.size} values and shape {shape.size}; give {n} values (one per "
+                f"axis) per box, as many for both (sample {s.index})"
+            )
         fill = np.asarray(args["fill_value"], np.float64)
         channel = layout.index("C") if "C" in layout else None
         if fill.size > 1 and (channel is None or x.shape[channel] != fill.size):
@@ -212,8 +238,8 @@ class Erase(SampleOperator):
         out = x.copy()
         extents = np.array([x.shape[d] for d in axes], _F)
         for box in range(anchor.size // n):
-            a = anchor[box * n:(box + 1) * n]
-            b = shape[box * n:(box + 1) * n]
+            a = anchor[box * n : (box + 1) * n]
+            b = shape[box * n : (box + 1) * n]
             if self.norm_anchor:
                 a = (a * extents).astype(_F)
             if self.norm_shape:
@@ -241,4 +267,3 @@ def _fill_array(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return values.astype(dtype)
     info = np.iinfo(dtype)
     return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-

@@ -32,8 +32,13 @@ WARPED = ("uint8", "int8", "uint16", "int16", "int32", "float32")
 IMAGES = sch.Input("images", "Images (HWC) or sequences (FHWC)", WARPED, layouts=("HWC", "FHWC"))
 _NN_LINEAR = "Interpolation: types.INTERP_NN or INTERP_LINEAR"
 COMMON = (
-    Arg("size", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), None,
-        "Output size (H, W), rounded to nearest", tensor=True),
+    Arg(
+        "size",
+        sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+        None,
+        "Output size (H, W), rounded to nearest",
+        tensor=True,
+    ),
     Arg("fill_value", sch.Float(), None, "Value outside the source image (default: repeat the border pixel)"),
     Arg("interp_type", _args.WARP_INTERP, DALIInterpType.INTERP_LINEAR, _NN_LINEAR),
     Arg("dtype", sch.DType(), None, "Output type (default: the input's)"),
@@ -79,8 +84,9 @@ class Rotate(SampleOperator):
     INPUTS = (IMAGES,)
     ARGS = (
         Arg("angle", sch.Float(), sch.REQUIRED, "Degrees, counter-clockwise", tensor=True),
-        Arg("axis", sch.Seq(sch.Float()), None, "Rotation axis of volumes (pipestate supports no volumes)",
-            tensor=True),
+        Arg(
+            "axis", sch.Seq(sch.Float()), None, "Rotation axis of volumes (pipestate supports no volumes)", tensor=True
+        ),
         Arg("keep_size", sch.Bool(), False, "Keep the input's size instead of fitting the rotated image"),
         *COMMON,
     )
@@ -107,8 +113,12 @@ class Rotate(SampleOperator):
         size = in_size if args["keep_size"] else _out_size(args["size"], None) or rotated_size(in_size, angle)
         matrix = rotation_matrix(in_size, size, angle)
         interp = _args.FILTER_OF[args["interp_type"]]
-        return _warp_frames(x, layout, size, lambda f: warp_affine_cv(f, matrix, size, interp=interp,
-                                                                fill_value=args["fill_value"], dtype=self.dtype))
+        return _warp_frames(
+            x,
+            layout,
+            size,
+            lambda f: warp_affine_cv(f, matrix, size, interp=interp, fill_value=args["fill_value"], dtype=self.dtype),
+        )
 
 
 @register
@@ -117,8 +127,10 @@ class WarpAffine(SampleOperator):
     ``inverse_map=False``; per sample, e.g. from ``fn.transforms.*``, or as a second input)."""
 
     type = "warp_affine"
-    INPUTS = (IMAGES, sch.Input("mtx", "Per-sample 2x3 matrices (instead of matrix=)", sch.NUMBERS, (1, 2),
-                                optional=True))
+    INPUTS = (
+        IMAGES,
+        sch.Input("mtx", "Per-sample 2x3 matrices (instead of matrix=)", sch.NUMBERS, (1, 2), optional=True),
+    )
     ARGS = (
         Arg("matrix", _args.Matrix(2, 3), None, "The 2x3 transform (6 values, row-major)", tensor=True),
         Arg("inverse_map", sch.Bool(), True, "matrix maps destination to source (False: source to destination)"),
@@ -144,9 +156,20 @@ class WarpAffine(SampleOperator):
         matrix = args["matrix"] if len(inputs) == 1 else _args.Matrix(2, 3).check(inputs[1], "input mtx")
         size = _out_size(args["size"], _args.spatial_size(x, layout))
         interp = _args.FILTER_OF[args["interp_type"]]
-        return _warp_frames(x, layout, size, lambda f: warp_affine_cv(
-            f, matrix, size, interp=interp, fill_value=args["fill_value"], inverse_map=args["inverse_map"],
-            dtype=self.dtype))
+        return _warp_frames(
+            x,
+            layout,
+            size,
+            lambda f: warp_affine_cv(
+                f,
+                matrix,
+                size,
+                interp=interp,
+                fill_value=args["fill_value"],
+                inverse_map=args["inverse_map"],
+                dtype=self.dtype,
+            ),
+        )
 
 
 @register
@@ -157,28 +180,51 @@ class WarpPerspective(SampleOperator):
 
     type = "experimental.warp_perspective"
     INPUTS = (
-        sch.Input("images", "Images (HW, HWC, CHW) or sequences (FHWC, FCHW), at most 4 channels",
-                  ("uint8", "uint16", "int16", "float32"), layouts=("HWC", "HW", "CHW", "FHWC", "FCHW")),
+        sch.Input(
+            "images",
+            "Images (HW, HWC, CHW) or sequences (FHWC, FCHW), at most 4 channels",
+            ("uint8", "uint16", "int16", "float32"),
+            layouts=("HWC", "HW", "CHW", "FHWC", "FCHW"),
+        ),
         sch.Input("matrix", "Per-sample 3x3 matrices (instead of matrix=)", ("float32",), (1, 2), optional=True),
     )
     ARGS = (
         Arg("matrix", _args.Matrix(3, 3), None, "The 3x3 transform (9 values, row-major)", tensor=True),
-        Arg("size", sch.Seq(sch.Float(0.0), min_length=1, broadcast=True), None,
-            "Output size (H, W), rounded to nearest", tensor=True),
+        Arg(
+            "size",
+            sch.Seq(sch.Float(0.0), min_length=1, broadcast=True),
+            None,
+            "Output size (H, W), rounded to nearest",
+            tensor=True,
+        ),
         Arg("border_mode", sch.Str(BORDERS), "constant", "How pixels outside the source are read"),
         Arg("fill_value", sch.Seq(sch.Float()), (), "For border_mode='constant': one value or one per channel"),
-        Arg("interp_type", _args.Enum(DALIInterpType, (DALIInterpType.INTERP_NN, DALIInterpType.INTERP_LINEAR,
-                                                       DALIInterpType.INTERP_CUBIC)),
-            DALIInterpType.INTERP_LINEAR, "Interpolation: types.INTERP_NN, INTERP_LINEAR or INTERP_CUBIC"),
+        Arg(
+            "interp_type",
+            _args.Enum(
+                DALIInterpType, (DALIInterpType.INTERP_NN, DALIInterpType.INTERP_LINEAR, DALIInterpType.INTERP_CUBIC)
+            ),
+            DALIInterpType.INTERP_LINEAR,
+            "Interpolation: types.INTERP_NN, INTERP_LINEAR or INTERP_CUBIC",
+        ),
         Arg("inverse_map", sch.Bool(), True, "matrix maps destination to source (False: source to destination)"),
-        Arg("pixel_origin", sch.Str(("corner", "center")), "corner",
-            "Where (0, 0) is: the top-left pixel's corner (DALI) or centre (OpenCV)"),
+        Arg(
+            "pixel_origin",
+            sch.Str(("corner", "center")),
+            "corner",
+            "Where (0, 0) is: the top-left pixel's corner (DALI) or centre (OpenCV)",
+        ),
     )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (12, 14, 3), layout="HWC", ragged=(0, 1)),),
         args={"border_mode": "reflect", "interp_type": 2},
-        arg_inputs={"matrix": Tensor("float32", (3, 3), values=lambda i: [[1, 0.1 * (i % 3), -2], [0.05, 0.9, 1.5],
-                                                                            [0.001 * (i % 2), 0.002, 1]])},
+        arg_inputs={
+            "matrix": Tensor(
+                "float32",
+                (3, 3),
+                values=lambda i: [[1, 0.1 * (i % 3), -2], [0.05, 0.9, 1.5], [0.001 * (i % 2), 0.002, 1]],
+            )
+        },
     )
 
     def validate(self) -> None:
@@ -196,6 +242,18 @@ class WarpPerspective(SampleOperator):
         size = _out_size(args["size"], _args.spatial_size(x, layout))
         size = (max(1, size[0]), max(1, size[1])) if args["size"] is not None else size
         interp = _args.FILTER_OF[args["interp_type"]]
-        return _warp_frames(x, layout, size, lambda f: warp_perspective_cv(
-            f, matrix, size, interp=interp, border_mode=args["border_mode"], fill_value=args["fill_value"],
-            inverse_map=args["inverse_map"], pixel_origin=args["pixel_origin"]))
+        return _warp_frames(
+            x,
+            layout,
+            size,
+            lambda f: warp_perspective_cv(
+                f,
+                matrix,
+                size,
+                interp=interp,
+                border_mode=args["border_mode"],
+                fill_value=args["fill_value"],
+                inverse_map=args["inverse_map"],
+                pixel_origin=args["pixel_origin"],
+            ),
+        )
