@@ -244,11 +244,14 @@ def crop_size_of(args: Mapping[str, Any]) -> tuple[float, float] | None:
     return None
 
 
-def crop_window_of(in_hw: tuple[int, int], args: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+def crop_window_of(
+    in_hw: tuple[int, int], args: Mapping[str, Any], double: bool = False
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """DALI's ``CropAttr``: the ``(anchor, shape)`` in (H, W) of one sample's crop window.
 
     Sizes are truncated; a size of 0 (or none given) keeps the input's extent; the anchor is
-    ``crop_pos * (in - crop)`` rounded half away from zero (``rounding='round'``) or truncated.
+    ``crop_pos * (in - crop)`` (in float32, or in double with ``double=True`` as ``resize_crop_mirror``
+    computes it) rounded half away from zero (``rounding='round'``) or truncated.
 
     Raises:
         ValueError: a crop position outside [0, 1].
@@ -261,7 +264,7 @@ def crop_window_of(in_hw: tuple[int, int], args: Mapping[str, Any]) -> tuple[tup
         pos = np.float32(args[pos_name]) if c > 0 else np.float32(0.5)
         if c <= 0:
             c = n
-        offset = float(np.float32(pos * np.float32(n - c)))
+        offset = float(pos) * (n - c) if double else float(np.float32(pos * np.float32(n - c)))
         if args.get("rounding", "round") == "truncate":
             start = math.trunc(offset)
         else:

@@ -24,7 +24,12 @@ from pipestate.operators.schema import Arg
 from pipestate.types import DALIImageType
 
 _F = np.float32
-IMAGES = sch.Input("images", "Images or sequences of images", sch.NUMBERS[1:], layouts=_args.IMAGE_LAYOUTS)
+IMAGES = sch.Input(
+    "images",
+    "Images or sequences of images",
+    ("uint8", "int8", "uint16", "int16", "int32", "float16", "float32"),
+    layouts=_args.IMAGE_LAYOUTS,
+)
 DEPRECATED = (
     Arg("image_type", _args.Enum(DALIImageType), None, "Deprecated in DALI: accepted, no effect"),
     Arg("output_dtype", sch.DType(), None, "Deprecated in DALI: use dtype"),

@@ -155,7 +155,7 @@ class ResizeCropMirror(SampleOperator):
         (x,) = inputs
         layout = s.layouts[0]
         full = _args.resize_params_of(_args.spatial_size(x, layout), args)
-        anchor, shape = _args.crop_window_of(full.out_size, args)
+        anchor, shape = _args.crop_window_of(full.out_size, args, double=True)
         lo, hi = [], []
         for d in range(2):
             n, a, b = full.out_size[d], full.roi_lo[d], full.roi_hi[d]
