@@ -22,6 +22,13 @@ DIFFERENCES: dict[str, str] = {
 }
 
 
+# DALI tests that run an operator on the GPU without a device parameter (nothing to port to the CPU).
+GPU_ONLY: dict[str, str] = {
+    "test_jitter": "DALI's test runs fn.jitter with device='gpu' (DALI has no CPU jitter); pipestate's CPU jitter "
+    "is checked in tests/operators/image/test_random_crops.py and by the conformance suite",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "dali_ported" not in item.nodeid:
@@ -29,6 +36,8 @@ def pytest_collection_modifyitems(config, items):
         reason = DIFFERENCES.get(item.name)
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+        if item.name in GPU_ONLY:
+            item.add_marker(pytest.mark.skip(reason=GPU_ONLY[item.name]))
 
 
 def pytest_configure(config):

@@ -6,15 +6,17 @@ DALI's tests import ``test_utils`` (``compare_pipelines``, ``get_dali_extra_path
 behaviour on top of pytest, so the ported test bodies stay as DALI wrote them.
 
 ``get_dali_extra_path()`` returns ``$DALI_EXTRA_PATH`` when it holds DALI_extra, and otherwise a
-generated stand-in with the same layout for the parts the ported tests read (``db/single/jpeg``,
-``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic random bytes, made once
-per machine under the temporary directory. The readers do not decode, so any bytes do — except the
-stand-ins of the sequence reader's frames (PNG) and the NeMo reader's audio (WAV), which are decoded.
+generated stand-in with the same layout for the parts the ported tests read, made once per machine under
+the temporary directory: ``db/single/jpeg`` holds real JPEGs (encoded with OpenCV; the image operators'
+tests decode them, with DALI's ``100/swan-3584559_640.jpg``), ``db/tfrecord/train`` and
+``db/3D/MRI/Knee/npy_2d_slices/STU00001`` deterministic random bytes (the readers do not decode them), the
+sequence reader's frames PNGs and the NeMo reader's audio WAV files.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import os
 import shutil
@@ -28,7 +30,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 3  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -38,7 +39,10 @@ def get_dali_extra_path() -> str:
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}")
+    # keyed by this module's text: a change to the generator (on any branch) makes a new directory
+    with open(__file__, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{digest}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
         _generate(staging)
@@ -51,13 +55,15 @@ def get_dali_extra_path() -> str:
 
 def _generate(root: str) -> None:
     rng = np.random.default_rng(2024)
-    # db/single/jpeg: class directories of small "images" (62 files)
+    # db/single/jpeg: class directories of small JPEGs (62 files, plus the swan the stateless tests decode)
     for c, name in enumerate(["100", "113", "134", "137", "1400", "1505", "2202", "318", "457", "584", "65", "91"]):
         folder = os.path.join(root, "db", "single", "jpeg", name)
         os.makedirs(folder)
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
-                f.write(rng.bytes(int(rng.integers(16, 64))))
+                f.write(_jpeg(rng, 48 + 8 * ((c + i) % 5), 64 + 8 * ((c * 3 + i) % 6)))
+    with open(os.path.join(root, "db", "single", "jpeg", "100", "swan-3584559_640.jpg"), "wb") as f:
+        f.write(_jpeg(rng, 96, 128))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
     from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
@@ -81,6 +87,21 @@ def _generate(root: str) -> None:
     for i in range(120):
         np.save(os.path.join(folder, f"slice_{i:03d}.npy"), rng.random((4 + i % 3, 5)).astype(np.float32))
     _generate_formats(root, rng)
+
+
+def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
+    """A real JPEG (smooth gradients plus noise, quality 90) drawn from ``rng``; random bytes where OpenCV is
+    missing (the readers' tests do not decode)."""
+    try:
+        import cv2
+    except ImportError:
+        return rng.bytes(int(rng.integers(16, 64)))
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    c = rng.uniform(0.2, 1.0, (3, 3))
+    planes = [(c[k, 0] * x / width + c[k, 1] * y / height) * 200 + 20 for k in range(3)]
+    image = np.clip(np.stack(planes, -1) + rng.integers(-20, 21, (height, width, 3)), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return buf.tobytes()
 
 
 def _generate_formats(root: str, rng: np.random.Generator) -> None:

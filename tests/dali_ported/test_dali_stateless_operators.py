@@ -5,6 +5,8 @@
 # (test_utils, nose_utils, nose2.tools) come from dali_test_utils.
 # Not ported (see tests/dali_ported/README.md): the operators pipestate lacks and GPU-only cases.
 
+import os
+
 import numpy as np
 
 from pipestate import fn, pipeline_def, types
@@ -13,6 +15,7 @@ from tests.dali_ported.dali_test_utils import (
     attr,
     compare_pipelines,
     create_sign_off_decorator,
+    get_dali_extra_path,
     params,
 )
 
@@ -69,6 +72,16 @@ def check_single_input(op, device, **kwargs):
     check_is_pipeline_stateless(pipeline_factory)
 
 
+def check_single_encoded_jpeg_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        img = os.path.join(get_dali_extra_path(), "db/single/jpeg/100/swan-3584559_640.jpg")
+        jpegs, _ = fn.readers.file(files=[img], pad_last_batch=True)
+        return op(move_to(jpegs, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
 def check_no_input(op, device, **kwargs):
     @pipeline_def(enable_checkpointing=True)
     def pipeline_factory():
@@ -89,9 +102,99 @@ def test_stateful(device):
 
 
 @params("cpu", "gpu")
+@stateless_signed_off("rotate")
+def test_rotate_stateless(device):
+    check_single_input(fn.rotate, device, angle=40)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize")
+def test_resize_stateless(device):
+    check_single_input(fn.resize, device, resize_x=50, resize_y=50)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.tensor_resize")
+def test_tensor_resize_stateless(device):
+    check_single_input(fn.experimental.tensor_resize, device, axes=[0, 1], sizes=[40, 40])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("flip")
+def test_flip_stateless(device):
+    check_single_input(fn.flip, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop")
+def test_crop_stateless(device):
+    check_single_input(fn.crop, device, crop=(20, 20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop_mirror_normalize")
+def test_crop_mirror_normalize_stateless(device):
+    check_single_input(fn.crop_mirror_normalize, device, crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("warp_affine")
+def test_warp_affine_stateless(device):
+    check_single_input(fn.warp_affine, device, matrix=(0.1, 0.9, 10, 0.8, -0.2, -20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("erase")
+def test_erase_stateless(device):
+    check_single_input(fn.erase, device, anchor=(3, 4), shape=(5, 6))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("pad")
+def test_pad_stateless(device):
+    check_single_input(fn.pad, device, shape=(100, 100, 3))
+
+
+@params("cpu", "gpu")
 @stateless_signed_off("constant", "hidden.constant")
 def test_constant_stateless(device):
     check_no_input(fn.constant, device, idata=[1, 2, 3])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("paste")
+def test_paste_stateless(device):
+    check_single_input(fn.paste, device, fill_value=0, ratio=2.0)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("water")
+def test_water_stateless(device):
+    check_single_input(fn.water, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("sphere")
+def test_sphere_stateless(device):
+    check_single_input(fn.sphere, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize_crop_mirror", "fast_resize_crop_mirror")
+def test_resize_crop_mirror_stateless(device):
+    check_single_input(fn.resize_crop_mirror, device, size=(35, 55), crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("slice")
+def test_slice_stateless(device):
+    check_single_input(fn.slice, device, rel_start=(0.25, 0.25), rel_end=(0.75, 0.75))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("multi_paste")
+def test_multi_paste_stateless(device):
+    check_single_input(fn.multi_paste, device, in_ids=list(range(batch_size)), output_size=[100, 100])
 
 
 @params("cpu", "gpu")
@@ -114,6 +217,52 @@ def test_python_function_stateless(device):
         return fn.python_function(x, function=lambda x: x * 2, **kwargs)
 
     check_single_input(wrapper, device)
+
+
+@stateless_signed_off("peek_image_shape")
+def test_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.peek_image_shape, "cpu")
+
+
+@stateless_signed_off("experimental.peek_image_shape")
+def test_imgcodec_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.experimental.peek_image_shape, "cpu")
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image", "image_decoder")
+def test_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image")
+def test_experimental_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_crop", "image_decoder_crop")
+def test_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_crop")
+def test_experimental_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_slice", "image_decoder_slice")
+def test_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_slice, device, start=(5, 5), end=(45, 45))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_slice")
+def test_experimental_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_slice, device, start=(5, 5), end=(45, 45))
 
 
 @params("cpu", "gpu")
@@ -211,3 +360,9 @@ def test_split_and_merge(device):
             return data + types.Constant(1, dtype=types.DALIDataType.UINT8)
 
     check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("gpu", "cpu")
+@stateless_signed_off("experimental.warp_perspective")
+def test_warp_perspective_stateless(device):
+    check_single_input(fn.experimental.warp_perspective, device, matrix=np.eye(3))

@@ -97,6 +97,18 @@ class Matrix(sch.Kind):
         return np.asarray(sample, np.float32).reshape(self.rows, self.cols)
 
 
+class Flag(sch.Int):
+    """An integer flag (``mirror``, ``horizontal``, ``mask``...); ``True``/``False`` stand for 1/0, as DALI
+    accepts them, also per sample (e.g. from ``fn.random.coin_flip``)."""
+
+    def check(self, value: Any, where: str) -> int:
+        v = value.item() if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0 else value
+        return super().check(int(v) if isinstance(v, (bool, np.bool_)) else v, where)
+
+    def check_samples(self, samples: Any, where: str) -> None:
+        sch._scalar_check(self, samples, where, "biu", finite=False)
+
+
 IMAGE_TYPE_NAMES = {t: t.name for t in DALIImageType}
 FILTER_OF = {
     DALIInterpType.INTERP_NN: "nn",

@@ -128,7 +128,7 @@ class CropMirrorNormalize(SampleOperator):
             "Divides, per channel (not 0)",
             tensor=True,
         ),
-        Arg("mirror", sch.Int(), 0, "Flip horizontally when not 0", tensor=True),
+        Arg("mirror", _args.Flag(), 0, "Flip horizontally when not 0", tensor=True),
         Arg("scale", sch.Float(), 1.0, "Multiplies the normalized value"),
         Arg("shift", sch.Float(), 0.0, "Added last"),
         Arg("dtype", sch.DType(), np.dtype(np.float32), "Output type: types.FLOAT, FLOAT16, INT8 or UINT8"),

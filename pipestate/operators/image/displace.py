@@ -27,7 +27,7 @@ _F = np.float32
 IMAGES = sch.Input("images", "uint8 or float32 HWC images", ("uint8", "float32"), layouts=("HWC",))
 COMMON = (
     Arg("fill_value", sch.Float(), 0.0, "Value of pixels read from outside the image"),
-    Arg("mask", sch.Int(), 1, "0 leaves the sample unchanged", tensor=True),
+    Arg("mask", _args.Flag(), 1, "0 leaves the sample unchanged", tensor=True),
 )
 
 

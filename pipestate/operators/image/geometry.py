@@ -29,9 +29,9 @@ class Flip(SampleOperator):
         sch.Input("images", "Images or sequences of images", sch.NUMBERS, layouts=("HWC", "CHW", "FHWC", "FCHW")),
     )
     ARGS = (
-        Arg("horizontal", sch.Int(), 1, "Flip the W axis when not 0", tensor=True),
-        Arg("vertical", sch.Int(), 0, "Flip the H axis when not 0", tensor=True),
-        Arg("depthwise", sch.Int(), 0, "Flip the D axis of volumes (no effect on images)", tensor=True),
+        Arg("horizontal", _args.Flag(), 1, "Flip the W axis when not 0", tensor=True),
+        Arg("vertical", _args.Flag(), 0, "Flip the H axis when not 0", tensor=True),
+        Arg("depthwise", _args.Flag(), 0, "Flip the D axis of volumes (no effect on images)", tensor=True),
     )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (5, 6, 3), layout="HWC", ragged=(0, 1)),),

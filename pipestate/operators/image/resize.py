@@ -133,7 +133,7 @@ class ResizeCropMirror(SampleOperator):
         *_args.CROP_ARGS,
         Arg(
             "mirror",
-            sch.Int(0, 7),
+            _args.Flag(0, 7),
             0,
             "Flips: 1 horizontal, 2 vertical (4, depthwise, has no effect on images)",
             tensor=True,

@@ -23,9 +23,13 @@ def as_bytes(data: bytes) -> np.ndarray:
 
 
 JPEGS = [as_bytes(encode(im, ".jpg", IMWRITE_JPEG_QUALITY=90)) for im in IMAGES]
-MIXED = [JPEGS[0], as_bytes(encode(RGBA, ".png")), as_bytes(encode(IMAGES[2][:, :, 0], ".bmp")),
-         as_bytes(encode(IMAGES[0], ".webp", IMWRITE_WEBP_QUALITY=101)),
-         as_bytes(encode(IMAGES[1].astype(np.uint16) * 257, ".png"))]
+MIXED = [
+    JPEGS[0],
+    as_bytes(encode(RGBA, ".png")),
+    as_bytes(encode(IMAGES[2][:, :, 0], ".bmp")),
+    as_bytes(encode(IMAGES[0], ".webp", IMWRITE_WEBP_QUALITY=101)),
+    as_bytes(encode(IMAGES[1].astype(np.uint16) * 257, ".png")),
+]
 
 
 @pytest.mark.dali_differential("decoders.image", "experimental.decoders.image")
@@ -33,6 +37,7 @@ MIXED = [JPEGS[0], as_bytes(encode(RGBA, ".png")), as_bytes(encode(IMAGES[2][:, 
 def test_decoder_equals_dali_on_a_mixed_batch(output_type):
     dali()
     for op in ("decoders", "experimental.decoders"):
+
         def build(fn, types, x, op=op):
             module = fn.experimental.decoders if op != "decoders" else fn.decoders
             return module.image(x, output_type=getattr(types, output_type))
@@ -45,8 +50,7 @@ def test_decoder_equals_dali_on_a_mixed_batch(output_type):
 def test_decoder_output_types_equal_dali(dtype):
     dali()
     batch = [*JPEGS, as_bytes(encode(np.arange(256, dtype=np.uint8).reshape(16, 16), ".png"))]
-    ours, theirs = run_both(batch, lambda fn, types, x: fn.decoders.image(x, dtype=getattr(types, dtype)),
-                            layout=None)
+    ours, theirs = run_both(batch, lambda fn, types, x: fn.decoders.image(x, dtype=getattr(types, dtype)), layout=None)
     assert_close(ours, theirs)
 
 
@@ -54,10 +58,16 @@ def test_decoder_output_types_equal_dali(dtype):
 def test_image_crop_equals_dali():
     dali()
     pos = [np.float32(v) for v in (0.0, 0.37, 1.0)]
-    ours, theirs = run_both(JPEGS, lambda fn, types, x, p: (
-        fn.decoders.image_crop(x, crop=(21, 30), crop_pos_x=p, crop_pos_y=0.7),
-        fn.decoders.image_crop(x, crop_h=11.7, crop_w=19, rounding="truncate", output_type=types.GRAY),
-        fn.experimental.decoders.image_crop(x, crop=(0, 25), crop_pos_x=p)), layout=None, extra=(pos,))
+    ours, theirs = run_both(
+        JPEGS,
+        lambda fn, types, x, p: (
+            fn.decoders.image_crop(x, crop=(21, 30), crop_pos_x=p, crop_pos_y=0.7),
+            fn.decoders.image_crop(x, crop_h=11.7, crop_w=19, rounding="truncate", output_type=types.GRAY),
+            fn.experimental.decoders.image_crop(x, crop=(0, 25), crop_pos_x=p),
+        ),
+        layout=None,
+        extra=(pos,),
+    )
     assert_close(ours, theirs)
 
 
@@ -68,13 +78,18 @@ def test_image_slice_equals_dali():
     shapes = [np.array([0.5, 0.7], np.float32), np.array([0.5, 0.9], np.float32), np.array([1.0, 1.0], np.float32)]
     abs_anchor = [np.array([3, 4], np.int32)] * 3
     abs_shape = [np.array([20, 10], np.int32)] * 3
-    ours, theirs = run_both(JPEGS, lambda fn, types, x, a, s, ia, ish: (
-        fn.decoders.image_slice(x, a, s),
-        fn.decoders.image_slice(x, ia, ish, axis_names="HW"),
-        fn.decoders.image_slice(x, start=(5, 2), end=(25, 28)),
-        fn.decoders.image_slice(x, rel_start=(0.15, 0.25), rel_shape=(0.5, 0.5), dtype=types.FLOAT),
-        fn.experimental.decoders.image_slice(x, start=(1, 2), shape=(9, 8), axes=(0, 1))),
-        layout=None, extra=(anchors, shapes, abs_anchor, abs_shape))
+    ours, theirs = run_both(
+        JPEGS,
+        lambda fn, types, x, a, s, ia, ish: (
+            fn.decoders.image_slice(x, a, s),
+            fn.decoders.image_slice(x, ia, ish, axis_names="HW"),
+            fn.decoders.image_slice(x, start=(5, 2), end=(25, 28)),
+            fn.decoders.image_slice(x, rel_start=(0.15, 0.25), rel_shape=(0.5, 0.5), dtype=types.FLOAT),
+            fn.experimental.decoders.image_slice(x, start=(1, 2), shape=(9, 8), axes=(0, 1)),
+        ),
+        layout=None,
+        extra=(anchors, shapes, abs_anchor, abs_shape),
+    )
     assert_close(ours, theirs)
 
 
@@ -82,9 +97,17 @@ def test_image_slice_equals_dali():
 def test_peek_image_shape_equals_dali():
     dali()
     batch = MIXED[:4]
-    ours, theirs = run_both(batch, lambda fn, types, x: (
-        fn.peek_image_shape(x), fn.peek_image_shape(x, dtype=types.FLOAT), fn.peek_image_shape(x, dtype=types.INT32),
-        fn.peek_image_shape(x, image_type=types.GRAY), fn.experimental.peek_image_shape(x)), layout=None)
+    ours, theirs = run_both(
+        batch,
+        lambda fn, types, x: (
+            fn.peek_image_shape(x),
+            fn.peek_image_shape(x, dtype=types.FLOAT),
+            fn.peek_image_shape(x, dtype=types.INT32),
+            fn.peek_image_shape(x, image_type=types.GRAY),
+            fn.experimental.peek_image_shape(x),
+        ),
+        layout=None,
+    )
     assert_close(ours, theirs)
 
 
@@ -132,17 +155,20 @@ def test_sources_travel_with_the_decoded_images(tmp_path):
     p.close()
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda x: fn.decoders.image(x, dtype=types.FLOAT16), TypeError, "dtype"),
-    (lambda x: fn.decoders.image(x, output_type=7), ValueError, "output_type"),
-    (lambda x: fn.decoders.image_crop(x, crop_h=10), ValueError, "crop_w"),
-    (lambda x: fn.decoders.image_crop(x, crop=(10, -1)), ValueError, "crop"),
-    (lambda x: fn.decoders.image_crop(x, crop=(3, 10, 10)), ValueError, "volumes"),
-    (lambda x: fn.decoders.image_slice(x, start=(1, 1), rel_start=(0.1, 0.1)), ValueError, "start"),
-    (lambda x: fn.decoders.image_random_crop(x, random_area=(0.9, 0.1)), ValueError, "random_area"),
-    (lambda x: fn.decoders.image_random_crop(x, random_aspect_ratio=(0.0, 1.0)), ValueError, "positive"),
-    (lambda x: fn.peek_image_shape(x, dtype=types.UINT8), TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda x: fn.decoders.image(x, dtype=types.FLOAT16), TypeError, "dtype"),
+        (lambda x: fn.decoders.image(x, output_type=7), ValueError, "output_type"),
+        (lambda x: fn.decoders.image_crop(x, crop_h=10), ValueError, "crop_w"),
+        (lambda x: fn.decoders.image_crop(x, crop=(10, -1)), ValueError, "crop"),
+        (lambda x: fn.decoders.image_crop(x, crop=(3, 10, 10)), ValueError, "volumes"),
+        (lambda x: fn.decoders.image_slice(x, start=(1, 1), rel_start=(0.1, 0.1)), ValueError, "start"),
+        (lambda x: fn.decoders.image_random_crop(x, random_area=(0.9, 0.1)), ValueError, "random_area"),
+        (lambda x: fn.decoders.image_random_crop(x, random_aspect_ratio=(0.0, 1.0)), ValueError, "positive"),
+        (lambda x: fn.peek_image_shape(x, dtype=types.UINT8), TypeError, "dtype"),
+    ],
+)
 def test_bad_arguments_are_refused_at_definition(make, error, match):
     @pipeline_def(batch_size=1, num_threads=1)
     def pipe():

@@ -41,8 +41,14 @@ def run_ours(build, samples, steps=1, batch_size=None):
 
 
 @pytest.mark.dali_differential("random_resized_crop")
-@pytest.mark.parametrize("size, kw", [((24, 30), {}), ((64, 40), {"random_area": (0.3, 0.5)}),
-                                      ((17, 17), {"random_aspect_ratio": (0.5, 2.0), "antialias": False})])
+@pytest.mark.parametrize(
+    "size, kw",
+    [
+        ((24, 30), {}),
+        ((64, 40), {"random_area": (0.3, 0.5)}),
+        ((17, 17), {"random_aspect_ratio": (0.5, 2.0), "antialias": False}),
+    ],
+)
 def test_random_resized_crop_equals_dali_resize_of_the_same_window(size, kw):
     dali()
     ours = run_ours(lambda x: fn.random_resized_crop(x, size=size, seed=SEED, **kw), IMAGES, steps=2)
@@ -50,8 +56,12 @@ def test_random_resized_crop_equals_dali_resize_of_the_same_window(size, kw):
     for step in range(2):
         wins = windows([im.shape[:2] for im in IMAGES], first=step * len(IMAGES), **draw)
         for i, ((y, x), (h, w)) in enumerate(wins):
-            expected = run_dali([IMAGES[i]], lambda fn, types, node, y=y, x=x, h=h, w=w: fn.resize(
-                node, size=size, roi_start=(y, x), roi_end=(y + h, x + w), antialias=kw.get("antialias", True)))
+            expected = run_dali(
+                [IMAGES[i]],
+                lambda fn, types, node, y=y, x=x, h=h, w=w: fn.resize(
+                    node, size=size, roi_start=(y, x), roi_end=(y + h, x + w), antialias=kw.get("antialias", True)
+                ),
+            )
             assert_close([[ours[step][i]]], [expected], atol=1, fraction=0.005, where=f"step {step} sample {i}")
 
 
@@ -63,8 +73,11 @@ def test_image_random_crop_equals_dali_slice_of_the_same_window(op):
     ours = run_ours(lambda x: module.image_random_crop(x, seed=SEED, random_area=(0.2, 0.6)), PNGS)[0]
     wins = windows([im.shape[:2] for im in IMAGES], random_area=(0.2, 0.6))
     for i, ((y, x), (h, w)) in enumerate(wins):
-        expected = run_dali([PNGS[i]], lambda fn, types, node, y=y, x=x, h=h, w=w: fn.decoders.image_slice(
-            node, start=(x, y), shape=(w, h)), layout=None)
+        expected = run_dali(
+            [PNGS[i]],
+            lambda fn, types, node, y=y, x=x, h=h, w=w: fn.decoders.image_slice(node, start=(x, y), shape=(w, h)),
+            layout=None,
+        )
         assert np.array_equal(ours[i], expected[0])
 
 
