@@ -126,7 +126,7 @@ def test_crop_mirror_normalize_equals_dali():
     for batch, layout, out in ((CHW, "CHW", "HWC"), (FHWC, "FHWC", "FCHW"), (F32, "HWC", "CHW")):
         ours, theirs = run_both(
             batch,
-            lambda fn, types, x: fn.crop_mirror_normalize(
+            lambda fn, types, x, out=out: fn.crop_mirror_normalize(
                 x, crop=(20, 20), mean=[10.0], std=[3.0], mirror=1, output_layout=out
             ),
             layout=layout,
@@ -152,7 +152,7 @@ def test_slice_equals_dali():
     for batch, layout in ((HWC, "HWC"), (CHW, "CHW")):
         ours, theirs = run_both(
             batch,
-            lambda fn, types, x, a, s: (
+            lambda fn, types, x, a, s, layout=layout: (
                 fn.slice(x, a, s, normalized_shape=False),
                 fn.slice(x, start=(1, 2), end=(15, 16)),
                 fn.slice(x, rel_start=(0.1, 0.2), rel_end=(0.55, 0.75), dtype=types.FLOAT),
