@@ -17,6 +17,7 @@ from pipestate.operators.image import _args
 from pipestate.operators.schema import Arg
 
 _F = np.float32
+_CV_FLIP = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64))
 
 
 @register
@@ -45,7 +46,14 @@ class Flip(SampleOperator):
         (x,) = inputs
         layout = s.layouts[0]
         axes = [layout.index(a) for a, flag in (("W", args["horizontal"]), ("H", args["vertical"])) if flag]
-        return np.ascontiguousarray(np.flip(x, axes)) if axes else x
+        if not axes:
+            return x
+        if layout == "HWC" and x.shape[2] <= 4 and x.dtype in _CV_FLIP and x.size:
+            import cv2  # OpenCV's flip is ~3x faster than numpy's strided copy
+
+            out = cv2.flip(x, {(1,): 1, (0,): 0}.get(tuple(axes), -1))
+            return out.reshape(x.shape)
+        return np.ascontiguousarray(np.flip(x, axes))
 
     def dense(
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
