@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
+from image_libs import reference_images  # noqa: E402
 
 import pipestate  # noqa: E402
 from benchmarks._common import dali_available, fmt, interleave, machine, markdown_table, save, summary  # noqa: E402
-from image_libs import reference_images  # noqa: E402
 
 BATCH = 32
 MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
@@ -49,16 +49,18 @@ def file_list(cache: pathlib.Path) -> pathlib.Path:
 
 def pipeline_graph(fn, types, listing: pathlib.Path, fused: bool):
     """The benchmark's pipeline in DALI's API (``fn``/``types`` of either library)."""
-    jpegs, labels = fn.readers.file(file_root=str(listing.parent / "images"), file_list=str(listing),
-                                    random_shuffle=True, seed=11, name="Reader")
+    jpegs, labels = fn.readers.file(
+        file_root=str(listing.parent / "images"), file_list=str(listing), random_shuffle=True, seed=11, name="Reader"
+    )
     if fused:
         images = fn.decoders.image_random_crop(jpegs, output_type=types.RGB)
         images = fn.resize(images, resize_x=224, resize_y=224)
     else:
         images = fn.decoders.image(jpegs, output_type=types.RGB)
         images = fn.random_resized_crop(images, size=224)
-    images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mean=MEAN, std=STD,
-                                      mirror=fn.random.coin_flip())
+    images = fn.crop_mirror_normalize(
+        images, dtype=types.FLOAT, output_layout="CHW", mean=MEAN, std=STD, mirror=fn.random.coin_flip()
+    )
     return images, labels
 
 
@@ -114,8 +116,10 @@ def pipelines(listing: pathlib.Path, args, peers: list[str]) -> list[list[str]]:
                     for _ in range(3):
                         step(pipe)
                     configs[(lib, ckpt)] = pipe
-            got = interleave({key: (lambda p=p, key=key: measure(p, args.iters, checkpoint=key[1]))
-                              for key, p in configs.items()}, args.rounds)
+            got = interleave(
+                {key: (lambda p=p, key=key: measure(p, args.iters, checkpoint=key[1])) for key, p in configs.items()},
+                args.rounds,
+            )
             for pipe in configs.values():
                 if hasattr(pipe, "close"):
                     pipe.close()
@@ -145,17 +149,25 @@ OPERATORS = {  # name: (input kind, call in DALI's API)
     "resize (shorter 256)": ("pixels", lambda fn, types, x: fn.resize(x, resize_shorter=256)),
     "resize (224x224)": ("pixels", lambda fn, types, x: fn.resize(x, size=(224, 224))),
     "random_resized_crop(224)": ("pixels", lambda fn, types, x: fn.random_resized_crop(x, size=224)),
-    "resize_crop_mirror": ("pixels", lambda fn, types, x: fn.resize_crop_mirror(x, resize_shorter=256,
-                                                                                 crop=(224, 224), mirror=1)),
-    "crop_mirror_normalize": ("pixels", lambda fn, types, x: fn.crop_mirror_normalize(
-        x, crop=(224, 224), mean=MEAN, std=STD, mirror=1, dtype=types.FLOAT)),
+    "resize_crop_mirror": (
+        "pixels",
+        lambda fn, types, x: fn.resize_crop_mirror(x, resize_shorter=256, crop=(224, 224), mirror=1),
+    ),
+    "crop_mirror_normalize": (
+        "pixels",
+        lambda fn, types, x: fn.crop_mirror_normalize(
+            x, crop=(224, 224), mean=MEAN, std=STD, mirror=1, dtype=types.FLOAT
+        ),
+    ),
     "crop": ("pixels", lambda fn, types, x: fn.crop(x, crop=(224, 224))),
     "slice": ("pixels", lambda fn, types, x: fn.slice(x, rel_start=(0.1, 0.1), rel_end=(0.9, 0.9))),
     "flip": ("pixels", lambda fn, types, x: fn.flip(x, horizontal=1, vertical=1)),
     "rotate(10)": ("pixels", lambda fn, types, x: fn.rotate(x, angle=10.0)),
     "warp_affine": ("pixels", lambda fn, types, x: fn.warp_affine(x, matrix=(0.9, 0.1, 5, -0.1, 0.9, 7))),
-    "experimental.warp_perspective": ("pixels", lambda fn, types, x: fn.experimental.warp_perspective(
-        x, matrix=(0.9, 0.1, 5, -0.1, 0.9, 7, 0.0001, 0.0002, 1))),
+    "experimental.warp_perspective": (
+        "pixels",
+        lambda fn, types, x: fn.experimental.warp_perspective(x, matrix=(0.9, 0.1, 5, -0.1, 0.9, 7, 0.0001, 0.0002, 1)),
+    ),
     "pad": ("pixels", lambda fn, types, x: fn.pad(x, shape=(400, 512, 3))),
     "erase": ("pixels", lambda fn, types, x: fn.erase(x, anchor=(50, 60), shape=(100, 120))),
     "paste": ("pixels", lambda fn, types, x: fn.paste(x, ratio=1.5, fill_value=0)),
@@ -214,7 +226,7 @@ def operators(jpegs: list[bytes], args, peers: list[str]) -> list[list[str]]:
     rows = []
     for name, (kind, op) in OPERATORS.items():
         samples = inputs[kind]
-        batches = [samples[k:k + BATCH] for k in range(0, len(samples), BATCH)]
+        batches = [samples[k : k + BATCH] for k in range(0, len(samples), BATCH)]
         runners, pipes = {}, []
         for lib in peers:
             runner, pipe = op_rate(lib, op, batches, args.op_threads, max(2, args.iters // 2))
@@ -256,8 +268,9 @@ def main() -> None:
     op_rows = []
     if not args.skip_ops:
         op_rows = operators(reference_images(cache), args, peers)
-        op_header = ["operator", "input", "pipestate samples/s"] + (["DALI samples/s", "ratio"] if "dali" in peers
-                                                                     else [])
+        op_header = ["operator", "input", "pipestate samples/s"] + (
+            ["DALI samples/s", "ratio"] if "dali" in peers else []
+        )
         text += f"\n\nPer operator, batch {BATCH}, {args.op_threads} threads\n\n" + markdown_table(op_header, op_rows)
     print()
     print(text)
