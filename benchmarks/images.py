@@ -93,14 +93,19 @@ def step(pipe) -> None:
         pipe.run()
 
 
-def measure(pipe, iters: int, checkpoint: bool = False) -> float:
-    """Images/s over ``iters`` batches (after one warm-up batch); with ``checkpoint``, a checkpoint per batch."""
+CPU: dict = {}  # (config...) -> CPU milliseconds per image of each round (all of the process's threads)
+
+
+def measure(pipe, iters: int, key: tuple, checkpoint: bool = False) -> float:
+    """Images/s over ``iters`` batches (after one warm-up batch); with ``checkpoint``, a checkpoint per batch.
+    Also records the process's CPU time per image (stable on a loaded machine, unlike wall time) in ``CPU``."""
     step(pipe)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(iters):
         step(pipe)
         if checkpoint:
             pipe.checkpoint()
+    CPU.setdefault(key, []).append((time.process_time() - cpu) * 1e3 / (iters * BATCH))
     return iters * BATCH / (time.perf_counter() - start)
 
 
@@ -117,7 +122,14 @@ def pipelines(listing: pathlib.Path, args, peers: list[str]) -> list[list[str]]:
                         step(pipe)
                     configs[(lib, ckpt)] = pipe
             got = interleave(
-                {key: (lambda p=p, key=key: measure(p, args.iters, checkpoint=key[1])) for key, p in configs.items()},
+                {
+                    key: (
+                        lambda p=p, key=key, where=(fused, threads): measure(
+                            p, args.iters, (*where, *key), checkpoint=key[1]
+                        )
+                    )
+                    for key, p in configs.items()
+                },
                 args.rounds,
             )
             for pipe in configs.values():
@@ -125,19 +137,30 @@ def pipelines(listing: pathlib.Path, args, peers: list[str]) -> list[list[str]]:
                     pipe.close()
             results[(fused, threads)] = got
             ours, ours_ck = got[("pipestate", False)], got[("pipestate", True)]
-            dali = got.get(("dali", False))
-            overhead = 100 * (1 - summary(ours_ck)[0] / summary(ours)[0])
-            row = ["fused" if fused else "unfused", str(threads), fmt(ours, 0), fmt(ours_ck, 0), f"{overhead:+.1f} %"]
-            if dali:
-                row += [fmt(dali, 0), fmt(got[("dali", True)], 0), f"{summary(ours)[0] / summary(dali)[0]:.2f}x"]
+            cpu, cpu_ck = CPU[(fused, threads, "pipestate", False)], CPU[(fused, threads, "pipestate", True)]
+            overhead = 100 * (summary(cpu_ck)[0] / summary(cpu)[0] - 1)
+            row = [
+                "fused" if fused else "unfused",
+                str(threads),
+                fmt(ours, 0),
+                fmt(cpu, 2),
+                fmt(ours_ck, 0),
+                f"{overhead:+.1f} %",
+            ]
+            if "dali" in peers:
+                dali, dali_cpu = got[("dali", False)], CPU[(fused, threads, "dali", False)]
+                row += [
+                    fmt(dali, 0),
+                    fmt(dali_cpu, 2),
+                    f"{summary(ours)[0] / summary(dali)[0]:.2f}x",
+                    f"{summary(dali_cpu)[0] / summary(cpu)[0]:.2f}x",
+                ]
             rows.append(row)
             print(" | ".join(row), flush=True)
     for fused in (False, True):
-        one, two = results[(fused, 1)][("pipestate", False)], results[(fused, 2)][("pipestate", False)]
-        print(f"{'fused' if fused else 'unfused'}: 1 -> 2 threads x{summary(two)[0] / summary(one)[0]:.2f} (pipestate)")
-        if "dali" in peers:
-            one, two = results[(fused, 1)][("dali", False)], results[(fused, 2)][("dali", False)]
-            print(f"{'fused' if fused else 'unfused'}: 1 -> 2 threads x{summary(two)[0] / summary(one)[0]:.2f} (DALI)")
+        for lib in peers:
+            one, two = results[(fused, 1)][(lib, False)], results[(fused, 2)][(lib, False)]
+            print(f"{'fused' if fused else 'unfused'}: 1 -> 2 threads x{summary(two)[0] / summary(one)[0]:.2f} ({lib})")
     return rows
 
 
@@ -209,9 +232,10 @@ def op_rate(lib: str, op, batches: list[list[np.ndarray]], threads: int, iters: 
         p.run()
 
     def measure_op() -> float:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(iters):
             p.run()
+        CPU.setdefault(("op", id(op), lib), []).append((time.process_time() - cpu) * 1e3 / (iters * BATCH))
         return iters * BATCH / (time.perf_counter() - start)
 
     return measure_op, p
@@ -239,7 +263,8 @@ def operators(jpegs: list[bytes], args, peers: list[str]) -> list[list[str]]:
         row = [name, f"{'JPEG 500x375' if kind == 'jpeg' else 'uint8 375x500x3'}", fmt(got["pipestate"], 0)]
         if "dali" in got:
             ratio = summary(got["pipestate"])[0] / summary(got["dali"])[0]
-            row += [fmt(got["dali"], 0), f"{ratio:.2f}x"]
+            cpu = summary(CPU[("op", id(op), "dali")])[0] / summary(CPU[("op", id(op), "pipestate")])[0]
+            row += [fmt(got["dali"], 0), f"{ratio:.2f}x", f"{cpu:.2f}x"]
         rows.append(row)
         print(" | ".join(row), flush=True)
     return rows
@@ -259,9 +284,16 @@ def main() -> None:
         print("(DALI is not installed: pipestate alone)")
     cache = pathlib.Path(args.cache)
     listing = file_list(cache)
-    header = ["pipeline", "threads", "pipestate img/s", "pipestate, checkpointing", "checkpointing cost"]
+    header = [
+        "pipeline",
+        "threads",
+        "pipestate img/s",
+        "pipestate CPU ms/img",
+        "pipestate img/s, checkpointing",
+        "checkpointing CPU cost",
+    ]
     if "dali" in peers:
-        header += ["DALI img/s", "DALI, checkpointing", "pipestate / DALI"]
+        header += ["DALI img/s", "DALI CPU ms/img", "img/s ratio", "CPU ratio (DALI / pipestate)"]
     pipe_rows = pipelines(listing, args, peers)
     text = f"Images, batch {BATCH} ({machine()}, median (min–max) of {args.rounds} rounds)\n\n"
     text += markdown_table(header, pipe_rows)
@@ -269,7 +301,7 @@ def main() -> None:
     if not args.skip_ops:
         op_rows = operators(reference_images(cache), args, peers)
         op_header = ["operator", "input", "pipestate samples/s"] + (
-            ["DALI samples/s", "ratio"] if "dali" in peers else []
+            ["DALI samples/s", "ratio", "CPU ratio (DALI / pipestate)"] if "dali" in peers else []
         )
         text += f"\n\nPer operator, batch {BATCH}, {args.op_threads} threads\n\n" + markdown_table(op_header, op_rows)
     print()
@@ -285,7 +317,7 @@ def main() -> None:
         ours = [float(r[2].split()[0]) for r in pipe_rows]
         ax.bar(xs - 0.2, ours, 0.4, label="pipestate")
         if "dali" in peers:
-            ax.bar(xs + 0.2, [float(r[5].split()[0]) for r in pipe_rows], 0.4, label="DALI CPU")
+            ax.bar(xs + 0.2, [float(r[6].split()[0]) for r in pipe_rows], 0.4, label="DALI CPU")
         ax.set_xticks(xs, labels)
         ax.set_ylabel("images/s")
         ax.set_title("decode -> crop/resize 224 -> normalize, batch 32")
