@@ -94,19 +94,28 @@ def step(pipe) -> None:
 
 
 CPU: dict = {}  # (config...) -> CPU milliseconds per image of each round (all of the process's threads)
+PREFETCH = 2  # both libraries' default prefetch_queue_depth
 
 
 def measure(pipe, iters: int, key: tuple, checkpoint: bool = False) -> float:
-    """Images/s over ``iters`` batches (after one warm-up batch); with ``checkpoint``, a checkpoint per batch.
-    Also records the process's CPU time per image (stable on a loaded machine, unlike wall time) in ``CPU``."""
-    step(pipe)
+    """Images/s over ``iters`` batches; with ``checkpoint``, a checkpoint per batch. Also records the process's
+    CPU time per image (stable on a loaded machine, unlike wall time) in ``CPU``.
+
+    Both libraries compute ``PREFETCH`` batches ahead: the first ``PREFETCH`` steps (computed before the
+    window) are not timed, and after the window the function waits for the pipeline to compute its next
+    ``PREFETCH`` batches, so no pipeline works during another's window.
+    """
+    for _ in range(PREFETCH):
+        step(pipe)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(iters):
         step(pipe)
         if checkpoint:
             pipe.checkpoint()
+    seconds = time.perf_counter() - start
     CPU.setdefault(key, []).append((time.process_time() - cpu) * 1e3 / (iters * BATCH))
-    return iters * BATCH / (time.perf_counter() - start)
+    time.sleep(1.5 * PREFETCH * seconds / iters)  # the prefetched batches, outside every window
+    return iters * BATCH / seconds
 
 
 def pipelines(listing: pathlib.Path, args, peers: list[str]) -> list[list[str]]:
@@ -232,11 +241,14 @@ def op_rate(lib: str, op, batches: list[list[np.ndarray]], threads: int, iters: 
         p.run()
 
     def measure_op() -> float:
+        p.run()  # computed before the window (prefetch depth 1)
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(iters):
             p.run()
+        seconds = time.perf_counter() - start
         CPU.setdefault(("op", id(op), lib), []).append((time.process_time() - cpu) * 1e3 / (iters * BATCH))
-        return iters * BATCH / (time.perf_counter() - start)
+        time.sleep(1.5 * seconds / iters)  # the batch computed ahead, outside every window
+        return iters * BATCH / seconds
 
     return measure_op, p
 

@@ -159,8 +159,9 @@ class CropMirrorNormalize(SampleOperator):
             raise TypeError(
                 f"fn.{self.type}(): dtype={a['dtype']} is not supported; use types.FLOAT, FLOAT16, INT8 or UINT8"
             )
+        self.params = None  # (mean, multiplier, shift), computed once when mean and std are constants
         if not isinstance(a["mean"], DataNode) and not isinstance(a["std"], DataNode):
-            normalize_params(a["mean"], a["std"])  # the lengths and zeros, at definition
+            self.params = normalize_params(a["mean"], a["std"], a["scale"], a["shift"])  # checked at definition
         layout = a["output_layout"]
         if len(set(layout)) != len(layout) or not set(layout) <= set("FCHW"):
             raise ValueError(
@@ -178,7 +179,7 @@ class CropMirrorNormalize(SampleOperator):
         if sorted(target) != sorted(layout):
             raise ValueError(f"output_layout={target!r} is not a permutation of the input's layout {layout!r}")
         channels = x.shape[layout.index("C")]
-        mean, mul, shift = normalize_params(args["mean"], args["std"], args["scale"], args["shift"])
+        mean, mul, shift = self.params or normalize_params(args["mean"], args["std"], args["scale"], args["shift"])
         for name, values in (("mean", mean), ("std", mul)):
             if values.size not in (1, channels):
                 raise ValueError(
