@@ -1,6 +1,7 @@
-"""Resizing: ``fn.resize``, ``fn.random_resized_crop``, ``fn.resize_crop_mirror``.
+"""Resizing: ``fn.resize``, ``fn.random_resized_crop``, ``fn.resize_crop_mirror``, ``fn.tensor_resize`` (and
+``fn.experimental.tensor_resize``).
 
-All three resample with DALI's separable filters (:mod:`pipestate.operators.image._kernels.resample`) onto the
+They all resample with DALI's separable filters (:mod:`pipestate.operators.image._kernels.resample`) onto the
 output size and source window DALI computes (:mod:`~pipestate.operators.image._kernels.resize_params`): HWC,
 CHW and sequences (FHWC, FCHW, CFHW; every frame resized alike).
 """
