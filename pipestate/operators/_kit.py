@@ -189,7 +189,8 @@ class SampleOperator(Operator):
         layouts = self.check_inputs(inputs)
         n = ctx.batch_size
         extra = self.prepare(ctx, inputs, arg_inputs, layouts)
-        if not extra and all(b.is_dense_tensor() for b in (*inputs, *arg_inputs.values())):
+        vectorized = type(self).dense is not SampleOperator.dense  # else stacking the batch would be wasted
+        if vectorized and not extra and all(b.is_dense_tensor() for b in (*inputs, *arg_inputs.values())):
             args = dict(self.args)
             args.update((k, b.as_array()) for k, b in arg_inputs.items())
             outputs = self.dense(ctx, [b.as_array() for b in inputs], args, layouts)

@@ -107,6 +107,14 @@ def check_single_encoded_audio_input(op, device, **kwargs):
         audio, _ = fn.readers.file(files=[wav], pad_last_batch=True)
         return op(move_to(audio, device), device=device, **kwargs)
 
+
+def check_single_encoded_jpeg_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        img = os.path.join(get_dali_extra_path(), "db/single/jpeg/100/swan-3584559_640.jpg")
+        jpegs, _ = fn.readers.file(files=[img], pad_last_batch=True)
+        return op(move_to(jpegs, device), device=device, **kwargs)
+
     check_is_pipeline_stateless(pipeline_factory)
 
 
@@ -242,9 +250,99 @@ def test_normalize_stateless(device):
 
 
 @params("cpu", "gpu")
+@stateless_signed_off("rotate")
+def test_rotate_stateless(device):
+    check_single_input(fn.rotate, device, angle=40)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize")
+def test_resize_stateless(device):
+    check_single_input(fn.resize, device, resize_x=50, resize_y=50)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.tensor_resize")
+def test_tensor_resize_stateless(device):
+    check_single_input(fn.experimental.tensor_resize, device, axes=[0, 1], sizes=[40, 40])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("flip")
+def test_flip_stateless(device):
+    check_single_input(fn.flip, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop")
+def test_crop_stateless(device):
+    check_single_input(fn.crop, device, crop=(20, 20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop_mirror_normalize")
+def test_crop_mirror_normalize_stateless(device):
+    check_single_input(fn.crop_mirror_normalize, device, crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("warp_affine")
+def test_warp_affine_stateless(device):
+    check_single_input(fn.warp_affine, device, matrix=(0.1, 0.9, 10, 0.8, -0.2, -20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("erase")
+def test_erase_stateless(device):
+    check_single_input(fn.erase, device, anchor=(3, 4), shape=(5, 6))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("pad")
+def test_pad_stateless(device):
+    check_single_input(fn.pad, device, shape=(100, 100, 3))
+
+
+@params("cpu", "gpu")
 @stateless_signed_off("constant", "hidden.constant")
 def test_constant_stateless(device):
     check_no_input(fn.constant, device, idata=[1, 2, 3])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("paste")
+def test_paste_stateless(device):
+    check_single_input(fn.paste, device, fill_value=0, ratio=2.0)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("water")
+def test_water_stateless(device):
+    check_single_input(fn.water, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("sphere")
+def test_sphere_stateless(device):
+    check_single_input(fn.sphere, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize_crop_mirror", "fast_resize_crop_mirror")
+def test_resize_crop_mirror_stateless(device):
+    check_single_input(fn.resize_crop_mirror, device, size=(35, 55), crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("slice")
+def test_slice_stateless(device):
+    check_single_input(fn.slice, device, rel_start=(0.25, 0.25), rel_end=(0.75, 0.75))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("multi_paste")
+def test_multi_paste_stateless(device):
+    check_single_input(fn.multi_paste, device, in_ids=list(range(batch_size)), output_size=[100, 100])
 
 
 @params("cpu", "gpu")
@@ -267,6 +365,52 @@ def test_python_function_stateless(device):
         return fn.python_function(x, function=lambda x: x * 2, **kwargs)
 
     check_single_input(wrapper, device)
+
+
+@stateless_signed_off("peek_image_shape")
+def test_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.peek_image_shape, "cpu")
+
+
+@stateless_signed_off("experimental.peek_image_shape")
+def test_imgcodec_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.experimental.peek_image_shape, "cpu")
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image", "image_decoder")
+def test_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image")
+def test_experimental_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_crop", "image_decoder_crop")
+def test_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_crop")
+def test_experimental_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_slice", "image_decoder_slice")
+def test_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_slice, device, start=(5, 5), end=(45, 45))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_slice")
+def test_experimental_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_slice, device, start=(5, 5), end=(45, 45))
 
 
 @params("cpu", "gpu")
@@ -425,3 +569,9 @@ def test_split_and_merge(device):
 @stateless_signed_off("io.file.read")
 def test_io_file_read(device):
     check_single_filepath_input(fn.io.file.read, device)
+
+
+@params("gpu", "cpu")
+@stateless_signed_off("experimental.warp_perspective")
+def test_warp_perspective_stateless(device):
+    check_single_input(fn.experimental.warp_perspective, device, matrix=np.eye(3))

@@ -159,3 +159,62 @@ def crop_mirror_normalize(
     if output_layout == "CHW":
         out = out.transpose(2, 0, 1)
     return np.ascontiguousarray(out)
+
+
+def slice_nd(array: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *, out_of_bounds_policy: str = "error",
+             fill_values: Sequence[float] = (0.0,), channel_axis: int | None = None) -> np.ndarray:
+    """Cut the window ``[anchor, anchor + shape)`` (one entry per axis) from ``array``, as DALI's ``fn.slice``.
+
+    Args:
+        array: Any array.
+        anchor: Window start per axis (may be negative).
+        shape: Window extent per axis.
+        out_of_bounds_policy: ``"error"``, ``"pad"`` (or ``"constant"``: fill the outside) or ``"trim_to_shape"``.
+        fill_values: One padding value, or one per channel along ``channel_axis``.
+        channel_axis: The channel axis, when ``fill_values`` has several values.
+
+    Returns:
+        A new C-contiguous array.
+
+    Raises:
+        ValueError: a window outside the array with policy ``"error"``, or fill values that do not match the
+            channels.
+    """
+    if out_of_bounds_policy == "constant":
+        out_of_bounds_policy = "pad"
+    if out_of_bounds_policy not in OUT_OF_BOUNDS:
+        raise ValueError(f"out_of_bounds_policy={out_of_bounds_policy!r} is unknown; use one of "
+                         f"{list(OUT_OF_BOUNDS)}")
+    lo = [int(a) for a in anchor]
+    hi = [int(a) + int(s) for a, s in zip(anchor, shape)]
+    if math.prod(int(s) for s in shape) > 2**28:
+        raise ValueError(f"the slice shape {[int(s) for s in shape]} is too large (over 2**28 values)")
+    if all(0 <= lo[d] and hi[d] <= array.shape[d] for d in range(array.ndim)):
+        return np.ascontiguousarray(array[tuple(slice(lo[d], hi[d]) for d in range(array.ndim))])
+    if out_of_bounds_policy == "error":
+        raise ValueError(f"the slice [{lo}, {hi}) exceeds the input shape {list(array.shape)}; use "
+                         "out_of_bounds_policy='pad' or 'trim_to_shape', or a smaller window")
+    if out_of_bounds_policy == "trim_to_shape":
+        return np.ascontiguousarray(array[tuple(slice(max(0, lo[d]), max(0, min(array.shape[d], hi[d])))
+                                                for d in range(array.ndim))])
+    out = np.empty(tuple(int(s) for s in shape), array.dtype)
+    fill = np.asarray(fill_values, np.float64)
+    if fill.size > 1:
+        if channel_axis is None or out.shape[channel_axis] != fill.size:
+            raise ValueError(f"fill_values has {fill.size} values; give one, or one per channel "
+                             f"({'no channel axis' if channel_axis is None else out.shape[channel_axis]})")
+        index = [None] * out.ndim
+        index[channel_axis] = slice(None)
+        fill = fill[tuple(index)]
+    out[...] = fill.astype(array.dtype) if array.dtype.kind == "f" else np.clip(np.rint(fill), *_limits(array.dtype))
+    src = tuple(slice(max(0, lo[d]), max(max(0, lo[d]), min(array.shape[d], hi[d]))) for d in range(array.ndim))
+    dst = tuple(slice(s.start - lo[d], s.stop - lo[d]) for d, s in enumerate(src))
+    out[dst] = array[src]
+    return out
+
+
+def _limits(dtype: np.dtype) -> tuple[int, int]:
+    if dtype.kind == "b":
+        return 0, 1
+    info = np.iinfo(dtype)
+    return info.min, info.max

@@ -195,12 +195,12 @@ def decode(
     orient = 0 if adjust_orientation else cv2.IMREAD_IGNORE_ORIENTATION
     img = None
     if fmt == "jpeg":
-        try:
-            comps = _jpeg_header(bytes(buf[:65536]))[2]
-        except (ValueError, struct.error, IndexError):
-            comps = 3
         want = output_type
-        if output_type == "ANY_DATA":
+        if output_type == "ANY_DATA":  # the file's own channels: read them from the header
+            try:
+                comps = _jpeg_header(bytes(buf[:65536]))[2]
+            except (ValueError, struct.error, IndexError):
+                comps = 3
             want = "GRAY" if comps == 1 else "RGB"
         if want == "GRAY":
             img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | orient)
