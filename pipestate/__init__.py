@@ -6,7 +6,7 @@ and pass them as ``checkpoint=`` to a new pipeline to continue bit for bit.
 
 __version__ = "0.1.0"
 
-from pipestate import fn, types
+from pipestate import fn, math, types
 from pipestate.batch import Batch
 from pipestate.errors import (
     CheckpointError,
@@ -33,6 +33,7 @@ __all__ = [
     "UnsupportedCheckpointVersionError",
     "__version__",
     "fn",
+    "math",
     "pipeline_def",
     "types",
 ]
