@@ -130,21 +130,22 @@ class _Reduction(SampleOperator):
         elif kind in ("std_dev", "variance") and not axes:
             out = np.zeros(x.shape, _F32)
         else:
-            if kind in ("sum", "mean"):
-                values = x.astype(dtype, copy=False)
-            elif kind in ("mean_square", "rms"):
-                wide = x.astype(_SQUARE[str(x.dtype)], copy=False)
-                with np.errstate(over="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                if kind in ("sum", "mean"):
+                    values = x.astype(dtype, copy=False)
+                elif kind in ("mean_square", "rms"):
+                    wide = x.astype(_SQUARE[str(x.dtype)], copy=False)
                     values = (wide * wide).astype(dtype, copy=False)
-            else:
-                d = x.astype(_F32, copy=False) - mean
-                values = d * d
-            if not axes:
-                total = values
-            elif values.dtype.kind == "f":
-                total = tree_sum(values, shifted)
-            else:
-                total = values.sum(axis=shifted, dtype=values.dtype)
+                else:
+                    d = x.astype(_F32, copy=False) - mean
+                    values = d * d
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not axes:
+                    total = values
+                elif values.dtype.kind == "f":
+                    total = tree_sum(values, shifted)
+                else:
+                    total = values.sum(axis=shifted, dtype=values.dtype)
             out = self._postprocess(total, int(np.prod([x.shape[a] for a in shifted], dtype=np.int64)), dtype)
         if self.args["keep_dims"] and axes:
             out = np.expand_dims(out, shifted)
