@@ -34,7 +34,8 @@ from pipestate.rng import Stream
 
 def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert ``array`` to ``dtype`` as DALI does: to an integer type, round half away from zero and clamp
-    to the type's range; to bool, ``!= 0``; between floating-point types, IEEE conversion (overflow: inf)."""
+    to the type's range; to bool, ``!= 0`` (floats rounded first); between floating-point types, IEEE conversion
+    (overflow: inf)."""
     dtype = np.dtype(dtype)
     if array.dtype == dtype:
         return array
@@ -47,6 +48,9 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":
+        if array.dtype.kind == "f":  # DALI rounds first: 0.2 is False, 0.5 True, NaN True
+            with np.errstate(invalid="ignore"):
+                array = np.trunc(array + np.copysign(0.5, array))
         return array != 0
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range floats become inf, as in DALI
         return array.astype(dtype)

@@ -115,4 +115,4 @@ class FileReader(Reader):
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_samples(self.paths, self.where, chunk), indices)
-        return Batch(samples), Batch(self.labels[indices])
+        return Batch(samples, sources=[self.paths[i] for i in indices]), Batch(self.labels[indices])
