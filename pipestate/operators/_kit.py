@@ -45,6 +45,11 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
             with np.errstate(invalid="ignore"):
                 array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
             array = np.nan_to_num(array, nan=0.0, posinf=info.max, neginf=info.min)
+            # info.max may not be representable (float32(2**31 - 1) is 2**31): saturate on the integer side
+            top = array >= info.max
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = np.clip(array, info.min, info.max).astype(dtype)
+            return np.where(top, np.array(info.max, dtype), out)
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":

@@ -27,11 +27,14 @@ _LAYOUT = Arg("layout", sch.Str(), None, "Layout of the output (as many letters 
 _DATA_LIKE = sch.Input("data_like", "The tensors whose shape, type and layout are copied")
 
 
-def _filled(value: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
+def _filled(value: np.ndarray, shape: tuple[int, ...], where: str, first: int = 0) -> np.ndarray:
+    """``value`` broadcast to ``shape`` (``first``: 1 when both lead with the batch axis)."""
     try:
         return np.ascontiguousarray(np.broadcast_to(value, shape))
     except ValueError:
-        raise ValueError(f"{where} of shape {value.shape} does not broadcast to shape {shape}") from None
+        raise ValueError(
+            f"{where} of shape {value.shape[first:]} does not broadcast to shape {tuple(shape[first:])}"
+        ) from None
 
 
 class _Shaped(SampleOperator):
@@ -68,7 +71,7 @@ class Full(_Shaped):
         value = inputs[0]
         shape = self._shape(args)
         head = value.reshape(value.shape[:1] + (1,) * max(len(shape) - (value.ndim - 1), 0) + value.shape[1:])
-        return (_filled(head, (len(value), *shape), "fill_value"),)
+        return (_filled(head, (len(value), *shape), "fill_value", 1),)
 
 
 class _Constant(_Shaped):
@@ -138,7 +141,7 @@ class FullLike(_Like):
         like, value = inputs
         value = saturate_cast(value, like.dtype)
         head = value.reshape(value.shape[:1] + (1,) * max(like.ndim - value.ndim, 0) + value.shape[1:])
-        return (_filled(head, like.shape, "fill_value"),)
+        return (_filled(head, like.shape, "fill_value", 1),)
 
 
 class _ConstantLike(_Like):

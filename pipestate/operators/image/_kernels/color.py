@@ -15,8 +15,9 @@ BT601_TO_YCBCR = np.array([[0.257, 0.504, 0.098], [-0.148, -0.291, 0.439], [0.43
 YCBCR_OFFSET = np.array([16, 128, 128], _F)
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], _F)
 # What the image decoder's YCbCr output matches (DALI's decoder converts with the full-precision BT.601 matrix).
-DECODER_TO_YCBCR = (np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
-                    / 255).astype(_F)
+DECODER_TO_YCBCR = (
+    np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255
+).astype(_F)
 # fn.hsv / fn.color_twist (DALI operators/image/color/color_twist.h).
 RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]], _F)
 YIQ_TO_RGB = np.array([[1, 0.956, 0.621], [1, -0.272, -0.647], [1, -1.107, 1.705]], _F)
@@ -88,8 +89,14 @@ def convert_color_space(image: np.ndarray, image_type: str, output_type: str) ->
         if output_type == "GRAY":
             return _round_u8(_F(1 / (0.257 + 0.504 + 0.098)) * y)[..., None]
         ty = _F(1.164) * y
-        rgb = np.stack([_round_u8(ty + _F(1.596) * cr), _round_u8(ty - _F(0.813) * cr - _F(0.392) * cb),
-                        _round_u8(ty + _F(2.017) * cb)], axis=-1)
+        rgb = np.stack(
+            [
+                _round_u8(ty + _F(1.596) * cr),
+                _round_u8(ty - _F(0.813) * cr - _F(0.392) * cb),
+                _round_u8(ty + _F(2.017) * cb),
+            ],
+            axis=-1,
+        )
         return rgb if output_type == "RGB" else rgb[..., ::-1].copy()
     rgb = image if image_type == "RGB" else image[..., ::-1]
     if output_type == "GRAY":
@@ -115,12 +122,20 @@ def hsv_matrix(hue: float = 0.0, saturation: float = 1.0, value: float = 1.0) ->
     rot[1, 2] = _F(math.sin(h))
     rot[2, 1] = -_F(math.sin(h))
     sat = np.diag(np.array([1, saturation, saturation], _F))
-    return (((YIQ_TO_RGB @ rot).astype(_F) @ sat).astype(_F) @ (np.eye(3, dtype=_F) * _F(value))).astype(_F) \
-        @ RGB_TO_YIQ
+    return (((YIQ_TO_RGB @ rot).astype(_F) @ sat).astype(_F) @ (np.eye(3, dtype=_F) * _F(value))).astype(
+        _F
+    ) @ RGB_TO_YIQ
 
 
-def color_twist_matrix(brightness: float = 1.0, contrast: float = 1.0, hue: float = 0.0, saturation: float = 1.0,
-                       value: float = 1.0, *, half_range: float = 128.0) -> tuple[np.ndarray, np.ndarray]:
+def color_twist_matrix(
+    brightness: float = 1.0,
+    contrast: float = 1.0,
+    hue: float = 0.0,
+    saturation: float = 1.0,
+    value: float = 1.0,
+    *,
+    half_range: float = 128.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """``fn.color_twist``'s matrix and offset: ``brightness * contrast * hsv_matrix(...)`` and
     ``(half_range - half_range * contrast) * brightness`` (``half_range`` is 128 for integer inputs, 0.5 for
     floats)."""
@@ -129,8 +144,9 @@ def color_twist_matrix(brightness: float = 1.0, contrast: float = 1.0, hue: floa
     return m, np.full(3, offset, _F)
 
 
-def apply_linear(image: np.ndarray, matrix: np.ndarray, offset: np.ndarray | None = None,
-                 dtype: np.dtype | type | None = None) -> np.ndarray:
+def apply_linear(
+    image: np.ndarray, matrix: np.ndarray, offset: np.ndarray | None = None, dtype: np.dtype | type | None = None
+) -> np.ndarray:
     """``out = matrix @ pixel + offset`` per pixel of an HWC image (DALI's ``LinearTransformationCpu``), converted
     to ``dtype`` (default: the input's) with rounding and saturation for integer types."""
     out_dtype = np.dtype(dtype) if dtype is not None else image.dtype

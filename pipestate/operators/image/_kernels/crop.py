@@ -12,8 +12,9 @@ _F = np.float32
 OUT_OF_BOUNDS = ("error", "pad", "trim_to_shape")
 
 
-def crop_window(in_size: Sequence[int], crop: Sequence[float], crop_pos: Sequence[float] | None = None
-                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def crop_window(
+    in_size: Sequence[int], crop: Sequence[float], crop_pos: Sequence[float] | None = None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The ``(anchor, shape)`` of a crop, per spatial axis in shape order.
 
     DALI truncates a fractional crop size and places the window at ``round(crop_pos * (in - crop))``
@@ -33,8 +34,9 @@ def crop_window(in_size: Sequence[int], crop: Sequence[float], crop_pos: Sequenc
     if crop_pos is None:
         crop_pos = [0.5] * len(in_size)
     if not len(in_size) == len(crop) == len(crop_pos):
-        raise ValueError(f"in_size, crop and crop_pos need one value per axis; got {len(in_size)}, {len(crop)} "
-                         f"and {len(crop_pos)}")
+        raise ValueError(
+            f"in_size, crop and crop_pos need one value per axis; got {len(in_size)}, {len(crop)} and {len(crop_pos)}"
+        )
     anchor, shape = [], []
     for n, c, p in zip(in_size, crop, crop_pos):
         if c < 0:
@@ -48,8 +50,14 @@ def crop_window(in_size: Sequence[int], crop: Sequence[float], crop_pos: Sequenc
     return tuple(anchor), tuple(shape)
 
 
-def crop_image(image: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *,
-               out_of_bounds_policy: str = "error", fill_values: float | Sequence[float] = 0) -> np.ndarray:
+def crop_image(
+    image: np.ndarray,
+    anchor: Sequence[int],
+    shape: Sequence[int],
+    *,
+    out_of_bounds_policy: str = "error",
+    fill_values: float | Sequence[float] = 0,
+) -> np.ndarray:
     """Cut ``shape`` at ``anchor`` from the leading (spatial) axes of ``image``.
 
     Args:
@@ -66,8 +74,7 @@ def crop_image(image: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *
         ValueError: a window outside the image with policy ``"error"``, or an unknown policy.
     """
     if out_of_bounds_policy not in OUT_OF_BOUNDS:
-        raise ValueError(f"out_of_bounds_policy={out_of_bounds_policy!r} is unknown; use one of "
-                         f"{list(OUT_OF_BOUNDS)}")
+        raise ValueError(f"out_of_bounds_policy={out_of_bounds_policy!r} is unknown; use one of {list(OUT_OF_BOUNDS)}")
     nd = len(anchor)
     lo = [int(a) for a in anchor]
     hi = [int(a) + int(s) for a, s in zip(anchor, shape)]
@@ -75,11 +82,12 @@ def crop_image(image: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *
     if inside:
         return np.ascontiguousarray(image[tuple(slice(lo[d], hi[d]) for d in range(nd))])
     if out_of_bounds_policy == "error":
-        raise ValueError(f"the crop window {lo}..{hi} exceeds the input shape {image.shape[:nd]}; use "
-                         "out_of_bounds_policy='pad' or 'trim_to_shape', or a smaller crop")
+        raise ValueError(
+            f"the crop window {lo}..{hi} exceeds the input shape {image.shape[:nd]}; use "
+            "out_of_bounds_policy='pad' or 'trim_to_shape', or a smaller crop"
+        )
     if out_of_bounds_policy == "trim_to_shape":
-        return np.ascontiguousarray(image[tuple(slice(max(0, lo[d]), min(image.shape[d], hi[d]))
-                                                for d in range(nd))])
+        return np.ascontiguousarray(image[tuple(slice(max(0, lo[d]), min(image.shape[d], hi[d])) for d in range(nd))])
     out = np.empty(tuple(int(s) for s in shape) + image.shape[nd:], image.dtype)
     out[...] = np.asarray(fill_values, dtype=image.dtype)
     src = tuple(slice(max(0, lo[d]), max(0, min(image.shape[d], hi[d]))) for d in range(nd))
@@ -88,8 +96,9 @@ def crop_image(image: np.ndarray, anchor: Sequence[int], shape: Sequence[int], *
     return out
 
 
-def normalize_params(mean: Sequence[float], std: Sequence[float], scale: float = 1.0, shift: float = 0.0
-                     ) -> tuple[np.ndarray, np.ndarray, np.float32]:
+def normalize_params(
+    mean: Sequence[float], std: Sequence[float], scale: float = 1.0, shift: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.float32]:
     """``(mean, multiplier, shift)`` in ``float32``: ``out = (in - mean) * multiplier + shift`` with
     ``multiplier = (1 / std) * scale``, as DALI's ``crop_mirror_normalize`` computes it.
 

@@ -20,8 +20,10 @@ from pipestate.operators.image._kernels.resize_params import ResizeParams
 
 _F = np.float32
 FILTERS = ("nn", "linear", "triangular", "cubic", "lanczos3", "gaussian")
-_INT_RANGES = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max) for t in (np.uint8, np.int8, np.uint16, np.int16,
-                                                                         np.int32, np.uint32)}
+_INT_RANGES = {
+    np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
+    for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32)
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,11 @@ def _tables() -> dict[str, _Filter]:
     x = (_F(4) * (i - _F(64)) / _F(128)).astype(_F)
     ax = np.abs(x)
     x2, x3 = ax * ax, ax * ax * ax
-    cubic = np.where(ax >= 2, _F(0), np.where(ax > 1, _F(-0.5) * x3 + _F(2.5) * x2 - _F(4) * ax + _F(2),
-                                              _F(1.5) * x3 - _F(2.5) * x2 + _F(1))).astype(_F)
+    cubic = np.where(
+        ax >= 2,
+        _F(0),
+        np.where(ax > 1, _F(-0.5) * x3 + _F(2.5) * x2 - _F(4) * ax + _F(2), _F(1.5) * x3 - _F(2.5) * x2 + _F(1)),
+    ).astype(_F)
     i = np.arange(193, dtype=_F)
     x = (_F(6) * (i - _F(96)) / _F(192)).astype(_F)
     lanczos = np.where(np.abs(x) >= 3, _F(0), _sinc(x) * _sinc((x / _F(3)).astype(_F))).astype(_F)
@@ -161,10 +166,12 @@ def _horizontal_first(axes: list[_Axis]) -> bool:
     (y, x) = axes
     sup = [max(1, a.filter.support() if a.filter is not None else -1) for a in axes]
     ext_y, ext_x = y.hi - y.lo, x.hi - x.lo
-    cost_xy = _F(_F(1.4 * sup[1] * (x.out * ext_y)) + _F(3 * x.out * ext_y)) + \
-        _F(_F(1.0 * sup[0] * (x.out * y.out)) + _F(3 * x.out * y.out))
-    cost_yx = _F(_F(1.0 * sup[0] * (ext_x * y.out)) + _F(3 * ext_x * y.out)) + \
-        _F(_F(1.4 * sup[1] * (x.out * y.out)) + _F(3 * x.out * y.out))
+    cost_xy = _F(_F(1.4 * sup[1] * (x.out * ext_y)) + _F(3 * x.out * ext_y)) + _F(
+        _F(1.0 * sup[0] * (x.out * y.out)) + _F(3 * x.out * y.out)
+    )
+    cost_yx = _F(_F(1.0 * sup[0] * (ext_x * y.out)) + _F(3 * ext_x * y.out)) + _F(
+        _F(1.4 * sup[1] * (x.out * y.out)) + _F(3 * x.out * y.out)
+    )
     return not cost_yx < cost_xy
 
 
@@ -184,7 +191,8 @@ def _pass_matrix(axis: _Axis, n: int, accumulate_nn: bool, first_pass: bool) -> 
     support = coeffs.shape[1]
     matrix = scipy.sparse.csr_matrix(
         (coeffs.ravel(), (cols - offset).ravel(), np.arange(0, axis.out * support + 1, support)),
-        shape=(axis.out, width))
+        shape=(axis.out, width),
+    )
     return matrix, offset
 
 
@@ -260,7 +268,7 @@ def resample(
     if _horizontal_first(axes):
         mx, ox = _pass_matrix(axes[1], shape[1], False, first_pass=True)
         my, oy = _pass_matrix(axes[0], shape[0], True, first_pass=False)
-        src = img[oy:oy + my.shape[1], ox:ox + mx.shape[1]]
+        src = img[oy : oy + my.shape[1], ox : ox + mx.shape[1]]
         cols_first = np.ascontiguousarray(src.transpose(1, 0, 2), dtype=_F)  # (W, H, C)
         tmp = (mx @ cols_first.reshape(cols_first.shape[0], -1)).reshape(out_w, src.shape[0], channels)
         tmp = np.ascontiguousarray(tmp.transpose(1, 0, 2))  # (H, out_w, C)
@@ -268,7 +276,7 @@ def resample(
     else:
         my, oy = _pass_matrix(axes[0], shape[0], True, first_pass=True)
         mx, ox = _pass_matrix(axes[1], shape[1], False, first_pass=False)
-        src = np.ascontiguousarray(img[oy:oy + my.shape[1], ox:ox + mx.shape[1]], dtype=_F)
+        src = np.ascontiguousarray(img[oy : oy + my.shape[1], ox : ox + mx.shape[1]], dtype=_F)
         tmp = (my @ src.reshape(src.shape[0], -1)).reshape(out_h, src.shape[1], channels)
         tmp = np.ascontiguousarray(tmp.transpose(1, 0, 2))  # (W, out_h, C)
         result = (mx @ tmp.reshape(tmp.shape[0], -1)).reshape(out_w, out_h, channels).transpose(1, 0, 2)

@@ -65,8 +65,13 @@ def rotation_matrix(in_size: tuple[int, int], out_size: tuple[int, int], angle: 
     c, s = np.cos(rad), np.sin(rad)
     (ih, iw), (oh, ow) = in_size, out_size
     tx, ty = _F(-_F(ow) * _F(0.5)), _F(-_F(oh) * _F(0.5))
-    return np.array([[c, -s, _F(_F(c * tx) + _F(-s * ty)) + _F(_F(iw) * _F(0.5))],
-                     [s, c, _F(_F(s * tx) + _F(c * ty)) + _F(_F(ih) * _F(0.5))]], _F)
+    return np.array(
+        [
+            [c, -s, _F(_F(c * tx) + _F(-s * ty)) + _F(_F(iw) * _F(0.5))],
+            [s, c, _F(_F(s * tx) + _F(c * ty)) + _F(_F(ih) * _F(0.5))],
+        ],
+        _F,
+    )
 
 
 def _fill(fill_value, channels: int, dtype: np.dtype) -> np.ndarray | None:
@@ -190,5 +195,6 @@ def rotate(
     if keep_size and out_size is not None:
         raise ValueError("keep_size=True and an explicit size are mutually exclusive; drop one")
     size = in_size if keep_size else (tuple(out_size) if out_size is not None else rotated_size(in_size, angle))
-    return warp_affine(image, rotation_matrix(in_size, size, angle), size, interp=interp, fill_value=fill_value,
-                       dtype=dtype)
+    return warp_affine(
+        image, rotation_matrix(in_size, size, angle), size, interp=interp, fill_value=fill_value, dtype=dtype
+    )
