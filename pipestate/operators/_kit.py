@@ -34,31 +34,48 @@ from pipestate.rng import Stream
 
 def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert ``array`` to ``dtype`` as DALI does: to an integer type, round half away from zero and clamp
-    to the type's range; to bool, ``!= 0`` (floats rounded first); between floating-point types, IEEE conversion
-    (overflow: inf)."""
+    to the type's range; to bool, ``!= 0``; between floating-point types, IEEE conversion (overflow: inf)."""
     dtype = np.dtype(dtype)
     if array.dtype == dtype:
         return array
-    if dtype.kind in "iu" and array.dtype.kind in "fiub":
+    if dtype.kind in "iu" and array.dtype.kind == "f":
+        return _float_to_int(array, dtype)
+    if dtype.kind in "iu" and array.dtype.kind in "iub":
         info = np.iinfo(dtype)
-        if array.dtype.kind == "f":
-            with np.errstate(invalid="ignore"):
-                array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
-            array = np.nan_to_num(array, nan=0.0, posinf=info.max, neginf=info.min)
-            # info.max may not be representable (float32(2**31 - 1) is 2**31): saturate on the integer side
-            top = array >= info.max
-            with np.errstate(over="ignore", invalid="ignore"):
-                out = np.clip(array, info.min, info.max).astype(dtype)
-            return np.where(top, np.array(info.max, dtype), out)
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":
-        if array.dtype.kind == "f":  # DALI rounds first: 0.2 is False, 0.5 True, NaN True
-            with np.errstate(invalid="ignore"):
-                array = np.trunc(array + np.copysign(0.5, array))
+        if array.dtype.kind == "f":  # DALI rounds floats first: 0.2 is False, 0.5 True, NaN True
+            return ~(np.abs(array) < 0.5)
         return array != 0
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range floats become inf, as in DALI
         return array.astype(dtype)
+
+
+def _float_to_int(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clamp to the type's range (infinities too), round half away from zero exactly (as ``std::round``: no
+    ``x + 0.5``), NaN to 0."""
+    info = np.iinfo(dtype)
+    if array.ndim == 0:
+        return _float_to_int(array.reshape(1), dtype)[0]
+    if array.dtype.itemsize < 4:
+        array = array.astype(np.float32)  # exact; the maximum of wide integer types must fit
+    top = array.dtype.type(info.max)
+    fits = int(top) <= info.max  # float32 rounds the int32 maximum up: saturate those values exactly
+    high = top if fits else np.nextafter(top, array.dtype.type(0))
+    clipped = np.clip(array, float(info.min), float(high))  # integer-valued bounds: rounding stays inside
+    whole = np.trunc(clipped)
+    clipped -= whole
+    clipped *= 2
+    np.trunc(clipped, out=clipped)
+    clipped += whole
+    nan = np.isnan(clipped)
+    if nan.any():
+        clipped[nan] = 0
+    result = clipped.astype(dtype)
+    if not fits:
+        result[array >= top] = info.max
+    return result
 
 
 class Sample:
