@@ -11,7 +11,8 @@ its constant operands; DataNode operands are its inputs. DALI's rules (``arithme
 - operands broadcast per sample (numpy's rules on each sample's shapes);
 - the output keeps the operands' common layout; a function of boolean operands only is an error;
 - ``min``/``max`` return the right operand when the comparison is false (``min(x, nan)`` is ``nan``,
-  ``min(nan, x)`` is ``x``), ``clamp`` is ``min(max(x, lo), hi)`` in that sense, and integer ``pow`` is
+  ``min(nan, x)`` is ``x``), ``clamp`` keeps the value unless it is below ``lo`` or then above ``hi``, and
+  integer ``pow`` is
   exact (a negative exponent gives 0, as DALI's).
 
 Transcendental functions use numpy's float32 (or float64) implementations; they agree with DALI's
@@ -51,15 +52,31 @@ def _pow(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
 
 
 def _min(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    return np.where(left < right, left, right)
+    """DALI's ``left < right ? left : right``: numpy's minimum but for a NaN on the left (DALI: the right)."""
+    out = np.minimum(left, right)
+    if left.dtype.kind == "f":
+        nan = np.isnan(left)
+        if nan.any():
+            out = np.where(nan, right, out)
+    return out
 
 
 def _max(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    return np.where(left > right, left, right)
+    """DALI's ``left > right ? left : right``."""
+    out = np.maximum(left, right)
+    if left.dtype.kind == "f":
+        nan = np.isnan(left)
+        if nan.any():
+            out = np.where(nan, right, out)
+    return out
 
 
 def _clamp(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return _min(_max(value, lo), hi)
+    """DALI's ``x = value < lo ? lo : value; x > hi ? hi : x`` (ties keep the value: ``clamp(-0.0, 0, 0)`` is -0.0)."""
+    if value.dtype.kind != "f":
+        return np.minimum(np.maximum(value, lo), hi)
+    x = np.where(value < lo, lo, value)
+    return np.where(x > hi, hi, x)
 
 
 def _abs(x: np.ndarray) -> np.ndarray:

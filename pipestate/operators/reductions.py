@@ -21,7 +21,7 @@ import numpy as np
 
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator
-from pipestate.operators._reduce import extreme, tree_sum
+from pipestate.operators._reduce import extreme, int_sum, tree_sum
 from pipestate.operators.base import RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
@@ -55,6 +55,13 @@ _AXES_ARGS = (
 )
 _DTYPE = Arg("dtype", sch.DType(), None, "Output (and accumulation) type; default as DALI's")
 _DDOF = Arg("ddof", sch.Int(), 0, "Delta degrees of freedom: the divisor is the count minus ddof")
+
+
+_PARTS = 4  # a dense batch is reduced in this many slices of samples, on the worker threads
+
+
+def _rows(mean: np.ndarray | None, part: np.ndarray) -> np.ndarray | None:
+    return None if mean is None else mean[part[0] : part[-1] + 1]
 
 
 class _Reduction(SampleOperator):
@@ -145,7 +152,7 @@ class _Reduction(SampleOperator):
                 elif values.dtype.kind == "f":
                     total = tree_sum(values, shifted)
                 else:
-                    total = values.sum(axis=shifted, dtype=values.dtype)
+                    total = int_sum(values, shifted, values.dtype)
             out = self._postprocess(total, int(np.prod([x.shape[a] for a in shifted], dtype=np.int64)), dtype)
         if self.args["keep_dims"] and axes:
             out = np.expand_dims(out, shifted)
@@ -175,7 +182,11 @@ class _Reduction(SampleOperator):
         x = inputs[0]
         axes = self.reduced_axes(x.ndim - 1, layouts[0])
         mean = self._mean(inputs[1], x.shape, axes, 1) if len(inputs) > 1 else None
-        return (self.compute(x, axes, 1, mean),)
+        if len(x) < 2:
+            return (self.compute(x, axes, 1, mean),)
+        parts = np.array_split(np.arange(len(x)), min(len(x), _PARTS))  # whole samples per worker thread
+        outs = ctx.map(lambda p: self.compute(x[p[0] : p[-1] + 1], axes, 1, _rows(mean, p)), parts)
+        return (outs[0] if len(outs) == 1 else np.concatenate(outs),)
 
     def _mean(self, mean: np.ndarray, shape: Sequence[int], axes: tuple[int, ...], first: int) -> np.ndarray:
         """The ``mean`` input shaped to broadcast against the data (reduced axes kept with extent 1)."""

@@ -15,6 +15,7 @@ from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 
 _MAX_KEY = 65535
+_MAX_CLASSES = 2**24  # a bound, so that a mistyped count fails at once instead of allocating for minutes
 
 
 @register
@@ -49,11 +50,21 @@ class LookupTable(SampleOperator):
         table = np.full(max(keys, default=-1) + 1, self.default, dtype=dtype)
         table[list(keys)] = saturate_cast(np.asarray(values, np.float32), dtype)
         self.table = table
+        self._full: dict[np.dtype, np.ndarray] = {}  # per 8/16-bit input type: the value of every input
 
     def _lookup(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype.itemsize <= 2:  # one table entry per possible value: a single gather
+            unsigned = np.dtype(f"uint{8 * x.dtype.itemsize}")
+            full = self._full.get(x.dtype)
+            if full is None:
+                values = np.arange(2 ** (8 * x.dtype.itemsize), dtype=np.int64).astype(unsigned).view(x.dtype)
+                full = self._slow(values)
+                self._full[x.dtype] = full
+            return full[x.view(unsigned)]
+        return self._slow(x)
+
+    def _slow(self, x: np.ndarray) -> np.ndarray:
         n = len(self.table)
-        if x.dtype == np.uint8 and n >= 256:
-            return self.table[x]
         inside = (x >= 0) & (x < n) if x.dtype.kind == "i" else x < n
         index = np.where(inside, x, 0).astype(np.intp, copy=False)
         return np.where(inside, self.table[index] if n else self.default, self.default).astype(self.table.dtype)
@@ -86,7 +97,7 @@ class OneHot(SampleOperator):
     type = "one_hot"
     INPUTS = (sch.Input("data", "Class indices (floats are truncated)", (*sch.INTEGERS, *sch.FLOATS)),)
     ARGS = (
-        Arg("num_classes", sch.Int(0), 0, "Number of classes"),
+        Arg("num_classes", sch.Int(0, _MAX_CLASSES), 0, "Number of classes"),
         Arg("axis", sch.Int(-1), -1, "Position of the new axis (-1: last)"),
         Arg("axis_name", sch.Str(), None, "Layout letter of the new axis (default: the layout is cleared)"),
         Arg("dtype", sch.DType(), np.dtype(np.float32), "Output type"),

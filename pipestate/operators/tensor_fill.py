@@ -4,7 +4,8 @@
 As DALI's: ``shape`` (per sample if a DataNode; default a scalar) and ``layout`` (as many letters as the
 shape has axes) give the output; ``*_like`` take the shape, type and layout of ``data_like``. A non-scalar
 fill value broadcasts as numpy's (innermost axes first). Values convert to integer types by rounding half
-away from zero and saturating.
+away from zero and saturating. The outputs are read-only broadcast views (as ``fn.constant``'s): no memory
+is filled.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ _DATA_LIKE = sch.Input("data_like", "The tensors whose shape, type and layout ar
 
 
 def _filled(value: np.ndarray, shape: tuple[int, ...], where: str, first: int = 0) -> np.ndarray:
-    """``value`` broadcast to ``shape`` (``first``: 1 when both lead with the batch axis)."""
+    """``value`` broadcast to ``shape`` (a read-only view; ``first``: 1 when both lead with the batch axis)."""
     try:
-        return np.ascontiguousarray(np.broadcast_to(value, shape))
+        return np.broadcast_to(value, shape)
     except ValueError:
         raise ValueError(
             f"{where} of shape {value.shape[first:]} does not broadcast to shape {tuple(shape[first:])}"
@@ -81,14 +82,16 @@ class _Constant(_Shaped):
     INPUTS = ()
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
-        return np.full(self._shape(args), self.VALUE, dtype=self.args["dtype"])
+        return np.broadcast_to(np.array(self.VALUE, dtype=self.args["dtype"]), self._shape(args))
 
     def dense(
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
     ) -> tuple[np.ndarray, ...] | None:
         if "shape" in self.arg_inputs:
             return None
-        return (np.full((ctx.batch_size, *self._shape(args)), self.VALUE, dtype=self.args["dtype"]),)
+        shape = self._shape(args)
+        one = np.full(shape, self.VALUE, dtype=self.args["dtype"])
+        return (np.broadcast_to(one, (ctx.batch_size, *shape)),)  # read-only, as fn.constant's
 
 
 _DTYPE = Arg("dtype", sch.DType(), np.dtype(np.int32), "Output type")
@@ -153,13 +156,14 @@ class _ConstantLike(_Like):
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
         like = inputs[0]
-        return np.full(like.shape, self.VALUE, dtype=self.args["dtype"] or like.dtype)
+        return np.broadcast_to(np.array(self.VALUE, dtype=self.args["dtype"] or like.dtype), like.shape)
 
     def dense(
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
     ) -> tuple[np.ndarray, ...] | None:
         like = inputs[0]
-        return (np.full(like.shape, self.VALUE, dtype=self.args["dtype"] or like.dtype),)
+        one = np.full(like.shape[1:], self.VALUE, dtype=self.args["dtype"] or like.dtype)
+        return (np.broadcast_to(one, like.shape),)
 
 
 @register

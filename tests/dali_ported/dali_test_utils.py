@@ -92,8 +92,11 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
     folder = os.path.join(root, "db", "webdataset", "MNIST")
     os.makedirs(folder)
     for k in range(3):  # 1,800 samples: DALI's cases need more than 6 shards x 4 batches of 64
-        members = [(f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
-                   for i in range(600 * k, 600 * (k + 1)) for ext in ("jpg", "cls")]
+        members = [
+            (f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
+            for i in range(600 * k, 600 * (k + 1))
+            for ext in ("jpg", "cls")
+        ]
         formats.write_tar(os.path.join(folder, f"devel-{k}.tar"), members)
     folder = os.path.join(root, "db", "recordio")
     os.makedirs(folder)
@@ -260,9 +263,7 @@ def params(*cases: Any) -> Callable[[Callable], Callable]:
         signature = inspect.signature(test)
         tuples = [case if isinstance(case, tuple) else (case,) for case in cases]
         names = list(signature.parameters)[: max(len(t) for t in tuples)]
-        padded = [
-            _mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples
-        ]
+        padded = [_mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples]
 
         def run(**kwargs: Any) -> Any:  # pytest refuses to parametrize parameters that have defaults
             return test(**kwargs)

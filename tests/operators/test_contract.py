@@ -215,9 +215,21 @@ def test_operator_state_that_is_not_plain_data_is_a_clear_error():
 # ---- DALI compatibility ----------------------------------------------------------------------------
 def test_dali_pipeline_options_are_accepted():
     pipe = Pipeline(
-        batch_size=2, num_threads=2, device_id=0, seed=1, exec_async=False, exec_pipelined=False, exec_dynamic=True,
-        py_start_method="spawn", py_num_workers=2, set_affinity=True, bytes_per_sample=1024, enable_memory_stats=False,
-        prefetch_queue_depth={"cpu_size": 3, "gpu_size": 2}, enable_conditionals=False, max_streams=-1,
+        batch_size=2,
+        num_threads=2,
+        device_id=0,
+        seed=1,
+        exec_async=False,
+        exec_pipelined=False,
+        exec_dynamic=True,
+        py_start_method="spawn",
+        py_num_workers=2,
+        set_affinity=True,
+        bytes_per_sample=1024,
+        enable_memory_stats=False,
+        prefetch_queue_depth={"cpu_size": 3, "gpu_size": 2},
+        enable_conditionals=False,
+        max_streams=-1,
     )
     assert pipe.prefetch_queue_depth == 3 and pipe.device_id == 0
     with pytest.raises(TypeError, match="pipeline option exec_async"):
@@ -369,7 +381,9 @@ def test_an_operator_defined_outside_a_pipeline_is_adopted_as_in_dali():
 def test_constant_matches_dali_shapes():
     def body():
         return (
-            fn.constant(idata=42), fn.constant(idata=42, shape=(3,)), fn.constant(fdata=[1.0, 2.0]),
+            fn.constant(idata=42),
+            fn.constant(idata=42, shape=(3,)),
+            fn.constant(fdata=[1.0, 2.0]),
             fn.constant(idata=[1, 2, 3, 4], shape=[2, 2]),
         )
 

@@ -132,6 +132,11 @@ def test_constants_broadcasting_layouts_and_special_values_equal_dalis(dali):
             m.sqrt(n),
             m.fpow(x, 2),
             m.abs(v),
+            m.min(v, 0.0),
+            m.max(v, 0.0),
+            m.min(0.0, v),
+            m.max(0.0, v),
+            m.clamp(v, 0.0, 0.0),
         )
 
     x = [np.array([[1, 2, 3], [4, 5, 6]], np.int32), np.array([[7, 8, 9], [0, -1, -2]], np.int32)]

@@ -36,8 +36,12 @@ def test_image(seed: int, height: int = 96, width: int = 128) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     c = rng.uniform(0.2, 1.0, (3, 3))
-    planes = [(c[k, 0] * x / width + c[k, 1] * y / height + c[k, 2] * np.sin((x + y * c[k, 0]) / 11.0 + k))
-              * 255 / (c[k].sum() + 1e-6) for k in range(3)]
+    planes = [
+        (c[k, 0] * x / width + c[k, 1] * y / height + c[k, 2] * np.sin((x + y * c[k, 0]) / 11.0 + k))
+        * 255
+        / (c[k].sum() + 1e-6)
+        for k in range(3)
+    ]
     img = np.stack(planes, -1) + rng.integers(-20, 21, (height, width, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
 

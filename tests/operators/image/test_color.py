@@ -22,12 +22,17 @@ def within(got, expected, level, fraction):
 def test_color_space_conversion_matches_dali():
     dali()
     for out_type, level, frac in [("YCbCr", 1, 0.03), ("GRAY", 1, 0.03), ("BGR", 0, 0)]:
-        expected = run_dali([IMAGE], lambda fn, types, x, o=out_type: fn.color_space_conversion(
-            x, image_type=types.RGB, output_type=getattr(types, o)))[0]
+        expected = run_dali(
+            [IMAGE],
+            lambda fn, types, x, o=out_type: fn.color_space_conversion(
+                x, image_type=types.RGB, output_type=getattr(types, o)
+            ),
+        )[0]
         within(color.convert_color_space(IMAGE, "RGB", out_type), expected, level, frac)
     ycc = color.convert_color_space(IMAGE, "RGB", "YCbCr")
-    expected = run_dali([ycc], lambda fn, types, x: fn.color_space_conversion(
-        x, image_type=types.YCbCr, output_type=types.RGB))[0]
+    expected = run_dali(
+        [ycc], lambda fn, types, x: fn.color_space_conversion(x, image_type=types.YCbCr, output_type=types.RGB)
+    )[0]
     within(color.convert_color_space(ycc, "YCbCr", "RGB"), expected, 4, 0.1)
 
 
@@ -40,8 +45,9 @@ def test_hsv_matches_dali(hue, saturation, value):
 
 def test_color_twist_matches_dali():
     dali()
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.color_twist(x, brightness=1.1, contrast=0.8, hue=-20.0,
-                                                                     saturation=1.3))[0]
+    expected = run_dali(
+        [IMAGE], lambda fn, types, x: fn.color_twist(x, brightness=1.1, contrast=0.8, hue=-20.0, saturation=1.3)
+    )[0]
     within(color.apply_linear(IMAGE, *color.color_twist_matrix(1.1, 0.8, -20.0, 1.3)), expected, 1, 0.15)
 
 
