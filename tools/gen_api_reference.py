@@ -25,7 +25,14 @@ import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "docs", "api.md")
-CORE_MODULES = ["pipestate", "pipestate.types", "pipestate.math", "pipestate.io", "pipestate.testing", "pipestate.tfrecord"]
+CORE_MODULES = [
+    "pipestate",
+    "pipestate.types",
+    "pipestate.math",
+    "pipestate.io",
+    "pipestate.testing",
+    "pipestate.tfrecord",
+]
 SECTIONS = ("Args", "Arguments", "Returns", "Yields", "Raises", "Attributes", "Example", "Examples", "Note")
 
 HEADER = """# API reference
@@ -108,8 +115,11 @@ def signature(obj, name: str, method: bool = False) -> str:
 
 def _rst_to_md(text: str) -> str:
     """Sphinx roles and double backticks as Markdown code."""
-    text = re.sub(r":(?:meth|func|class|attr|exc|mod|data):`~?([^`]+)`", lambda m: f"`{m[1].rsplit('.', 1)[-1]}`"
-                  if m[0].count("~") else f"`{m[1]}`", text)
+    text = re.sub(
+        r":(?:meth|func|class|attr|exc|mod|data):`~?([^`]+)`",
+        lambda m: f"`{m[1].rsplit('.', 1)[-1]}`" if m[0].count("~") else f"`{m[1]}`",
+        text,
+    )
     return text.replace("``", "`")
 
 
