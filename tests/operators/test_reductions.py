@@ -194,3 +194,32 @@ def test_bad_axes_types_and_means_are_clear_errors(build, layout, message):
 def test_float64_input_is_refused_as_in_dali():
     with pytest.raises(OperatorError, match="input 'data' has type float64"):
         _one(lambda x: fn.reductions.sum(x), np.zeros(3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    hnp.arrays(st.sampled_from([np.uint8, np.int16, np.int32]), hnp.array_shapes(min_dims=1, max_dims=3, max_side=12)),
+    st.data(),
+)
+def test_integer_reductions_equal_numpys(values, data):
+    axes = data.draw(st.lists(st.integers(0, values.ndim - 1), unique=True, min_size=1))
+    keep = data.draw(st.booleans())
+
+    @pipeline_def(batch_size=1, num_threads=1)
+    def p():
+        x = fn.external_source(source=lambda: [values])
+        return (
+            fn.reductions.sum(x, axes=axes, keep_dims=keep),
+            fn.reductions.min(x, axes=axes, keep_dims=keep),
+            fn.reductions.max(x, axes=axes, keep_dims=keep),
+        )
+
+    out = p().run()
+    wide = np.int64 if values.dtype.kind == "i" else np.uint64
+    expected = (
+        values.sum(axis=tuple(axes), dtype=wide, keepdims=keep),
+        values.min(axis=tuple(axes), keepdims=keep),
+        values.max(axis=tuple(axes), keepdims=keep),
+    )
+    for got, want in zip(out, expected):
+        assert np.asarray(got[0]).dtype == want.dtype and np.array_equal(got[0], want)
