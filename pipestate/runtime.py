@@ -167,6 +167,8 @@ class Runtime:
                 if getattr(op, "ends_epoch", False):
                     raise EndOfData from exc
                 raise self._error(op, ctx, exc) from exc
+            except OperatorError:
+                raise  # already names the operator (re-raising it `from` itself would chain it to itself)
             except Exception as exc:
                 raise self._error(op, ctx, exc) from exc
             if type(outputs) is not tuple or len(outputs) != count:

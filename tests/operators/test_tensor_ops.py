@@ -321,3 +321,21 @@ def test_permute_batch_keeps_sources_and_layout():
 
     (out,) = p().run()
     assert [int(s[0]) for s in out] == [2, 0, 2] and out.layout() == "W"
+
+
+def test_a_per_sample_error_keeps_its_cause_chain_finite():
+    """An operator error raised for one sample reaches the user with its cause, not chained to itself."""
+
+    @pipeline_def(batch_size=2, num_threads=1)
+    def p():
+        x = fn.external_source(source=lambda: [np.zeros((2, 3), np.float32), np.zeros((2, 5), np.float32)])
+        return fn.cat(x, x[:, 1:], axis=0)
+
+    with pytest.raises(OperatorError) as info:
+        p().run()
+    seen, cause = set(), info.value
+    while cause is not None:
+        assert id(cause) not in seen, "the error's __cause__ chain loops"
+        seen.add(id(cause))
+        cause = cause.__cause__
+    assert isinstance(info.value.__cause__, ValueError)
