@@ -138,8 +138,8 @@ class _Reduction(SampleOperator):
             out = np.zeros(x.shape, _F32)
         else:
             with np.errstate(over="ignore", invalid="ignore"):
-                if kind in ("sum", "mean"):
-                    values = x.astype(dtype, copy=False)
+                if kind in ("sum", "mean"):  # narrow integers convert exactly as they are added
+                    values = x if x.dtype.itemsize <= 2 or dtype.kind != "f" else x.astype(dtype, copy=False)
                 elif kind in ("mean_square", "rms"):
                     wide = x.astype(_SQUARE[str(x.dtype)], copy=False)
                     values = (wide * wide).astype(dtype, copy=False)
@@ -148,11 +148,11 @@ class _Reduction(SampleOperator):
                     values = d * d
             with np.errstate(over="ignore", invalid="ignore"):
                 if not axes:
-                    total = values
-                elif values.dtype.kind == "f":
-                    total = tree_sum(values, shifted)
+                    total = values.astype(dtype, copy=False) if kind in ("sum", "mean") else values
+                elif dtype.kind == "f" or kind in ("std_dev", "variance"):
+                    total = tree_sum(values, shifted, values.dtype if kind in ("std_dev", "variance") else dtype)
                 else:
-                    total = int_sum(values, shifted, values.dtype)
+                    total = int_sum(values, shifted, dtype if kind in ("sum", "mean") else values.dtype)
             out = self._postprocess(total, int(np.prod([x.shape[a] for a in shifted], dtype=np.int64)), dtype)
         if self.args["keep_dims"] and axes:
             out = np.expand_dims(out, shifted)
@@ -180,6 +180,8 @@ class _Reduction(SampleOperator):
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
     ) -> tuple[np.ndarray, ...] | None:
         x = inputs[0]
+        if self.KIND not in ("min", "max") and (x.dtype.kind == "f" or self.out_dtype(x.dtype).kind == "f"):
+            return None  # floating-point sums: per sample, on the worker threads (DALI's order, 1-D gathers)
         axes = self.reduced_axes(x.ndim - 1, layouts[0])
         mean = self._mean(inputs[1], x.shape, axes, 1) if len(inputs) > 1 else None
         if len(x) < 2:
