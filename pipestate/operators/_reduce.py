@@ -68,12 +68,12 @@ def _tree_rows(rows: np.ndarray, threshold: int, dtype: np.dtype) -> np.ndarray:
         return np.zeros(rows.shape[1:], dtype)
     levels, starts, runs = _plan(n, threshold)
     # Leaves: left to right from zero. Within a run of steps the same leaves grow, so the run is one gather
-    # ([steps, leaves, ...]) summed over its first axis, which numpy does in order, after the sums so far.
+    # ([steps, leaves, ...]) accumulated over its first axis after the sums so far.
     acc = np.zeros((len(starts), *rows.shape[1:]), dtype)
     for first, last, count in runs:
         block = np.take(rows, starts[:count] + np.arange(first, last)[:, None], axis=0)
         block = np.concatenate([acc[None, :count], block.astype(dtype, copy=False)])
-        acc[:count] = np.add.reduce(block, axis=0)
+        acc[:count] = np.add.accumulate(block, axis=0)[-1]  # in order (a reduce may sum pairwise)
     acc += 0  # DALI adds to a zero: -0.0 sums are 0.0
     below = None
     for count, leaf, slots in reversed(levels):

@@ -116,6 +116,18 @@ def test_a_scalar_mean_serves_every_output_element():
     np.testing.assert_allclose(out, ((x - 0.5) ** 2).mean(axis=0), rtol=1e-6)
 
 
+def test_short_sums_with_few_tree_leaves_equal_dalis():
+    """Lengths whose tree has one to a few leaves per step (the order numpy would change for them)."""
+    rng = np.random.default_rng(11)
+    batches = [[(rng.standard_normal(n) * 1e3).astype(np.float32) for n in (9, 33, 64, 70, 100, 129, 1000)]]
+
+    def build(lib, x):
+        r = lib.fn.reductions
+        return r.sum(x), r.mean(x), r.rms(x), r.variance(x, 1.5), r.std_dev(x, -2.0, ddof=1)
+
+    _compare(build, batches)
+
+
 def test_special_values_and_empty_samples_equal_dalis():
     nan, inf = np.nan, np.inf
     batches = [
