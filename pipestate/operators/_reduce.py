@@ -67,14 +67,14 @@ def _tree_rows(rows: np.ndarray, threshold: int, dtype: np.dtype) -> np.ndarray:
     if n == 0:
         return np.zeros(rows.shape[1:], dtype)
     levels, starts, runs = _plan(n, threshold)
-    # Leaves: left to right from zero. Within a run of steps the same leaves grow, so the run is one gather
-    # ([steps, leaves, ...]) accumulated over its first axis after the sums so far.
+    # Leaves: left to right from zero (0.0 + x, so -0.0 sums are 0.0, as DALI's). Within a run of steps the
+    # same leaves grow, so the run is one gather ([steps, leaves, ...]).
     acc = np.zeros((len(starts), *rows.shape[1:]), dtype)
     for first, last, count in runs:
         block = np.take(rows, starts[:count] + np.arange(first, last)[:, None], axis=0)
-        block = np.concatenate([acc[None, :count], block.astype(dtype, copy=False)])
-        acc[:count] = np.add.accumulate(block, axis=0)[-1]  # in order (a reduce may sum pairwise)
-    acc += 0  # DALI adds to a zero: -0.0 sums are 0.0
+        part = acc[:count]
+        for step in block:  # one vectorized add per step, in order (numpy's reduce may sum pairwise)
+            part += step
     below = None
     for count, leaf, slots in reversed(levels):
         if len(slots) == count:
