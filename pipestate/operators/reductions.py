@@ -60,6 +60,17 @@ _DDOF = Arg("ddof", sch.Int(), 0, "Delta degrees of freedom: the divisor is the 
 _PARTS = 4  # a dense batch is reduced in this many slices of samples, on the worker threads
 
 
+def _exact_total(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray | None:
+    """DALI's float32 sum of unsigned integers when no partial sum can exceed 2**24 (then every addition is
+    exact, in any order): the integer sum, converted. ``None`` otherwise (or for other input types)."""
+    if x.dtype.kind != "u" or not axes:
+        return None
+    total = int_sum(x, axes, np.dtype(np.uint64))
+    if total.size and int(total.max()) > 2**24:
+        return None
+    return total.astype(_F32)
+
+
 def _rows(mean: np.ndarray | None, part: np.ndarray) -> np.ndarray | None:
     return None if mean is None else mean[part[0] : part[-1] + 1]
 
@@ -150,12 +161,23 @@ class _Reduction(SampleOperator):
                 if not axes:
                     total = values.astype(dtype, copy=False) if kind in ("sum", "mean") else values
                 elif dtype.kind == "f" or kind in ("std_dev", "variance"):
-                    total = tree_sum(values, shifted, values.dtype if kind in ("std_dev", "variance") else dtype)
+                    exact = _exact_total(x, shifted) if kind in ("sum", "mean") and x.dtype.kind == "u" else None
+                    if exact is not None:
+                        total = exact
+                    else:
+                        total = tree_sum(values, shifted, values.dtype if kind in ("std_dev", "variance") else dtype)
                 else:
                     total = int_sum(values, shifted, dtype if kind in ("sum", "mean") else values.dtype)
-            out = self._postprocess(total, int(np.prod([x.shape[a] for a in shifted], dtype=np.int64)), dtype)
+            return self._finish(total, x, axes, first, dtype)
+        return self._keep(out, axes, first)
+
+    def _finish(self, total: np.ndarray, x: np.ndarray, axes: tuple[int, ...], first: int, dtype: np.dtype):
+        count = int(np.prod([x.shape[a + first] for a in axes], dtype=np.int64))
+        return self._keep(self._postprocess(total, count, dtype), axes, first)
+
+    def _keep(self, out: np.ndarray, axes: tuple[int, ...], first: int) -> np.ndarray:
         if self.args["keep_dims"] and axes:
-            out = np.expand_dims(out, shifted)
+            out = np.expand_dims(out, tuple(a + first for a in axes))
         return np.asarray(out)
 
     def _postprocess(self, total: np.ndarray, count: int, dtype: np.dtype) -> np.ndarray:
@@ -180,9 +202,13 @@ class _Reduction(SampleOperator):
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
     ) -> tuple[np.ndarray, ...] | None:
         x = inputs[0]
-        if self.KIND not in ("min", "max") and (x.dtype.kind == "f" or self.out_dtype(x.dtype).kind == "f"):
-            return None  # floating-point sums: per sample, on the worker threads (DALI's order, 1-D gathers)
         axes = self.reduced_axes(x.ndim - 1, layouts[0])
+        dtype = self.out_dtype(x.dtype)
+        if self.KIND not in ("min", "max") and (x.dtype.kind == "f" or dtype.kind == "f"):
+            exact = _exact_total(x, tuple(a + 1 for a in axes)) if self.KIND in ("sum", "mean") else None
+            if exact is None or not axes:
+                return None  # floating-point sums: per sample, on the worker threads (DALI's order, 1-D gathers)
+            return (self._finish(exact, x, axes, 1, dtype),)
         mean = self._mean(inputs[1], x.shape, axes, 1) if len(inputs) > 1 else None
         if len(x) < 2:
             return (self.compute(x, axes, 1, mean),)

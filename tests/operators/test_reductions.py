@@ -128,6 +128,19 @@ def test_short_sums_with_few_tree_leaves_equal_dalis():
     _compare(build, batches)
 
 
+def test_large_unsigned_sums_in_float_equal_dalis():
+    """Past 2**24 a float32 sum of integers rounds, in DALI's order (below, the exact integer sum is used)."""
+    rng = np.random.default_rng(12)
+    batches = [[np.full((300, 300, 3), 255, np.uint8), rng.integers(0, 256, (400, 411, 3), dtype=np.uint8)]]
+
+    def build(lib, x):
+        r = lib.fn.reductions
+        f32 = lib.types.FLOAT
+        return r.mean(x), r.sum(x, dtype=f32), r.mean(x, axes=[0, 1]), r.sum(x, axes=[1], dtype=f32)
+
+    _compare(build, batches)
+
+
 def test_special_values_and_empty_samples_equal_dalis():
     nan, inf = np.nan, np.inf
     batches = [
