@@ -82,8 +82,8 @@ def _static_cast(value: float, dtype: np.dtype) -> np.ndarray:
     """C's conversion of a float to ``dtype`` (integers: truncated, then wrapped), as DALI's ``one_hot``."""
     if dtype.kind == "b":
         return np.asarray(value != 0)
-    if dtype.kind in "iu":
-        return np.asarray(int(np.trunc(value))).astype(np.int64).astype(dtype)
+    if dtype.kind in "iu":  # wrapped modulo 2**64 (C leaves out-of-range conversions undefined)
+        return np.asarray(int(np.trunc(value)) % 2**64, np.uint64).astype(dtype)
     return np.asarray(np.float32(value)).astype(dtype)
 
 

@@ -89,9 +89,8 @@ class _Constant(_Shaped):
     ) -> tuple[np.ndarray, ...] | None:
         if "shape" in self.arg_inputs:
             return None
-        shape = self._shape(args)
-        one = np.full(shape, self.VALUE, dtype=self.args["dtype"])
-        return (np.broadcast_to(one, (ctx.batch_size, *shape)),)  # read-only, as fn.constant's
+        value = np.array(self.VALUE, dtype=self.args["dtype"])
+        return (np.broadcast_to(value, (ctx.batch_size, *self._shape(args))),)  # read-only, as fn.constant's
 
 
 _DTYPE = Arg("dtype", sch.DType(), np.dtype(np.int32), "Output type")
@@ -162,8 +161,7 @@ class _ConstantLike(_Like):
         self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
     ) -> tuple[np.ndarray, ...] | None:
         like = inputs[0]
-        one = np.full(like.shape[1:], self.VALUE, dtype=self.args["dtype"] or like.dtype)
-        return (np.broadcast_to(one, like.shape),)
+        return (np.broadcast_to(np.array(self.VALUE, dtype=self.args["dtype"] or like.dtype), like.shape),)
 
 
 @register

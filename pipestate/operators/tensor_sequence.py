@@ -81,6 +81,10 @@ class SequenceRearrange(SampleOperator):
 
     def _order(self, order: Any, layout: str, ndim: int, frames: int, index: int | None) -> np.ndarray:
         _check_sequence(layout, ndim, "fn.sequence_rearrange()")
+        if isinstance(order, tuple) and any(not 0 <= v < frames for v in order):
+            where = f"sample {index}" if index is not None else "the sequences"
+            bad = next(v for v in order if not 0 <= v < frames)
+            raise ValueError(f"new_order: frame {bad} is out of range for {where} ({frames} frames)")
         order = np.asarray(order, dtype=np.int64).reshape(-1)
         bad = order[(order < 0) | (order >= frames)]
         if len(bad):
