@@ -47,6 +47,8 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":
+        if array.dtype.kind == "f":  # DALI rounds floats first: 0.2 is False, 0.5 True, NaN True
+            return ~(np.abs(array) < 0.5)
         return array != 0
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range floats become inf, as in DALI
         return array.astype(dtype)

@@ -13,6 +13,7 @@ from pipestate import fn, pipeline_def, types
 from tests.dali_ported.dali_test_utils import (
     assert_raises,
     attr,
+    cartesian_params,
     compare_pipelines,
     create_sign_off_decorator,
     get_dali_extra_path,
@@ -575,3 +576,162 @@ def test_io_file_read(device):
 @stateless_signed_off("experimental.warp_perspective")
 def test_warp_perspective_stateless(device):
     check_single_input(fn.experimental.warp_perspective, device, matrix=np.eye(3))
+
+
+test_data_frames = 24
+
+
+test_sequence_shape = [test_data_frames, 426, 240, 3]  # 240p video
+
+
+def check_single_sequence_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=test_sequence_shape), layout="FHWC", batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.min")
+def test_reductions_min_stateless(device):
+    check_single_input(fn.reductions.min, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.max")
+def test_reductions_max_stateless(device):
+    check_single_input(fn.reductions.max, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.sum")
+def test_reductions_sum_stateless(device):
+    check_single_input(fn.reductions.sum, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.mean")
+def test_reductions_mean_stateless(device):
+    check_single_input(fn.reductions.mean, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.mean_square")
+def test_reductions_mean_square_stateless(device):
+    check_single_input(fn.reductions.mean_square, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.rms")
+def test_reductions_rms_stateless(device):
+    check_single_input(fn.reductions.rms, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.std_dev")
+def test_reductions_std_dev_stateless(device):
+    check_single_input(lambda x, **kwargs: fn.reductions.std_dev(x, 0.0, **kwargs), device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.variance")
+def test_reductions_variance_stateless(device):
+    check_single_input(lambda x, **kwargs: fn.reductions.variance(x, 5.0, **kwargs), device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("one_hot")
+def test_one_hot_stateless(device):
+    check_single_input(fn.one_hot, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reshape", "reinterpret")
+def test_reshape_stateless(device):
+    check_single_input(fn.reshape, device, shape=[1, -1])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("lookup_table")
+def test_lookup_table_stateless(device):
+    check_single_input(fn.lookup_table, device, keys=[0], values=[1], default_value=123)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("transpose")
+def test_transpose_stateless(device):
+    check_single_input(fn.transpose, device, perm=[2, 0, 1])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("copy")
+def test_copy_stateless(device):
+    check_single_input(fn.copy, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("shapes")
+def test_shapes_stateless(device):
+    check_single_input(fn.shapes, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("per_frame")
+def test_per_frame_stateless(device):
+    check_single_input(fn.per_frame, device, replace=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("get_property")
+def test_get_property_stateless(device):
+    check_single_input(fn.get_property, device, key="layout")
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("sequence_rearrange")
+def test_sequence_rearrange_stateless(device):
+    check_single_sequence_input(fn.sequence_rearrange, device, new_order=list(range(test_data_frames)))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("element_extract")
+def test_element_extract_stateless(device):
+    check_single_sequence_input(fn.element_extract, device, element_map=[0])
+
+
+@cartesian_params(("cpu", "gpu"), (fn.stack, fn.cat))
+@stateless_signed_off("stack", "cat")
+def test_tensor_join_stateless(device, join):
+    def wrapper(x, **kwargs):
+        return join(x, x, x, **kwargs)
+
+    check_single_input(wrapper, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("expand_dims")
+def test_expand_dims(device):
+    check_single_input(fn.expand_dims, device, axes=[0])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("squeeze")
+def test_squeeze(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch((40, 1, 50, 1)), layout="DHWC")
+        data = move_to(data, device)
+        return fn.squeeze(data, axis_names="HC")
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("permute_batch")
+def test_permute_batch_stateless(device):
+    def wrapper(x, **kwargs):
+        return fn.permute_batch(x, indices=[0] * batch_size, **kwargs)
+
+    check_single_input(wrapper, device)
