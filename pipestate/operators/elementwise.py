@@ -128,15 +128,21 @@ def result_dtype(function: str, dtypes: list[np.dtype]) -> np.dtype:
     return promote(dtypes)
 
 
+class _Functions:
+    """The functions of ``pipestate.math`` built directly (``pipestate.math`` itself builds on this module)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *operands: math_function(name, *operands)
+
+
 def _math_module(node: Any) -> Any:
-    """``pipestate.math``, or ``nvidia.dali.math`` for DALI's DataNodes (the example runs on both)."""
+    """The math functions for the example's nodes: ``nvidia.dali.math`` for DALI's DataNodes (the generic
+    DALI comparison runs the example on both), else this module's own."""
     if type(node).__module__.startswith("nvidia.dali"):
         import nvidia.dali.math as dali_math
 
         return dali_math
-    from pipestate import math
-
-    return math
+    return _Functions()
 
 
 def _example(x: Any, y: Any) -> tuple:
