@@ -42,8 +42,8 @@ def centered(linear: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 def apply(points: np.ndarray, m: np.ndarray, t: np.ndarray | None) -> np.ndarray:
     """``m @ p + t`` for each row ``p`` of ``points`` (float32, ``(..., n)``), as DALI's ``coord_transform``:
-    the sum starts from ``t`` and adds ``m[i, j] * p[j]`` for increasing ``j``."""
-    out = np.zeros((*points.shape[:-1], m.shape[0]), dtype=F32) if t is None else np.broadcast_to(t, (*points.shape[:-1], m.shape[0])).astype(F32)
-    for j in range(m.shape[1]):
+    the products ``m[i, j] * p[j]`` summed for increasing ``j``, then ``t`` added."""
+    out = points[..., 0:1] * m[:, 0]
+    for j in range(1, m.shape[1]):
         out = out + points[..., j : j + 1] * m[:, j]
-    return out
+    return out if t is None else out + t
