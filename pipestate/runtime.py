@@ -169,6 +169,8 @@ class Runtime:
                 if getattr(op, "ends_epoch", False):
                     raise EndOfData from exc
                 raise self._error(op, ctx, exc) from exc
+            except OperatorError:
+                raise  # already names the operator (``raise exc from exc`` would make its cause itself)
             except Exception as exc:
                 raise self._error(op, ctx, exc) from exc
             if type(outputs) is not tuple or len(outputs) != count:

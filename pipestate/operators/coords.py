@@ -153,10 +153,13 @@ class CoordTransform(SampleOperator):
         (points,) = inputs
         if args.get("_degenerate"):
             return np.zeros((*points.shape[:-1], 0), dtype=self.args["dtype"])
-        if points.size == 0:
-            rows = self._rows(args, points.shape[-1])
-            return np.zeros((*points.shape[:-1], rows), dtype=self.args["dtype"])
-        return self._out(points, args)
+        try:
+            if points.size == 0:
+                rows = self._rows(args, points.shape[-1])
+                return np.zeros((*points.shape[:-1], rows), dtype=self.args["dtype"])
+            return self._out(points, args)
+        except ValueError as exc:  # a per-sample argument's values: name the sample after the argument
+            raise ValueError(f"{exc} (sample {s.index})") from None
 
     def _rows(self, args: Mapping[str, Any], n: int) -> int:
         """Output coordinates for an empty sample (whose ``n`` may differ from the batch's)."""

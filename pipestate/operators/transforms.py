@@ -60,6 +60,7 @@ class TransformOp(SampleOperator):
 
     INPUTS = (_TRANSFORM_INPUT,)
     DIMS: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 5, 6)
+    NDIM_FROM: ClassVar[str] = ""  # the argument(s) the number of dimensions comes from, for errors
 
     def validate(self) -> None:
         super().validate()
@@ -102,16 +103,22 @@ class TransformOp(SampleOperator):
         input_ndim = None if transform is None else transform.shape[-2]
         ndim = self.ndim_of(args, input_ndim)
         if ndim not in self.DIMS:
-            raise ValueError(f"fn.{self.type}(): unsupported number of dimensions {ndim} (supported: {list(self.DIMS)})")
+            raise ValueError(
+                f"fn.{self.type}(): {self.NDIM_FROM} give(s) {ndim} dimensions; supported: {list(self.DIMS)}"
+            )
         if input_ndim is not None and input_ndim != ndim:
             raise ValueError(
-                f"fn.{self.type}(): the input describes a {input_ndim}D transform but the arguments give a {ndim}D one"
+                f"fn.{self.type}(): {self.NDIM_FROM} give(s) a {ndim}D transform but the input describes a "
+                f"{input_ndim}D transform"
             )
         return self.matrix(args, ndim), ndim
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
         transform = inputs[0] if inputs else None
-        matrix, ndim = self._matrix_for(args, transform)
+        try:
+            matrix, ndim = self._matrix_for(args, transform)
+        except ValueError as exc:  # a per-sample argument's values: name the sample after the argument
+            raise ValueError(f"{exc} (sample {s.index})") from None
         if transform is None:
             return matrix[:ndim].copy()
         return compose(matrix, transform, self.args["reverse_order"])
@@ -146,6 +153,7 @@ class Translation(TransformOp):
     """A translation by ``offset`` (its length is the number of dimensions), DALI's ``fn.transforms.translation``."""
 
     type = "transforms.translation"
+    NDIM_FROM = "offset"
     ARGS = (Arg("offset", _VEC, sch.REQUIRED, "The translation vector", tensor=True), _REVERSE)
     EXAMPLE = Example(
         inputs=(Tensor("float32", (2, 3), low=-2, high=2),),
@@ -167,6 +175,7 @@ class Scale(TransformOp):
     """A scaling by ``scale`` (per dimension), optionally around ``center``, DALI's ``fn.transforms.scale``."""
 
     type = "transforms.scale"
+    NDIM_FROM = "scale"
     ARGS = (
         Arg("scale", _VEC, sch.REQUIRED, "The scale factor, per dimension", tensor=True),
         Arg("center", _VEC, None, "The center of the scaling (one value: the same for every dimension)", tensor=True),
@@ -174,8 +183,8 @@ class Scale(TransformOp):
         _REVERSE,
     )
     EXAMPLE = Example(
-        arg_inputs={"scale": Tensor("float32", (3,), low=0.5, high=2)},
-        args={"center": [1.0, -2.0, 0.5]},
+        arg_inputs={"scale": Tensor("float32", (2,), low=0.5, high=2)},
+        args={"center": [1.0, -2.0]},
     )
 
     def validate(self) -> None:
@@ -209,6 +218,7 @@ class Rotation(TransformOp):
 
     type = "transforms.rotation"
     DIMS = (2, 3)
+    NDIM_FROM = "axis"
     ARGS = (
         Arg("angle", sch.Float(), sch.REQUIRED, "Angle, in degrees", tensor=True),
         Arg("axis", sch.Seq(sch.Float(), length=3), None, "Axis of a 3-D rotation (any non-zero length)", tensor=True),
@@ -254,6 +264,7 @@ class Shear(TransformOp):
 
     type = "transforms.shear"
     DIMS = (2, 3)
+    NDIM_FROM = "shear/angles"
     ARGS = (
         Arg("shear", _Flat(sch.Float(), min_length=1, broadcast=True), None, "The shear factors", tensor=True),
         Arg(
@@ -320,6 +331,7 @@ class Crop(TransformOp):
     (DALI's ``fn.transforms.crop``); one value is repeated for every dimension."""
 
     type = "transforms.crop"
+    NDIM_FROM = "from_start/from_end/to_start/to_end"
     ARGS = (
         Arg("from_start", _VEC, (0.0,), "The lower bound of the original coordinate space", tensor=True),
         Arg("from_end", _VEC, (1.0,), "The upper bound of the original coordinate space", tensor=True),
