@@ -62,7 +62,9 @@ class BbFlip(SampleOperator):
         lo, hi = boxes[..., 0:2], boxes[..., 2:4]
         if not self.args["ltrb"]:
             hi = lo + hi
-        axes = np.stack([np.asarray(horizontal, bool), np.asarray(vertical, bool)], axis=-1)[..., None, :]
+        axes = np.stack([np.asarray(horizontal, bool), np.asarray(vertical, bool)], axis=-1)
+        if axes.ndim == 2:  # one flag pair per sample of a (batch, boxes, 4) array
+            axes = axes[:, None, :]
         new_lo = np.where(axes, F32(1) - hi, lo)
         new_hi = np.where(axes, F32(1) - lo, hi)
         if not self.args["ltrb"]:
@@ -80,9 +82,10 @@ class BbFlip(SampleOperator):
         (boxes,) = inputs
         if boxes.shape[-1] != 4 or boxes.ndim != 3:
             return None
-        horizontal = np.asarray(args["horizontal"]).reshape(-1)
-        vertical = np.asarray(args["vertical"]).reshape(-1)
-        return (self._flip(boxes, horizontal[:, None], vertical[:, None]),)
+        n = len(boxes)
+        horizontal = np.broadcast_to(np.asarray(args["horizontal"]).reshape(-1), (n,))
+        vertical = np.broadcast_to(np.asarray(args["vertical"]).reshape(-1), (n,))
+        return (self._flip(boxes, horizontal, vertical),)
 
 
 @register

@@ -146,7 +146,7 @@ class ROIRandomCrop(SampleOperator):
         Arg("in_shape", sch.Seq(sch.Int(0), min_length=1, broadcast=True), None, "Shape of the data (not with an input)", tensor=True),
     )
     EXAMPLE = Example(
-        inputs=(Tensor("uint8", (30, 40, 3), layout="HWC", ragged=(0, 1)),),
+        inputs=(Tensor("uint8", (30, 40, 3), layout="HWC"),),
         arg_inputs={"roi_start": Tensor("int32", (2,), values=lambda i: [i % 5, 2 * (i % 3)])},
         args={"crop_shape": [12, 10], "roi_shape": [8, 20]},
         dali="test:tests/operators/test_crop_windows.py",
