@@ -54,7 +54,7 @@ class BbFlip(SampleOperator):
         Arg("vertical", sch.Int(), 0, "Flip vertically (non-zero: flip)", tensor=True),
     )
     EXAMPLE = Example(
-        inputs=(Tensor("float32", (0, 4), values=_example_boxes),),
+        inputs=(Tensor("float32", (3, 4), ragged=(0,), low=0, high=0.5),),
         arg_inputs={"vertical": Tensor("int32", (), values=lambda i: i % 2)},
     )
 

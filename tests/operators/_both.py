@@ -73,3 +73,29 @@ def assert_same(build: Callable[[Any, Any], Any], batch_size: int = 3, iters: in
                 else:
                     assert a.tobytes() == d.tobytes(), f"{where}:\n{a}\nDALI:\n{d}"
     return ours
+
+
+def outcomes(library: str, build: Callable[[Any, Any], Any], batch_size: int = 8, iters: int = 40) -> dict[tuple, int]:
+    """How often each per-sample outcome (the tuple of every output's values) occurs in ``iters`` batches."""
+    counts: dict[tuple, int] = {}
+    for batch in outputs(library, build, batch_size, iters):
+        for i in range(batch_size):
+            key = tuple(tuple(np.asarray(samples[i]).reshape(-1).tolist()) for samples, _ in batch)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def assert_same_distribution(build: Callable[[Any, Any], Any], batch_size: int = 8, iters: int = 40, min_p: float = 1e-3) -> dict:
+    """Assert pipestate and DALI produce the same set of outcomes with frequencies that a chi-square test of
+    homogeneity cannot tell apart (p >= ``min_p``; both runs are seeded, so the test is deterministic).
+    Returns pipestate's outcome counts."""
+    from scipy.stats import chi2_contingency
+
+    ours, theirs = outcomes("pipestate", build, batch_size, iters), outcomes("dali", build, batch_size, iters)
+    assert set(ours) == set(theirs), f"outcomes only in pipestate: {set(ours) - set(theirs)}; only in DALI: {set(theirs) - set(ours)}"
+    if len(ours) > 1:
+        keys = sorted(ours)
+        table = np.array([[ours[k] for k in keys], [theirs[k] for k in keys]])
+        p = chi2_contingency(table).pvalue
+        assert p >= min_p, f"frequencies differ (chi-square p={p:.2g}): pipestate {table[0].tolist()}, DALI {table[1].tolist()}"
+    return ours
