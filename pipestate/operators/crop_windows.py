@@ -92,7 +92,7 @@ class RandomCropGenerator(SampleOperator):
     ARGS = (
         Arg("num_attempts", sch.Int(1), 10, "Maximum number of attempts to draw an area and an aspect ratio"),
         _range_arg("random_area", (0.08, 1.0), "Range of the window's area, as a fraction of the image's"),
-        _range_arg("random_aspect_ratio", (0.75, 1.333333), "Range of the window's aspect ratio (width / height)"),
+        _range_arg("random_aspect_ratio", (0.75, 4.0 / 3.0), "Range of the window's aspect ratio (width / height)"),
     )
     EXAMPLE = Example(
         inputs=(Tensor("int64", (3,), values=lambda i: [40 + 7 * i, 30 + 11 * (i % 4), 3]),),
