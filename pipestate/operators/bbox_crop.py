@@ -126,7 +126,7 @@ class _Search:
                 count += 1
                 if not usable[j]:
                     continue
-                valid = bool(metric[j] >= threshold)
+                valid = bool(metric[j] >= threshold) or not len(self.boxes)  # nothing to overlap: any window
                 if metric[j] <= best and not valid:
                     continue
                 best = metric[j]
