@@ -16,8 +16,10 @@ import numpy as np
 
 
 def polygon_boundary_rle(xy: Sequence[float], height: int, width: int) -> np.ndarray:
-    """The column-major RLE ``counts`` of one polygon (``[x0, y0, x1, y1, ...]``), as ``rleFrPoly``."""
+    """The column-major RLE ``counts`` of one polygon (``[x0, y0, x1, y1, ...]``), as ``rleFrPoly`` computes it
+    from DALI's float32 coordinates."""
     scale = 5.0
+    xy = np.asarray(xy, dtype=np.float32).astype(np.float64).tolist()  # DALI keeps the coordinates as float32
     k = len(xy) // 2
     x = [int(scale * xy[2 * j] + 0.5) for j in range(k)] + [0]
     y = [int(scale * xy[2 * j + 1] + 0.5) for j in range(k)] + [0]
@@ -124,9 +126,77 @@ def segmentation_mask(segmentation: Any, height: int, width: int, where: str) ->
     raise ValueError(f"fn.readers.coco(): {where}: a segmentation that is neither polygons nor RLE")
 
 
+def _mask_counts(mask: np.ndarray) -> list[int]:
+    """Column-major RLE counts of a bool mask (runs of 0 and 1, starting with 0)."""
+    flat = mask.T.reshape(-1)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    return ([0] + counts) if flat.size and flat[0] else counts
+
+
+def _merge(a_cnts: list[int], a_vals: list[int], b_cnts: list[int], label: int) -> tuple[list[int], list[int]]:
+    """DALI's merge of the label map so far (runs ``a_cnts`` with values ``a_vals``) with the mask of a higher
+    ``label``: the new label wins where both are set, except in the last run of the map so far."""
+    cnt_a, cnt_b = a_cnts[0], b_cnts[0]
+    next_val_a = val_a = a_vals[0]
+    next_vb = vb = False
+    seq_a = seq_b = 1
+    cnts, vals = [], []
+    total = 1
+    while total > 0:
+        c = min(cnt_a, cnt_b)
+        total = 0
+        cnt_a -= c
+        if not cnt_a and seq_a < len(a_cnts):
+            cnt_a, next_val_a = a_cnts[seq_a], a_vals[seq_a]
+            seq_a += 1
+        total += cnt_a
+        cnt_b -= c
+        if not cnt_b and seq_b < len(b_cnts):
+            cnt_b = b_cnts[seq_b]
+            seq_b += 1
+            next_vb = not next_vb
+        total += cnt_b
+        if val_a and vb:
+            vals.append(val_a if not cnt_a else label)
+        else:
+            vals.append(val_a if val_a else (label if vb else 0))
+        cnts.append(c)
+        val_a, vb = next_val_a, next_vb
+        if cnt_a == 0:
+            break
+    return cnts, vals
+
+
 def label_map(segmentations: Sequence[Any], labels: np.ndarray, height: int, width: int, where: str) -> np.ndarray:
-    """The (height, width, 1) int32 map of the labels of the masks (0 where none), higher labels on top."""
-    out = np.zeros((height, width), dtype=np.int32)
-    for k in np.argsort(labels, kind="stable"):
-        out[segmentation_mask(segmentations[k], height, width, where)] = labels[k]
-    return out[:, :, None]
+    """The (height, width, 1) int32 label map of an image's masks, computed as DALI does: a label's mask is
+    the union of its polygons (its RLE masks are then ignored) or else its last RLE mask; labels are merged
+    in increasing order, a higher label over a lower one. When the smallest label has no mask at all, DALI's
+    merge yields an empty map, and so does this."""
+    out = np.zeros(height * width, dtype=np.int32)
+    present = sorted(set(int(v) for v in labels))
+    if not present:
+        return out.reshape(height, width, 1)
+    rles: dict[int, np.ndarray] = {}
+    polygons: dict[int, np.ndarray] = {}
+    for segmentation, label in zip(segmentations, labels.tolist()):
+        if isinstance(segmentation, list):
+            if not segmentation:
+                continue  # no polygon: the label gets no mask from this annotation
+            union = polygons.setdefault(label, np.zeros((height, width), dtype=bool))
+            union |= segmentation_mask(segmentation, height, width, where)
+        elif segmentation is not None:
+            rles[label] = segmentation_mask(segmentation, height, width, where)
+    masks = {**rles, **polygons}
+    first = present[0]
+    if first not in masks:
+        return out.reshape(height, width, 1)
+    a_cnts = _mask_counts(masks[first])
+    a_vals = [first if k % 2 else 0 for k in range(len(a_cnts))]
+    for label in present[1:]:
+        if label in masks:
+            a_cnts, a_vals = _merge(a_cnts, a_vals, _mask_counts(masks[label]), label)
+    flat = np.repeat(np.asarray(a_vals, dtype=np.int32), a_cnts)[: height * width]
+    out[: len(flat)] = flat
+    return out.reshape(width, height).T[:, :, None]
