@@ -14,6 +14,7 @@ import numpy as np
 
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator
+from pipestate.operators.coords import FLAG
 from pipestate.operators.base import RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
@@ -50,8 +51,8 @@ class BbFlip(SampleOperator):
     INPUTS = (_BOXES,)
     ARGS = (
         _LTRB,
-        Arg("horizontal", sch.Int(), 1, "Flip horizontally (non-zero: flip)", tensor=True),
-        Arg("vertical", sch.Int(), 0, "Flip vertically (non-zero: flip)", tensor=True),
+        Arg("horizontal", FLAG, 1, "Flip horizontally (non-zero: flip)", tensor=True),
+        Arg("vertical", FLAG, 0, "Flip vertically (non-zero: flip)", tensor=True),
     )
     EXAMPLE = Example(
         inputs=(Tensor("float32", (3, 4), ragged=(0,), low=0, high=0.5),),

@@ -21,6 +21,8 @@ from pipestate.operators.schema import Arg
 
 F32 = np.float32
 _DIMS = range(1, 7)
+# DALI's flip flags are int32 arguments that its own tests set to True/False: both are accepted
+FLAG = sch.Either(sch.Int(), sch.Bool())
 
 
 class _Shaped(sch.Seq):
@@ -188,9 +190,9 @@ class CoordFlip(SampleOperator):
     INPUTS = (sch.Input("points", "Points, (N, ndim) with ndim <= 3", ("float32",), (2,)),)
     ARGS = (
         Arg("layout", sch.Str(), "", "Order of the coordinates: a string of x, y, z ('' : x, xy or xyz)"),
-        Arg("flip_x", sch.Int(), 1, "Flip the horizontal (x) coordinate (non-zero: flip)", tensor=True),
-        Arg("flip_y", sch.Int(), 0, "Flip the vertical (y) coordinate", tensor=True),
-        Arg("flip_z", sch.Int(), 0, "Flip the depthwise (z) coordinate", tensor=True),
+        Arg("flip_x", FLAG, 1, "Flip the horizontal (x) coordinate (non-zero: flip)", tensor=True),
+        Arg("flip_y", FLAG, 0, "Flip the vertical (y) coordinate", tensor=True),
+        Arg("flip_z", FLAG, 0, "Flip the depthwise (z) coordinate", tensor=True),
         Arg("center_x", sch.Float(), 0.5, "Flip center on the horizontal axis", tensor=True),
         Arg("center_y", sch.Float(), 0.5, "Flip center on the vertical axis", tensor=True),
         Arg("center_z", sch.Float(), 0.5, "Flip center on the depthwise axis", tensor=True),

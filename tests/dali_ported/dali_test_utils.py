@@ -8,8 +8,9 @@ behaviour on top of pytest, so the ported test bodies stay as DALI wrote them.
 ``get_dali_extra_path()`` returns ``$DALI_EXTRA_PATH`` when it holds DALI_extra, and otherwise a
 generated stand-in with the same layout for the parts the ported tests read (``db/single/jpeg``,
 ``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic random bytes, made once
-per machine under the temporary directory. The readers do not decode, so any bytes do — except the
-stand-ins of the sequence reader's frames (PNG) and the NeMo reader's audio (WAV), which are decoded.
+per machine under the temporary directory: small JPEGs for ``db/single/jpeg`` (decoded by the pipelines of
+``check_single_input_operator``), PNG frames for the sequence reader, WAV files for the NeMo reader, and a
+COCO dataset (``db/coco``: images and ``instances.json``) for the COCO reader.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 3  # bump when the generated data changes
+_EXTRA_VERSION = 4  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -38,7 +39,7 @@ def get_dali_extra_path() -> str:
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}")
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}-{_generator_digest()}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
         _generate(staging)
@@ -49,15 +50,30 @@ def get_dali_extra_path() -> str:
     return root
 
 
+def _generator_digest() -> str:
+    """A digest of the code that writes the stand-in, so that a changed generator (on any branch) writes a
+    fresh directory instead of reusing another's."""
+    import hashlib
+
+    from tests.operators.readers import coco_data, formats
+
+    digest = hashlib.sha256()
+    for module in (__file__, coco_data.__file__, formats.__file__):
+        with open(module, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:12]
+
+
 def _generate(root: str) -> None:
     rng = np.random.default_rng(2024)
-    # db/single/jpeg: class directories of small "images" (62 files)
+    # db/single/jpeg: class directories of small images (62 files; JPEGs when OpenCV can write them, for the
+    # pipelines that decode them)
     for c, name in enumerate(["100", "113", "134", "137", "1400", "1505", "2202", "318", "457", "584", "65", "91"]):
         folder = os.path.join(root, "db", "single", "jpeg", name)
         os.makedirs(folder)
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
-                f.write(rng.bytes(int(rng.integers(16, 64))))
+                f.write(_jpeg(rng))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
     from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
@@ -81,6 +97,19 @@ def _generate(root: str) -> None:
     for i in range(120):
         np.save(os.path.join(folder, f"slice_{i:03d}.npy"), rng.random((4 + i % 3, 5)).astype(np.float32))
     _generate_formats(root, rng)
+
+
+def _jpeg(rng: np.random.Generator) -> bytes:
+    """A small JPEG (smooth colours plus noise), or random bytes without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return rng.bytes(int(rng.integers(16, 64)))
+    h, w = (int(v) for v in rng.integers(40, 90, 2))
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // w, y * 255 // h, (x + y) * 127 // (h + w)], axis=-1)
+    pixels = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+    return cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
 def _generate_formats(root: str, rng: np.random.Generator) -> None:
@@ -126,6 +155,14 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
         for i in range(45):
             signal = (rng.standard_normal(8000 + 97 * i) * 3000).astype(np.int16)
             soundfile.write(os.path.join(folder, f"{i:03d}.wav"), signal, 16000, subtype="PCM_16")
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        pass
+    else:  # db/coco: 64 JPEGs and instances.json (polygons, crowd RLEs, images without annotations)
+        from tests.operators.readers.coco_data import write_coco
+
+        write_coco(os.path.join(root, "db", "coco"), n_images=64, seed=17)
 
 
 def check_batch(batch1: Any, batch2: Any, batch_size: int | None = None, eps: float = 1e-07) -> None:
