@@ -39,6 +39,8 @@ def check_layout(layout: str, ndim: int, where: str) -> bool:
 def read_boxes(coords: np.ndarray, layout: str) -> np.ndarray:
     """(n, 2*ndim) coordinates in ``layout`` -> (n, 2, ndim) start/end boxes (float32)."""
     ndim = len(layout) // 2
+    if layout == default_layout(ndim):  # starts then ends: a view
+        return coords.reshape(len(coords), 2, ndim)
     boxes = np.empty((len(coords), 2, ndim), dtype=F32)
     extents = False
     for k, letter in enumerate(layout):
@@ -70,20 +72,23 @@ def write_boxes(boxes: np.ndarray, layout: str) -> np.ndarray:
 
 def volume(boxes: np.ndarray) -> np.ndarray:
     """Volumes of (..., 2, ndim) boxes: the product of extents, left to right in float32."""
-    extent = boxes[..., 1, :] - boxes[..., 0, :]
-    out = extent[..., 0]
-    for d in range(1, extent.shape[-1]):
-        out = out * extent[..., d]
+    out = boxes[..., 1, 0] - boxes[..., 0, 0]
+    for d in range(1, boxes.shape[-1]):
+        out = out * (boxes[..., 1, d] - boxes[..., 0, d])
     return out
 
 
 def intersection_volume(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Volumes of the intersections of boxes ``a`` and ``b`` (``(..., 2, ndim)``, broadcast), 0 where they do
-    not overlap, as DALI's ``volume(intersection(a, b))``."""
-    lo = np.maximum(a[..., 0, :], b[..., 0, :])
-    hi = np.minimum(a[..., 1, :], b[..., 1, :])
-    empty = (hi <= lo).any(axis=-1)
-    return np.where(empty, F32(0), volume(np.stack([lo, hi], axis=-2))).astype(F32)
+    not overlap, as DALI's ``volume(intersection(a, b))`` (per dimension: no reductions over tiny axes)."""
+    vol = empty = None
+    for d in range(a.shape[-1]):
+        w = np.minimum(a[..., 1, d], b[..., 1, d])
+        w -= np.maximum(a[..., 0, d], b[..., 0, d])
+        empty = (w <= 0) if empty is None else (empty | (w <= 0))
+        vol = w if vol is None else vol * w
+    vol[empty] = 0
+    return vol.astype(F32, copy=False)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -102,11 +107,18 @@ def overlap(crop: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def remap(boxes: np.ndarray, crop: np.ndarray) -> np.ndarray:
     """(n, 2, ndim) boxes in the coordinates of one ``crop`` (its start at 0, its end at 1), clamped to [0, 1]."""
-    extent = crop[1] - crop[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        start = (np.maximum(crop[0], boxes[:, 0]) - crop[0]) / extent
-        end = (np.minimum(crop[1], boxes[:, 1]) - crop[0]) / extent
-    return np.clip(np.stack([start, end], axis=1), F32(0), F32(1)).astype(F32)
+    lo, hi = crop[0], crop[1]
+    extent = hi - lo
+    out = np.empty(boxes.shape, dtype=F32)
+    np.maximum(boxes[:, 0], lo, out=out[:, 0])
+    np.minimum(boxes[:, 1], hi, out=out[:, 1])
+    out -= lo
+    if (extent == 0).any():  # a degenerate window: inf and NaN, as DALI's division gives
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out /= extent
+    else:
+        out /= extent
+    return np.clip(out, F32(0), F32(1), out=out)
 
 
 def centroids_inside(boxes: np.ndarray, crop: np.ndarray) -> np.ndarray:

@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.operators import _bbox_search as search
 from pipestate.operators import _box_geometry as geo
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator
 from pipestate.operators.base import RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
+from pipestate.rng import Stream
 
 F32 = np.float32
-# DALI searches forever when no window can satisfy the constraints; pipestate stops after this many attempts.
-MAX_ATTEMPTS = 100_000
 
 
 def _example_ltrb(index: int) -> np.ndarray:
@@ -35,119 +35,6 @@ def _example_ltrb(index: int) -> np.ndarray:
     rng = np.random.default_rng(1000 + index)
     lo = rng.uniform(0, 0.7, (1 + index % 4, 2))
     return np.concatenate([lo, lo + rng.uniform(0.05, 0.3, lo.shape)], axis=1).astype(F32)
-
-
-class _Search:
-    """The crop search of one sample (see the module documentation)."""
-
-    def __init__(self, op: RandomBBoxCrop, rng: np.random.Generator, boxes: np.ndarray, args: Mapping[str, Any]):
-        self.op, self.rng, self.boxes, self.ndim = op, rng, boxes, boxes.shape[2]
-        self.crop_shape = self.input_shape = None
-        if args["input_shape"] is not None:
-            self.input_shape = op.whd(args["input_shape"], "input_shape", self.ndim)
-        if args["crop_shape"] is not None:
-            self.crop_shape = op.whd(args["crop_shape"], "crop_shape", self.ndim)
-
-    def _candidates(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``n`` candidate windows: (relative crops (n, 2, ndim), output crops, usable mask)."""
-        rng, ndim, op = self.rng, self.ndim, self.op
-        if self.crop_shape is not None:
-            size, crop = self.input_shape.astype(F32), self.crop_shape.astype(F32)
-            room = np.maximum(self.input_shape - self.crop_shape, 0)
-            anchor = np.floor(rng.random((n, ndim)) * (room + 1)).astype(F32)
-            out = np.stack([anchor, anchor + crop], axis=1)
-            rel = np.stack([anchor / size, anchor / size + crop / size], axis=1)
-            return rel, out, np.ones(n, dtype=bool)
-        low, high = op.scaling
-        shape = (low + rng.random((n, ndim)) * (high - low)).astype(F32)
-        scale = self.input_shape.astype(F32) if self.input_shape is not None else None
-        if scale is not None:
-            shape = shape * scale
-        if op.fixed_ratios is not None:
-            shape = self._fix_aspect_ratios(shape)
-        usable = op.valid_aspect_ratio(shape)
-        if scale is not None:
-            shape = shape / scale
-        anchor = (rng.random((n, ndim)) * (F32(1) - shape)).astype(F32)
-        rel = np.stack([anchor, anchor + shape], axis=1)
-        return rel, rel, usable
-
-    def _fix_aspect_ratios(self, shape: np.ndarray) -> np.ndarray:
-        """DALI's ``FixAspectRatios``: in a random order of the dimensions, set each later extent from an
-        earlier one by the fixed ratios, then rescale to the previous largest extent."""
-        n, ndim = shape.shape
-        fixed = self.op.fixed_ratios
-        order = np.argsort(self.rng.random((n, ndim)), axis=1)
-        largest = shape.max(axis=1)
-        rows = np.arange(n)
-        for i0 in range(ndim):
-            for i1 in range(i0 + 1, ndim):
-                d0, d1 = order[:, i0], order[:, i1]
-                ratio = fixed[d1, d0]
-                set_ = ratio > 0
-                shape[rows[set_], d1[set_]] = shape[rows[set_], d0[set_]] * ratio[set_]
-        return (largest[:, None] * shape / shape.max(axis=1)[:, None]).astype(F32)
-
-    def _metric(self, rel: np.ndarray) -> np.ndarray:
-        if not len(self.boxes):
-            return np.zeros(len(rel), dtype=F32)
-        crops, boxes = rel[:, None], self.boxes[None]
-        values = geo.overlap(crops, boxes) if self.op.args["threshold_type"] == "overlap" else geo.iou(crops, boxes)
-        return values.min(axis=1) if self.op.args["all_boxes_above_threshold"] else values.max(axis=1)
-
-    def _keep(self, rel: np.ndarray) -> np.ndarray:
-        """Indices of the boxes kept for the window ``rel`` (centroid inside, or enough area inside)."""
-        threshold = self.op.args["bbox_prune_threshold"]
-        if threshold is None:
-            keep = geo.centroids_inside(self.boxes, rel)
-        else:
-            inter = geo.intersection_volume(rel[None], self.boxes)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                keep = (inter > 0) & (inter / geo.volume(self.boxes) >= F32(threshold))
-        return np.flatnonzero(keep)
-
-    def run(self, no_crop: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(output crop (2, ndim), kept box indices, remapped boxes or None for the uncropped boxes)."""
-        op, rng = self.op, self.rng
-        options = op.options
-        attempts = op.args["num_attempts"]
-        total = op.args["total_num_attempts"]
-        limit = total if total > 0 else MAX_ATTEMPTS
-        count, best = 0, F32(-1)
-        found = (np.zeros((2, self.ndim), dtype=F32), np.empty(0, dtype=np.int64), np.empty((0, 2, self.ndim), F32))
-        while count < limit:
-            threshold = options[rng.integers(len(options))]
-            if threshold is None:
-                return no_crop[1], np.arange(len(self.boxes)), None
-            n = min(attempts, limit - count)
-            rel, out, usable = self._candidates(n)
-            metric = self._metric(rel)
-            for j in range(n):
-                count += 1
-                if not usable[j]:
-                    continue
-                valid = bool(metric[j] >= threshold) or not len(self.boxes)  # nothing to overlap: any window
-                if metric[j] <= best and not valid:
-                    continue
-                best = metric[j]
-                keep = self._keep(rel[j])
-                found = (out[j], keep, geo.remap(self.boxes[keep], rel[j]))
-                if valid and (len(keep) or not len(self.boxes)):
-                    return found
-        if total <= 0:
-            raise ValueError(
-                f"fn.random_bbox_crop(): no crop window satisfies thresholds={list(op.args['thresholds'])} within "
-                f"{MAX_ATTEMPTS} attempts (DALI would search forever); allow_no_crop=True, lower thresholds or "
-                "total_num_attempts= (use the best window found) end the search"
-            )
-        if not op.args["quiet"] and len(self.boxes):
-            warnings.warn(
-                f"fn.random_bbox_crop(): could not find a valid cropping window to satisfy the specified requirements "
-                f"(attempted {count} times); using the best cropping window so far (best_metric={best:g})",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return found
 
 
 @register
@@ -228,26 +115,56 @@ class RandomBBoxCrop(SampleOperator):
     def prepare(
         self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch], layouts: tuple[str, ...]
     ) -> dict[str, Sequence] | None:
+        """Read and check every sample's boxes, then draw and score the first block of candidates of the
+        whole batch at once (see ``_bbox_search``); each sample continues from its row."""
+        where = "fn.random_bbox_crop()"
         widths = {s.shape[1] for s in inputs[0]}
         if len(widths) > 1:
-            raise ValueError(f"fn.random_bbox_crop(): every sample's boxes must have the same number of coordinates; got {sorted(widths)}")
+            raise ValueError(f"{where}: every sample's boxes must have the same number of coordinates; got {sorted(widths)}")
         width = next(iter(widths), 4)
         if width not in (4, 6):
-            raise ValueError(f"fn.random_bbox_crop(): boxes have {width} coordinates; 4 (2-D) or 6 (3-D) are supported")
-        ndim = width // 2
-        self.prepare_ndim(ndim)
-        return None
+            raise ValueError(f"{where}: boxes have {width} coordinates; 4 (2-D) or 6 (3-D) are supported")
+        n, ndim = ctx.batch_size, width // 2
+        config, layout, perm = self._config(ndim)
+        boxes = self._read(list(inputs[0]), layout)
+        shapes = {}
+        for name in ("input_shape", "crop_shape"):
+            if self.args[name] is None or not n:
+                continue
+            rows = arg_inputs[name] if name in arg_inputs else [self.args[name]] * n
+            shapes[name] = np.stack([self.whd(np.asarray(r).reshape(-1).tolist(), name, ndim, perm) for r in rows])
+        input_shape, crop_shape = shapes.get("input_shape"), shapes.get("crop_shape")
+        rounds = config.rounds(0)
+        u = ctx.stream(self.rng_key).uniform(config.words(rounds, crop_shape is not None), np.float32)
+        choices, rel, out, usable = search.candidates(config, u, rounds, input_shape, crop_shape)
+        padded, valid = search.pad(boxes, ndim)
+        metric = search.metrics(config, rel, padded, valid)
+        kept = search.keep_masks(config, rel, padded, valid)
+        kind, index = search.first_events(config, choices, usable, metric, kept, valid)
+        rows = np.arange(n)
+        mapped = search.remap_all(padded, rel[rows, index])  # every box in its sample's accepted window
+        chosen = kept[rows, index]
+        per_sample = []
+        for i in range(n):
+            if kind[i] == 1:  # decided by the first block: this window and its boxes
+                keep = np.flatnonzero(chosen[i, : len(boxes[i])])
+                decided = ("window", out[i, index[i]], keep, mapped[i, keep])
+            elif kind[i] == 2:
+                decided = ("no_crop",)
+            else:
+                decided = ("search", (choices[i], rel[i], out[i], usable[i], metric[i]))
+            sizes = (None if input_shape is None else input_shape[i], None if crop_shape is None else crop_shape[i])
+            per_sample.append((config, layout, boxes[i], *sizes, decided))
+        return {"_search": per_sample}
 
-    def prepare_ndim(self, ndim: int) -> None:
-        """Per-dimensionality derived values (the layout, fixed aspect ratios); cheap, recomputed per batch."""
-        where = "fn.random_bbox_crop()"
-        layout = self.args["bbox_layout"] or geo.default_layout(ndim, self.args["ltrb"])
+    def _config(self, ndim: int) -> tuple[search.Config, str, list[int]]:
+        """The search configuration, box layout and shape permutation for boxes of ``ndim`` dimensions."""
+        a, where = self.args, "fn.random_bbox_crop()"
+        layout = a["bbox_layout"] or geo.default_layout(ndim, a["ltrb"])
         geo.check_layout(layout, ndim, where)
-        self.layout = layout
-        shape_layout = self.args["shape_layout"] or "WHD"[:ndim]
+        shape_layout = a["shape_layout"] or "WHD"[:ndim]
         if sorted(shape_layout) != sorted("WHD"[:ndim]):
             raise ValueError(f"{where}: shape_layout={shape_layout!r} must be a permutation of {'WHD'[:ndim]!r}")
-        self.shape_perm = [shape_layout.index(c) for c in "WHD"[:ndim]]
         fixed = np.zeros((ndim, ndim), dtype=F32)
         pairs, k = [], 0
         for d0 in range(ndim):
@@ -257,54 +174,68 @@ class RandomBBoxCrop(SampleOperator):
                 if low == high:
                     fixed[d0, d1], fixed[d1, d0] = low, F32(1.0 / low) if low else 0
                 k = (k + 1) % len(self.ranges)
-        self.fixed_ratios = fixed if (fixed > 0).any() else None
-        self.pairs = pairs
+        config = search.Config(
+            ndim=ndim,
+            options=tuple(self.options),
+            attempts=a["num_attempts"],
+            total=a["total_num_attempts"],
+            scaling=self.scaling,
+            pairs=tuple(pairs),
+            fixed=fixed if (fixed > 0).any() else None,
+            overlap=a["threshold_type"] == "overlap",
+            all_boxes=a["all_boxes_above_threshold"],
+            prune=a["bbox_prune_threshold"],
+            quiet=a["quiet"],
+        )
+        return config, layout, [shape_layout.index(c) for c in "WHD"[:ndim]]
 
-    def valid_aspect_ratio(self, shape: np.ndarray) -> np.ndarray:
-        """Mask of the (n, ndim) window extents whose pairwise ratios lie in ``aspect_ratio`` (a fixed ratio
-        within float32 rounding)."""
-        ok = np.ones(len(shape), dtype=bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for d0, d1, low, high in self.pairs:
-                ratio = shape[:, d0] / shape[:, d1]
-                if low == high:
-                    ok &= np.abs(ratio - low) <= F32(1e-5) * low
-                else:
-                    ok &= (ratio >= low) & (ratio <= high)
-        return ok
+    @staticmethod
+    def _read(samples: list[np.ndarray], layout: str) -> list[np.ndarray]:
+        """The samples' boxes as (n, 2, ndim) start/end corners.
 
-    def whd(self, value: Sequence[int], name: str, ndim: int) -> np.ndarray:
-        """A per-sample ``crop_shape``/``input_shape`` as an int64 vector in W, H(, D) order."""
+        Raises:
+            ValueError: a box outside [0, 1] (naming the sample and the box).
+        """
+        boxes = [geo.read_boxes(coords, layout) for coords in samples]
+        every = np.concatenate(boxes) if boxes else np.empty((0, 2, 1), F32)
+        if ((every[:, 0] < 0) | (every[:, 1] > 1)).any():
+            for index, (coords, b) in enumerate(zip(samples, boxes)):
+                bad = np.flatnonzero(((b[:, 0] < 0) | (b[:, 1] > 1)).any(axis=1))
+                if len(bad):
+                    raise ValueError(
+                        f"fn.random_bbox_crop(): sample {index}: box {bad[0]} {coords[bad[0]].tolist()} ({layout}) is "
+                        "outside [0, 1]; boxes are relative coordinates"
+                    )
+        return boxes
+
+    @staticmethod
+    def whd(value: Sequence[int], name: str, ndim: int, perm: Sequence[int]) -> np.ndarray:
+        """A ``crop_shape``/``input_shape`` as an int64 vector in W, H(, D) order (``perm``: from shape_layout)."""
         if len(value) != ndim:
             raise ValueError(f"fn.random_bbox_crop(): {name} has {len(value)} values; the boxes are {ndim}-D")
-        return np.asarray([value[p] for p in self.shape_perm], dtype=np.int64)
+        return np.asarray([value[p] for p in perm], dtype=np.int64)
 
     def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
         coords = inputs[0]
-        ndim = coords.shape[1] // 2
-        boxes = geo.read_boxes(coords, self.layout)
-        lo, hi = boxes[:, 0], boxes[:, 1]
-        bad = ~((lo >= 0) & (hi <= 1)).all(axis=1)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"fn.random_bbox_crop(): box {k} {coords[k].tolist()} ({self.layout}) is outside [0, 1]; boxes are "
-                "relative coordinates"
-            )
-        search = _Search(self, s.rng, boxes, args)
-        whole = np.stack([np.zeros(ndim, F32), np.ones(ndim, F32)])
-        if search.input_shape is not None and search.crop_shape is not None:
-            no_crop = (whole, whole * search.input_shape.astype(F32))
+        config, layout, boxes, input_shape, crop_shape, decided = args["_search"]
+        ndim = config.ndim
+        if len(inputs) > 1 and len(inputs[1]) != len(coords):
+            raise ValueError(f"fn.random_bbox_crop(): {len(coords)} boxes but {len(inputs[1])} labels")
+        if decided[0] == "window":
+            result = decided[1:]
+        elif decided[0] == "no_crop":
+            result = None
         else:
-            no_crop = (whole, whole)
-        crop, keep, mapped = search.run(no_crop)
-        out_boxes = coords.copy() if mapped is None else geo.write_boxes(mapped, self.layout)
+            result = search.Search(config, boxes, input_shape, crop_shape).run(decided[1], Stream(self.rng_key, s.id, 1))
+        if result is None:  # no crop: the whole image, every box as given
+            whole = np.ones(ndim, dtype=F32) if crop_shape is None else input_shape.astype(F32)
+            crop, keep, out_boxes = np.stack([np.zeros(ndim, F32), whole]), np.arange(len(coords)), coords.copy()
+        else:
+            crop, keep, mapped = result
+            out_boxes = geo.write_boxes(mapped, layout)
         outputs = [crop[0].astype(F32), (crop[1] - crop[0]).astype(F32), out_boxes]
         if len(inputs) > 1:
-            labels = inputs[1]
-            if len(labels) != len(coords):
-                raise ValueError(f"fn.random_bbox_crop(): {len(coords)} boxes but {len(labels)} labels")
-            outputs.append(labels[keep])
+            outputs.append(inputs[1][keep])
         if self.args["output_bbox_indices"]:
             outputs.append(keep.astype(np.int32))
         return tuple(outputs)

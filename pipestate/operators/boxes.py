@@ -178,6 +178,7 @@ class BoxEncoder(SampleOperator):
         self.anchors = np.asarray(anchors, dtype=F32).reshape(-1, 4)
         lo, hi = self.anchors[:, 0:2], self.anchors[:, 2:4]
         self._anchor_area = _volume(hi - lo)
+        self._anchor_columns = [np.ascontiguousarray(self.anchors[:, k]) for k in range(4)]
         self._anchor_center = (lo + hi) * F32(0.5)
         self._anchor_extent = hi - lo
 
@@ -216,17 +217,24 @@ class BoxEncoder(SampleOperator):
 
     def _ious(self, boxes: np.ndarray) -> np.ndarray:
         """(boxes, anchors) IoU in float32; each box's best anchor (the last of equal IoUs) gets 2."""
-        lo = np.maximum(boxes[:, None, 0:2], self.anchors[None, :, 0:2])
-        hi = np.minimum(boxes[:, None, 2:4], self.anchors[None, :, 2:4])
-        empty = (hi <= lo).any(axis=-1)
-        inter = np.where(empty, F32(0), _volume(hi - lo))
-        area = _volume(boxes[:, 2:4] - boxes[:, 0:2])
+        a = self._anchor_columns
+        b = [boxes[:, k : k + 1] for k in range(4)]
+        w = np.minimum(b[2], a[2])
+        w -= np.maximum(b[0], a[0])
+        h = np.minimum(b[3], a[3])
+        h -= np.maximum(b[1], a[1])
+        overlap = (w > 0) & (h > 0)
+        inter = w
+        inter *= h
+        inter[~overlap] = 0
+        union = (b[2] - b[0]) * (b[3] - b[1]) + self._anchor_area
+        union -= inter
         with np.errstate(divide="ignore", invalid="ignore"):
-            ious = np.where(inter == 0, F32(0), inter / (area[:, None] + self._anchor_area[None, :] - inter))
+            ious = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
         n = ious.shape[1]
         best = n - 1 - np.argmax(ious[:, ::-1], axis=1)
         ious[np.arange(len(boxes)), best] = F32(2)
-        return ious.astype(F32)
+        return ious
 
     def _offsets(self, center: np.ndarray, extent: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scale = F32(self.args["scale"])

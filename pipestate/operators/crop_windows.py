@@ -20,61 +20,75 @@ from pipestate.operators._kit import Sample, SampleOperator
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
+from pipestate.rng import Stream
 
 F32 = np.float32
+# Candidates drawn per window at most (DALI draws up to num_attempts one by one; beyond this many, a window
+# that fits is vanishingly unlikely and the fallback window is used, as DALI's after its attempts)
+MAX_CROP_ATTEMPTS = 1024
 
 
-def random_crop_window(
-    rng: np.random.Generator, height: int, width: int, area: Sequence[float], aspect: Sequence[float], attempts: int
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """DALI's ``RandomCropGenerator``: a window of random area fraction (``area``) and aspect ratio
-    (width / height, log-uniform in ``aspect``), randomly placed; when ``attempts`` draws fail, the largest
-    window of an allowed aspect ratio, scaled down to the largest area, randomly placed.
+def random_crop_windows(
+    shapes: np.ndarray, u: np.ndarray, area: Sequence[float], aspect: Sequence[float], attempts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """DALI's ``RandomCropGenerator`` for a batch of image shapes, given the uniform draws.
+
+    A window of random area fraction (``area``) and aspect ratio (width / height, log-uniform in
+    ``aspect``), randomly placed; the first of ``attempts`` candidates that fits is used; when none fits,
+    the largest window of an allowed aspect ratio, scaled down to the largest area. float32 arithmetic as
+    DALI's.
+
+    Args:
+        shapes: (n, 2) int64 (height, width) per sample.
+        u: (n, 2 * attempts + 2) float64 uniform draws in [0, 1) per sample.
 
     Returns:
-        ((y, x), (h, w)); ((0, 0), (0, 0)) for an empty image.
+        (anchors (n, 2) ``[y, x]``, shapes (n, 2) ``[h, w]``), int64; zeros for an empty image.
     """
-    if height <= 0 or width <= 0:
-        return (0, 0), (0, 0)
+    height, width = shapes[:, 0], shapes[:, 1]
+    empty = (height <= 0) | (width <= 0)
+    hf, wf = height.astype(F32), width.astype(F32)
     min_ratio, max_ratio = F32(aspect[0]), F32(aspect[1])
-    min_area = F32(width * height) * F32(area[0])
-    max_w = max(1, int(F32(height) * max_ratio))
-    max_h = max(1, int(F32(width) * (F32(1) / min_ratio)))
-    if height * max_w < min_area:  # the image is too wide
-        h, w = height, max_w
-    elif width * max_h < min_area:  # too tall
-        h, w = max_h, width
-    else:
-        log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
-        for _ in range(attempts):
-            scale = F32(area[0] + rng.random() * (area[1] - area[0]))
-            target = scale * F32(height * width)
-            ratio = F32(math.exp(F32(log_lo + rng.random() * (log_hi - log_lo))))
-            w = max(1, _roundf(np.sqrt(target * ratio)))
-            h = max(1, _roundf(np.sqrt(target / ratio)))
-            wh = F32(w) / F32(h)
-            if w <= width and h <= height and min_ratio <= wh <= max_ratio:
-                break
-        else:
-            max_area = F32(area[1]) * F32(width) * F32(height)
-            ratio = F32(width) / F32(height)
-            if ratio > max_ratio:
-                h, w = height, max_w
-            elif ratio < min_ratio:
-                h, w = max_h, width
-            else:
-                h, w = height, width
-            scale = min(F32(1), max_area / F32(h * w))
-            root = F32(np.sqrt(scale))
-            h, w = max(1, int(F32(h) * root)), max(1, int(F32(w) * root))
-    y = int(rng.integers(height - h + 1))
-    x = int(rng.integers(width - w + 1))
-    return (y, x), (h, w)
+    min_area = wf * hf * F32(area[0])
+    max_w = np.maximum(1, (hf * max_ratio).astype(np.int64))
+    max_h = np.maximum(1, (wf * (F32(1) / min_ratio)).astype(np.int64))
+    too_wide = height * max_w < min_area
+    too_tall = ~too_wide & (width * max_h < min_area)
+    # the candidates, (n, attempts)
+    scale = (area[0] + u[:, :attempts] * (area[1] - area[0])).astype(F32)
+    target = scale * (height * width).astype(F32)[:, None]
+    log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
+    ratio = np.exp((log_lo + u[:, attempts : 2 * attempts] * (log_hi - log_lo)).astype(F32))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.maximum(1, _roundf(np.sqrt(target * ratio)))
+        h = np.maximum(1, _roundf(np.sqrt(target / ratio)))
+        wh = w.astype(F32) / h.astype(F32)
+    fits = (w <= width[:, None]) & (h <= height[:, None]) & (wh >= min_ratio) & (wh <= max_ratio)
+    first = np.argmax(fits, axis=1)
+    found = fits.any(axis=1)
+    rows = np.arange(len(shapes))
+    out_h, out_w = h[rows, first], w[rows, first]
+    # no candidate fits: the largest window of an allowed ratio, scaled down to the largest area
+    image_ratio = wf / np.maximum(hf, F32(1))
+    fb_h = np.where(image_ratio > max_ratio, height, np.where(image_ratio < min_ratio, max_h, height))
+    fb_w = np.where(image_ratio > max_ratio, max_w, np.where(image_ratio < min_ratio, width, width))
+    max_area = F32(area[1]) * wf * hf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root = np.sqrt(np.minimum(F32(1), max_area / (fb_h * fb_w).astype(F32)))
+    fb_h = np.maximum(1, (fb_h.astype(F32) * root).astype(np.int64))
+    fb_w = np.maximum(1, (fb_w.astype(F32) * root).astype(np.int64))
+    out_h = np.where(too_wide, height, np.where(too_tall, max_h, np.where(found, out_h, fb_h)))
+    out_w = np.where(too_wide, max_w, np.where(too_tall, width, np.where(found, out_w, fb_w)))
+    y = np.floor(u[:, -2] * (height - out_h + 1)).astype(np.int64)
+    x = np.floor(u[:, -1] * (width - out_w + 1)).astype(np.int64)
+    anchors = np.where(empty[:, None], 0, np.stack([y, x], axis=1))
+    sizes = np.where(empty[:, None], 0, np.stack([out_h, out_w], axis=1))
+    return anchors, sizes
 
 
-def _roundf(value: np.float32) -> int:
-    """C's ``roundf`` to int: halves away from zero."""
-    return int(np.floor(abs(float(value)) + 0.5) * (1 if value >= 0 else -1))
+def _roundf(values: np.ndarray) -> np.ndarray:
+    """C's ``roundf`` to integers: halves away from zero."""
+    return (np.sign(values) * np.floor(np.abs(values) + F32(0.5))).astype(np.int64)
 
 
 def _range_arg(name: str, default: tuple[float, float], doc: str) -> Arg:
@@ -114,17 +128,28 @@ class RandomCropGenerator(SampleOperator):
     def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
         return ""
 
-    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
-        (shape,) = inputs
-        if len(shape) not in (2, 3):
+    def _windows(self, stream: Stream, shapes: np.ndarray) -> tuple[np.ndarray, ...]:
+        if shapes.shape[1] not in (2, 3):
             raise ValueError(
-                f"fn.random_crop_generator(): the input has {len(shape)} values; it must be an image shape (H, W) or (H, W, C)"
+                f"fn.random_crop_generator(): the input has {shapes.shape[1]} values; it must be an image shape "
+                "(H, W) or (H, W, C)"
             )
         a = self.args
-        anchor, size = random_crop_window(
-            s.rng, int(shape[0]), int(shape[1]), a["random_area"], a["random_aspect_ratio"], a["num_attempts"]
+        attempts = min(a["num_attempts"], MAX_CROP_ATTEMPTS)
+        u = stream.uniform(2 * attempts + 2, np.float64)
+        anchors, sizes = random_crop_windows(
+            shapes[:, :2].astype(np.int64), u, a["random_area"], a["random_aspect_ratio"], attempts
         )
-        return np.asarray(anchor, dtype=np.int32), np.asarray(size, dtype=np.int32)
+        return anchors.astype(np.int32), sizes.astype(np.int32)
+
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+        anchors, sizes = self._windows(Stream(self.rng_key, s.id, 1), inputs[0].reshape(1, -1))
+        return anchors[0], sizes[0]
+
+    def dense(
+        self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
+    ) -> tuple[np.ndarray, ...]:
+        return self._windows(ctx.stream(self.rng_key), inputs[0])
 
 
 _IVEC = sch.Seq(sch.Int(), min_length=1, broadcast=True)
@@ -163,43 +188,66 @@ class ROIRandomCrop(SampleOperator):
     def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
         return ""
 
-    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+    def _starts(self, stream: Stream, n: int, args: Mapping[str, Any], data_shapes: np.ndarray | None) -> np.ndarray:
+        """The window starts of ``n`` samples: ``args`` hold constants or per-sample rows (batch first)."""
         where = "fn.roi_random_crop()"
-        crop = list(args["crop_shape"])
-        ndim = len(crop)
-        values = {}
-        for name in ("roi_start", "roi_end", "roi_shape", "in_shape"):
-            value = args[name]
-            if value is not None:
-                if len(value) == 1 and ndim > 1:
-                    value = tuple(value) * ndim
-                if len(value) != ndim:
-                    raise ValueError(f"{where}: {name} has {len(value)} values; crop_shape has {ndim}")
-                values[name] = list(value)
-        bounds = values.get("in_shape") or (list(inputs[0].shape[:ndim]) if inputs else None)
-        start = values["roi_start"]
-        extent = values["roi_shape"] if "roi_shape" in values else [e - b for e, b in zip(values["roi_end"], start)]
+        crop = _rows(args["crop_shape"], n, None, "crop_shape")
+        ndim = crop.shape[1]
+        start = _rows(args["roi_start"], n, ndim, "roi_start")
+        if args["roi_shape"] is not None:
+            extent = _rows(args["roi_shape"], n, ndim, "roi_shape")
+        else:
+            extent = _rows(args["roi_end"], n, ndim, "roi_end") - start
+        bounds = None
+        if args["in_shape"] is not None:
+            bounds = _rows(args["in_shape"], n, ndim, "in_shape")
+        elif data_shapes is not None:
+            if data_shapes.shape[1] < ndim:
+                raise ValueError(f"{where}: the input has {data_shapes.shape[1]} dimensions; crop_shape has {ndim}")
+            bounds = data_shapes[:, :ndim]
         if bounds is not None:
-            if len(bounds) < ndim:
-                raise ValueError(f"{where}: the input has {len(bounds)} dimensions; crop_shape has {ndim}")
-            for d in range(ndim):
-                if bounds[d] < crop[d]:
-                    raise ValueError(f"{where}: crop_shape {crop} is larger than the input shape {bounds[:ndim]} (axis {d})")
-                if start[d] < 0 or start[d] + extent[d] > bounds[d]:
-                    raise ValueError(f"{where}: the region of interest is outside the input shape {bounds[:ndim]} (axis {d})")
-        out = np.empty(ndim, dtype=np.int64)
-        for d in range(ndim):
-            if extent[d] == crop[d]:
-                out[d] = start[d]
-                continue
-            if extent[d] > crop[d]:  # the window inside the region
-                low, high = start[d], start[d] + extent[d] - crop[d]
-            else:  # the region inside the window
-                low, high = start[d] + extent[d] - crop[d], start[d]
-            if bounds is not None:  # and the window inside the data
-                low, high = max(0, low), min(bounds[d] - crop[d], high)
-            out[d] = low + s.rng.integers(high - low + 1) if high >= low else low
-        return out
+            if (bounds < crop).any():
+                raise ValueError(f"{where}: crop_shape {crop[0].tolist()} is larger than the input shape {bounds[0].tolist()}")
+            if (start < 0).any() or (start + extent > bounds).any():
+                raise ValueError(f"{where}: the region of interest is outside the input shape {bounds[0].tolist()}")
+        inside = extent > crop  # the window inside the region, or the region inside the window
+        low = np.where(inside, start, start + extent - crop)
+        high = np.where(inside, start + extent - crop, start)
+        if bounds is not None:  # and the window inside the data
+            low, high = np.maximum(0, low), np.minimum(bounds - crop, high)
+        u = stream.uniform(ndim, np.float64)
+        out = low + np.floor(u * np.maximum(high - low + 1, 0)).astype(np.int64)
+        return np.where(extent == crop, start, np.where(high >= low, out, low)).astype(np.int64)
+
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        shapes = np.asarray([inputs[0].shape], dtype=np.int64) if inputs else None
+        try:
+            return self._starts(Stream(self.rng_key, s.id, 1), 1, args, shapes)[0]
+        except ValueError as exc:
+            raise ValueError(f"{exc} (sample {s.index})") from None
+
+    def dense(
+        self, ctx: RunContext, inputs: list[np.ndarray], args: dict[str, Any], layouts: tuple[str, ...]
+    ) -> tuple[np.ndarray, ...]:
+        n = ctx.batch_size
+        shapes = np.tile(np.asarray(inputs[0].shape[1:], dtype=np.int64), (n, 1)) if inputs else None
+        return (self._starts(ctx.stream(self.rng_key), n, args, shapes),)
+
+
+def _rows(value: Any, n: int, ndim: int | None, name: str) -> np.ndarray:
+    """An argument (a constant tuple, or per-sample values with the batch first) as (n, ndim) int64 rows; one
+    value stands for every dimension."""
+    if isinstance(value, np.ndarray):  # per-sample values, batch first (the vectorized path)
+        a = value.astype(np.int64).reshape(n, -1)
+    else:
+        a = np.asarray(value, dtype=np.int64).reshape(1, -1)
+    if ndim is None:
+        ndim = a.shape[1]
+    if a.shape[1] == 1 and ndim > 1:
+        a = np.repeat(a, ndim, axis=1)
+    if a.shape[1] != ndim:
+        raise ValueError(f"fn.roi_random_crop(): {name} has {a.shape[1]} values; crop_shape has {ndim}")
+    return np.broadcast_to(a, (n, ndim))
 
 
 @register

@@ -158,6 +158,19 @@ class RandomMaskPixel(SampleOperator):
 _FORMATS = ("anchor_shape", "start_end", "box")
 
 
+def _labels_present(mask: np.ndarray) -> set[int]:
+    """The labels occurring in ``mask``: one vectorized comparison per value when the values span a short
+    range (segmentation maps have few labels), a histogram for 8- and 16-bit masks, a sort otherwise."""
+    if not mask.size:
+        return set()
+    low, high = int(mask.min()), int(mask.max())
+    if high - low < 32:
+        return {v for v in range(low, high + 1) if (mask == v).any()}
+    if mask.dtype.kind in "bu" and mask.dtype.itemsize <= 2:
+        return set(np.flatnonzero(np.bincount(mask.reshape(-1))).tolist())
+    return set(np.unique(mask).tolist())
+
+
 def _unused_label(classes: list[int]) -> int:
     """DALI's background when the default one (0) is a class: one below the smallest class, or (when that
     would leave int32) the largest int32 not among the classes."""
@@ -261,7 +274,7 @@ class RandomObjectBBox(SampleOperator):
     def _boxes(self, mask: np.ndarray, label: int | None, background: int) -> np.ndarray:
         """The (start, end) boxes of the blobs of ``label`` (of every non-background label if ``None``), (n, 2, ndim)."""
         ndimage = _ndimage()
-        targets = [label] if label is not None else [v for v in np.unique(mask).tolist() if v != background]
+        targets = [label] if label is not None else sorted(_labels_present(mask) - {background})
         boxes = []
         for value in targets:
             blobs, count = ndimage.label(mask == value)
@@ -292,7 +305,7 @@ class RandomObjectBBox(SampleOperator):
             if self.args["ignore_class"]:
                 box = self._pick(self._boxes(mask, None, background), args, rng)
             else:
-                present = set(np.unique(mask).tolist()) - {background}
+                present = _labels_present(mask) - {background}
                 if classes is None:
                     classes, weights = sorted(present), [1.0] * len(present)
                 weights = [w if c in present else 0.0 for c, w in zip(classes, weights)]
