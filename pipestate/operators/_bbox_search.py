@@ -21,6 +21,8 @@ from pipestate.rng import Stream
 F32 = np.float32
 # DALI searches forever when no window can satisfy the constraints; pipestate stops after this many attempts.
 MAX_ATTEMPTS = 100_000
+# Candidates per round at most: a larger num_attempts acts as this many (a new threshold is then drawn).
+MAX_ROUND_ATTEMPTS = 1024
 FIRST_BLOCK = 16  # candidates per sample in the first block (drawn and scored for the whole batch at once)
 
 

@@ -177,7 +177,7 @@ class RandomBBoxCrop(SampleOperator):
         config = search.Config(
             ndim=ndim,
             options=tuple(self.options),
-            attempts=a["num_attempts"],
+            attempts=min(a["num_attempts"], search.MAX_ROUND_ATTEMPTS),
             total=a["total_num_attempts"],
             scaling=self.scaling,
             pairs=tuple(pairs),
@@ -282,10 +282,7 @@ class SSDRandomCrop(SampleOperator):
             option = self.OPTIONS[rng.integers(len(self.OPTIONS))]
             if option is None:
                 return image, boxes, labels
-            if not attempts:
-                continue
-            draws = (F32(0.3) + rng.random((attempts, 4)) * F32(0.7)).astype(F32)
-            for w, h, u, v in draws:
+            for w, h, u, v in _ssd_draws(rng, attempts):
                 ratio = w / h
                 if ratio < 0.5 or ratio > 2.0:
                     continue
@@ -309,6 +306,14 @@ class SSDRandomCrop(SampleOperator):
                 x0, x1 = _llround(left * width), _llround(right * width)
                 y0, y1 = _llround(top * height), _llround(bottom * height)
                 return image[y0:y1, x0:x1].copy(), out_boxes, labels[kept]
+
+
+def _ssd_draws(rng: np.random.Generator, attempts: int):
+    """``attempts`` candidate (w, h, u, v) draws, in chunks (w, h uniform in [0.3, 1))."""
+    while attempts > 0:
+        n = min(attempts, 64)
+        attempts -= n
+        yield from (F32(0.3) + rng.random((n, 4)) * F32(0.7)).astype(F32)
 
 
 def _llround(value: float) -> int:
