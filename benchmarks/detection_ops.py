@@ -64,8 +64,11 @@ def _inputs() -> dict[str, list[np.ndarray]]:
 def _ssd_anchors() -> list[float]:
     """SSD300's 8,732 default boxes (ltrb, relative)."""
     out = []
-    for size, (low, high), ratios in zip([38, 19, 10, 5, 3, 1], [(21, 45), (45, 99), (99, 153), (153, 207), (207, 261), (261, 315)],
-                                        [[2], [2, 3], [2, 3], [2, 3], [2], [2]]):
+    for size, (low, high), ratios in zip(
+        [38, 19, 10, 5, 3, 1],
+        [(21, 45), (45, 99), (99, 153), (153, 207), (207, 261), (261, 315)],
+        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+    ):
         for i in range(size):
             for j in range(size):
                 cx, cy = (j + 0.5) / size, (i + 0.5) / size
@@ -81,27 +84,78 @@ ANCHORS = _ssd_anchors()
 
 # name -> (input description, build(fn, types, src) -> outputs); src(key, layout=None) gives the fixed batch.
 CASES: dict[str, tuple[str, Callable[..., Any]]] = {
-    "transforms.rotation": ("per-sample angle", lambda fn, t, src: fn.transforms.rotation(angle=src("angle"), center=[0.5, 0.5])),
-    "transforms.translation": ("2x3 input", lambda fn, t, src: fn.transforms.translation(src("matrix"), offset=[1.0, 2.0])),
-    "transforms.scale": ("2x3 input", lambda fn, t, src: fn.transforms.scale(src("matrix"), scale=[2.0, 3.0], center=[0.5, 0.5])),
+    "transforms.rotation": (
+        "per-sample angle",
+        lambda fn, t, src: fn.transforms.rotation(angle=src("angle"), center=[0.5, 0.5]),
+    ),
+    "transforms.translation": (
+        "2x3 input",
+        lambda fn, t, src: fn.transforms.translation(src("matrix"), offset=[1.0, 2.0]),
+    ),
+    "transforms.scale": (
+        "2x3 input",
+        lambda fn, t, src: fn.transforms.scale(src("matrix"), scale=[2.0, 3.0], center=[0.5, 0.5]),
+    ),
     "transforms.shear": ("2x3 input", lambda fn, t, src: fn.transforms.shear(src("matrix"), angles=[10.0, 20.0])),
     "transforms.crop": ("2x3 input", lambda fn, t, src: fn.transforms.crop(src("matrix"), from_end=[300.0, 200.0])),
-    "transforms.combine": ("2 x 2x3", lambda fn, t, src: fn.transforms.combine(src("matrix"), fn.transforms.rotation(angle=src("angle")))),
-    "coord_transform": ("100 points", lambda fn, t, src: fn.coord_transform(src("points"), M=[0.5, 0.1, -0.2, 1.5], T=[1.0, 2.0])),
+    "transforms.combine": (
+        "2 x 2x3",
+        lambda fn, t, src: fn.transforms.combine(src("matrix"), fn.transforms.rotation(angle=src("angle"))),
+    ),
+    "coord_transform": (
+        "100 points",
+        lambda fn, t, src: fn.coord_transform(src("points"), M=[0.5, 0.1, -0.2, 1.5], T=[1.0, 2.0]),
+    ),
     "coord_flip": ("100 points", lambda fn, t, src: fn.coord_flip(src("points"), flip_y=1)),
     "bb_flip": ("20 boxes", lambda fn, t, src: fn.bb_flip(src("boxes"), ltrb=True)),
     "bbox_paste": ("20 boxes", lambda fn, t, src: fn.bbox_paste(src("boxes"), ratio=2.0, ltrb=True)),
-    "box_encoder": ("20 boxes, 8732 anchors", lambda fn, t, src: tuple(fn.box_encoder(src("boxes"), src("labels"), anchors=ANCHORS, offset=True, scale=300.0, stds=[0.1, 0.1, 0.2, 0.2]))),
-    "random_bbox_crop": ("20 boxes, SSD options", lambda fn, t, src: tuple(fn.random_bbox_crop(
-        src("boxes"), src("labels"), bbox_layout="xyXY", thresholds=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9], scaling=[0.3, 1.0],
-        aspect_ratio=[0.5, 2.0], allow_no_crop=True, num_attempts=1))),
-    "ssd_random_crop": ("300x300 image, 20 boxes", lambda fn, t, src: tuple(fn.ssd_random_crop(src("image", "HWC"), src("boxes"), src("labels")))),
+    "box_encoder": (
+        "20 boxes, 8732 anchors",
+        lambda fn, t, src: tuple(
+            fn.box_encoder(
+                src("boxes"), src("labels"), anchors=ANCHORS, offset=True, scale=300.0, stds=[0.1, 0.1, 0.2, 0.2]
+            )
+        ),
+    ),
+    "random_bbox_crop": (
+        "20 boxes, SSD options",
+        lambda fn, t, src: tuple(
+            fn.random_bbox_crop(
+                src("boxes"),
+                src("labels"),
+                bbox_layout="xyXY",
+                thresholds=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9],
+                scaling=[0.3, 1.0],
+                aspect_ratio=[0.5, 2.0],
+                allow_no_crop=True,
+                num_attempts=1,
+            )
+        ),
+    ),
+    "ssd_random_crop": (
+        "300x300 image, 20 boxes",
+        lambda fn, t, src: tuple(fn.ssd_random_crop(src("image", "HWC"), src("boxes"), src("labels"))),
+    ),
     "random_crop_generator": ("shape (3,)", lambda fn, t, src: tuple(fn.random_crop_generator(src("shape")))),
-    "roi_random_crop": ("no input", lambda fn, t, src: fn.roi_random_crop(crop_shape=[64, 64], roi_start=[10, 20], roi_shape=[100, 50], in_shape=[375, 500])),
+    "roi_random_crop": (
+        "no input",
+        lambda fn, t, src: fn.roi_random_crop(
+            crop_shape=[64, 64], roi_start=[10, 20], roi_shape=[100, 50], in_shape=[375, 500]
+        ),
+    ),
     "batch_permutation": ("no input", lambda fn, t, src: fn.batch_permutation()),
-    "segmentation.random_mask_pixel": ("256x256 mask", lambda fn, t, src: fn.segmentation.random_mask_pixel(src("mask"), foreground=1)),
-    "segmentation.random_object_bbox": ("256x256 mask", lambda fn, t, src: tuple(fn.segmentation.random_object_bbox(src("mask"), format="box", output_class=True))),
-    "segmentation.select_masks": ("10 polygons", lambda fn, t, src: tuple(fn.segmentation.select_masks(src("mask_ids"), src("polygons"), src("vertices")))),
+    "segmentation.random_mask_pixel": (
+        "256x256 mask",
+        lambda fn, t, src: fn.segmentation.random_mask_pixel(src("mask"), foreground=1),
+    ),
+    "segmentation.random_object_bbox": (
+        "256x256 mask",
+        lambda fn, t, src: tuple(fn.segmentation.random_object_bbox(src("mask"), format="box", output_class=True)),
+    ),
+    "segmentation.select_masks": (
+        "10 polygons",
+        lambda fn, t, src: tuple(fn.segmentation.select_masks(src("mask_ids"), src("polygons"), src("vertices"))),
+    ),
 }
 
 
@@ -146,7 +200,11 @@ def coco_pipelines(lib, root: str, threads: int):
 
     @lib.pipeline_def(batch_size=BATCH, num_threads=threads, seed=1, **extra)
     def pipe():
-        return tuple(lib.fn.readers.coco(**args, ltrb=True, ratio=True, polygon_masks=True, image_ids=True, random_shuffle=True, initial_fill=64))
+        return tuple(
+            lib.fn.readers.coco(
+                **args, ltrb=True, ratio=True, polygon_masks=True, image_ids=True, random_shuffle=True, initial_fill=64
+            )
+        )
 
     p = pipe()
     if lib is not pipestate:
@@ -190,10 +248,11 @@ def main(argv: list[str] | None = None) -> None:
             )
         results["readers.coco"] = runs
         ratio = summary(runs["pipestate"])[0] / summary(runs["DALI"])[0]
-        rows.append(["`readers.coco`", "256 JPEGs, polygons", fmt(runs["pipestate"], 0), fmt(runs["DALI"], 0), f"{ratio:.2f}"])
-    table = (
-        f"Detection operators, samples/s, batch {BATCH}, {args.threads} threads ({machine()})\n\n"
-        + markdown_table(["operator", "input (per sample)", "pipestate", "DALI CPU", "ratio"], rows)
+        rows.append(
+            ["`readers.coco`", "256 JPEGs, polygons", fmt(runs["pipestate"], 0), fmt(runs["DALI"], 0), f"{ratio:.2f}"]
+        )
+    table = f"Detection operators, samples/s, batch {BATCH}, {args.threads} threads ({machine()})\n\n" + markdown_table(
+        ["operator", "input (per sample)", "pipestate", "DALI CPU", "ratio"], rows
     )
     print(table)
 

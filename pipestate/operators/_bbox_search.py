@@ -258,7 +258,9 @@ class Search:
         kept = self.keep(rel) if self.kept is None else self.kept
         return out, kept, geo.remap(self.boxes[kept], rel)
 
-    def run(self, first: tuple[np.ndarray, ...], stream: Stream) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    def run(
+        self, first: tuple[np.ndarray, ...], stream: Stream
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """Search from the first block (this sample's row of the batch's), drawing later blocks from
         ``stream``; return (output window (2, ndim), kept indices, remapped boxes), or None for no crop.
 
@@ -289,7 +291,8 @@ class Search:
             data = (choices[0], rel[0], out[0], usable[0], metric[0])
         if config.total <= 0:
             raise ValueError(
-                f"fn.random_bbox_crop(): no crop window satisfies thresholds={[o for o in config.options if o is not None]} "
+                "fn.random_bbox_crop(): no crop window satisfies "
+                f"thresholds={[o for o in config.options if o is not None]} "
                 f"within {MAX_ATTEMPTS} attempts (DALI would search forever); allow_no_crop=True, lower thresholds or "
                 "total_num_attempts= (use the best window found) end the search"
             )

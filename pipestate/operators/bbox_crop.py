@@ -55,9 +55,24 @@ class RandomBBoxCrop(SampleOperator):
         sch.Input("labels", "One label (or row of labels) per box", ("int32",), (1, 2), optional=True),
     )
     ARGS = (
-        Arg("aspect_ratio", sch.Seq(sch.Float(0.0), min_length=2, broadcast=True), (1.0, 1.0), "Range of window aspect ratios (2 values, or 6 in 3-D)"),
-        Arg("thresholds", sch.Seq(sch.Float(0.0, 1.0), min_length=1, broadcast=True), (0.0,), "Minimum overlap metrics, one drawn per round"),
-        Arg("scaling", sch.Seq(sch.Float(0.0), length=2), (1.0, 1.0), "Range [min, max] of the window's extents, relative"),
+        Arg(
+            "aspect_ratio",
+            sch.Seq(sch.Float(0.0), min_length=2, broadcast=True),
+            (1.0, 1.0),
+            "Range of window aspect ratios (2 values, or 6 in 3-D)",
+        ),
+        Arg(
+            "thresholds",
+            sch.Seq(sch.Float(0.0, 1.0), min_length=1, broadcast=True),
+            (0.0,),
+            "Minimum overlap metrics, one drawn per round",
+        ),
+        Arg(
+            "scaling",
+            sch.Seq(sch.Float(0.0), length=2),
+            (1.0, 1.0),
+            "Range [min, max] of the window's extents, relative",
+        ),
         Arg("bbox_layout", sch.Str(), None, "Order of the box coordinates (default xyXY / xyzXYZ)"),
         Arg("shape_layout", sch.Str(), None, "Order of crop_shape and input_shape (default WH / WHD)"),
         Arg("ltrb", sch.Bool(), True, "Deprecated: True is bbox_layout xyXY, False xyWH"),
@@ -65,16 +80,41 @@ class RandomBBoxCrop(SampleOperator):
         Arg("total_num_attempts", sch.Int(), -1, "Give up after this many candidates and use the best one (-1: never)"),
         Arg("all_boxes_above_threshold", sch.Bool(), True, "Every box must reach the threshold (False: one box)"),
         Arg("allow_no_crop", sch.Bool(), True, "Not cropping is one more possible outcome"),
-        Arg("crop_shape", sch.Seq(sch.Int(0), broadcast=True), None, "Fixed window shape in pixels (needs input_shape)", tensor=True),
+        Arg(
+            "crop_shape",
+            sch.Seq(sch.Int(0), broadcast=True),
+            None,
+            "Fixed window shape in pixels (needs input_shape)",
+            tensor=True,
+        ),
         Arg("input_shape", sch.Seq(sch.Int(1), broadcast=True), None, "Shape of the image", tensor=True),
-        Arg("bbox_prune_threshold", sch.Float(0.0, 1.0), None, "Keep boxes with at least this fraction of their area inside"),
+        Arg(
+            "bbox_prune_threshold",
+            sch.Float(0.0, 1.0),
+            None,
+            "Keep boxes with at least this fraction of their area inside",
+        ),
         Arg("output_bbox_indices", sch.Bool(), False, "Add an output with the indices of the kept boxes"),
-        Arg("threshold_type", sch.Str(("iou", "overlap")), "iou", "Overlap metric: iou, or overlap (fraction of the box inside)"),
+        Arg(
+            "threshold_type",
+            sch.Str(("iou", "overlap")),
+            "iou",
+            "Overlap metric: iou, or overlap (fraction of the box inside)",
+        ),
         Arg("quiet", sch.Bool(), False, "Do not warn when the best window is used instead of a valid one"),
     )
     EXAMPLE = Example(
-        inputs=(Tensor("float32", (0, 4), values=_example_ltrb), Tensor("int32", (0,), values=lambda i: np.arange(1 + i % 4, dtype=np.int32))),
-        args={"thresholds": [0.0, 0.1, 0.3], "scaling": [0.3, 1.0], "aspect_ratio": [0.5, 2.0], "bbox_layout": "xyXY", "output_bbox_indices": True},
+        inputs=(
+            Tensor("float32", (0, 4), values=_example_ltrb),
+            Tensor("int32", (0,), values=lambda i: np.arange(1 + i % 4, dtype=np.int32)),
+        ),
+        args={
+            "thresholds": [0.0, 0.1, 0.3],
+            "scaling": [0.3, 1.0],
+            "aspect_ratio": [0.5, 2.0],
+            "bbox_layout": "xyXY",
+            "output_bbox_indices": True,
+        },
         dali="test:tests/operators/test_bbox_crop.py",
     )
 
@@ -83,16 +123,24 @@ class RandomBBoxCrop(SampleOperator):
         a, raw, where = self.args, self.raw_args, "fn.random_bbox_crop()"
         self.num_outputs = 3 + (len(self.inputs) > 1) + a["output_bbox_indices"]
         if len(a["aspect_ratio"]) not in (2, 6):
-            raise ValueError(f"{where}: aspect_ratio must have 2 values (or 6 for 3-D boxes); got {len(a['aspect_ratio'])}")
+            raise ValueError(
+                f"{where}: aspect_ratio must have 2 values (or 6 for 3-D boxes); got {len(a['aspect_ratio'])}"
+            )
         ranges = np.asarray(a["aspect_ratio"], dtype=F32).reshape(-1, 2)
         if (ranges[:, 0] > ranges[:, 1]).any():
-            raise ValueError(f"{where}: aspect_ratio={list(a['aspect_ratio'])} must be [min, max] ranges with min <= max")
+            raise ValueError(
+                f"{where}: aspect_ratio={list(a['aspect_ratio'])} must be [min, max] ranges with min <= max"
+            )
         if a["scaling"][0] > a["scaling"][1]:
             raise ValueError(f"{where}: scaling={list(a['scaling'])} must be [min, max] with 0 <= min <= max")
         if "ltrb" in raw:
             if a["bbox_layout"] is not None:
                 raise ValueError(f"{where}: give bbox_layout= or the deprecated ltrb=, not both")
-            warnings.warn(f"{where}: ltrb= is deprecated; use bbox_layout='xyXY' (ltrb=True) or 'xyWH'", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"{where}: ltrb= is deprecated; use bbox_layout='xyXY' (ltrb=True) or 'xyWH'",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if (a["crop_shape"] is None) != (a["input_shape"] is None) and a["crop_shape"] is not None:
             raise ValueError(f"{where}: crop_shape= needs input_shape= (the window is placed in the image)")
         if a["total_num_attempts"] == 0 or a["total_num_attempts"] < -1:
@@ -101,7 +149,9 @@ class RandomBBoxCrop(SampleOperator):
         if a["crop_shape"] is not None:
             for name in ("aspect_ratio", "scaling"):
                 if name in raw:
-                    raise ValueError(f"{where}: {name}= cannot be combined with crop_shape= (the window's shape is fixed)")
+                    raise ValueError(
+                        f"{where}: {name}= cannot be combined with crop_shape= (the window's shape is fixed)"
+                    )
             if "allow_no_crop" in raw and allow:
                 raise ValueError(f"{where}: allow_no_crop=True cannot be combined with crop_shape=")
             allow = False
@@ -120,7 +170,9 @@ class RandomBBoxCrop(SampleOperator):
         where = "fn.random_bbox_crop()"
         widths = {s.shape[1] for s in inputs[0]}
         if len(widths) > 1:
-            raise ValueError(f"{where}: every sample's boxes must have the same number of coordinates; got {sorted(widths)}")
+            raise ValueError(
+                f"{where}: every sample's boxes must have the same number of coordinates; got {sorted(widths)}"
+            )
         width = next(iter(widths), 4)
         if width not in (4, 6):
             raise ValueError(f"{where}: boxes have {width} coordinates; 4 (2-D) or 6 (3-D) are supported")
@@ -226,7 +278,9 @@ class RandomBBoxCrop(SampleOperator):
         elif decided[0] == "no_crop":
             result = None
         else:
-            result = search.Search(config, boxes, input_shape, crop_shape).run(decided[1], Stream(self.rng_key, s.id, 1))
+            result = search.Search(config, boxes, input_shape, crop_shape).run(
+                decided[1], Stream(self.rng_key, s.id, 1)
+            )
         if result is None:  # no crop: the whole image, every box as given
             whole = np.ones(ndim, dtype=F32) if crop_shape is None else input_shape.astype(F32)
             crop, keep, out_boxes = np.stack([np.zeros(ndim, F32), whole]), np.arange(len(coords)), coords.copy()

@@ -14,13 +14,15 @@ import numpy as np
 
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator
-from pipestate.operators.coords import FLAG
 from pipestate.operators.base import RunContext, register
+from pipestate.operators.coords import FLAG
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 
 F32 = np.float32
-_BOXES = sch.Input("boxes", "Bounding boxes: rows of 4 float32 coordinates (or a flat list of them)", ("float32",), (1, 2))
+_BOXES = sch.Input(
+    "boxes", "Bounding boxes: rows of 4 float32 coordinates (or a flat list of them)", ("float32",), (1, 2)
+)
 _LTRB = Arg("ltrb", sch.Bool(), False, "True: boxes are [left, top, right, bottom]; False: [x, y, width, height]")
 
 

@@ -71,7 +71,13 @@ class CoordTransform(SampleOperator):
         ),
     )
     ARGS = (
-        Arg("M", _Shaped((0, 2), "a scalar or an (m, n) matrix"), None, "The matrix (identity when omitted)", tensor=True),
+        Arg(
+            "M",
+            _Shaped((0, 2), "a scalar or an (m, n) matrix"),
+            None,
+            "The matrix (identity when omitted)",
+            tensor=True,
+        ),
         Arg("T", _Shaped((0, 1), "a scalar or a vector of m values"), None, "The translation vector", tensor=True),
         Arg("MT", _Shaped((0, 2), "a scalar or an (m, n+1) matrix"), None, "The block matrix [M T]", tensor=True),
         Arg("dtype", sch.DType(), np.dtype(F32), "Output type: float32 or the input's type (rounded, clamped)"),
@@ -101,7 +107,9 @@ class CoordTransform(SampleOperator):
             )
         dims = {s.shape[-1] for s in points if s.size}
         if len(dims) > 1:
-            raise ValueError(f"fn.coord_transform(): every sample's points must have the same dimensions; got {sorted(dims)}")
+            raise ValueError(
+                f"fn.coord_transform(): every sample's points must have the same dimensions; got {sorted(dims)}"
+            )
         for name, batch in arg_inputs.items():
             shapes = {np.shape(s) for s in batch}
             if len(shapes) > 1:
@@ -127,11 +135,13 @@ class CoordTransform(SampleOperator):
             else:
                 if flat.ndim == 2 and flat.shape[1] != cols:
                     raise ValueError(
-                        f"fn.coord_transform(): {name} has {flat.shape[1]} columns; points of {n} coordinates need {cols}"
+                        f"fn.coord_transform(): {name} has {flat.shape[1]} columns; points of {n} coordinates "
+                        f"need {cols}"
                     )
                 if flat.size % cols:
                     raise ValueError(
-                        f"fn.coord_transform(): cannot form a matrix of {cols} columns from the {flat.size} values of {name}"
+                        f"fn.coord_transform(): cannot form a matrix of {cols} columns from the {flat.size} "
+                        f"values of {name}"
                     )
                 full = flat.reshape(-1, cols)
                 m, t = (full[:, :n], full[:, n]) if fused else (full, None)
@@ -214,7 +224,9 @@ class CoordFlip(SampleOperator):
     ) -> dict[str, Sequence] | None:
         dims = {s.shape[1] for s in inputs[0]}
         if len(dims) > 1:
-            raise ValueError(f"fn.coord_flip(): every sample must have points of the same dimensions; got {sorted(dims)}")
+            raise ValueError(
+                f"fn.coord_flip(): every sample must have points of the same dimensions; got {sorted(dims)}"
+            )
         ndim = next(iter(dims), 0)
         if ndim > 3:
             raise ValueError(f"fn.coord_flip(): points have {ndim} coordinates; at most 3 (x, y, z) are supported")

@@ -168,7 +168,13 @@ class ROIRandomCrop(SampleOperator):
         Arg("roi_start", _IVEC, sch.REQUIRED, "Region of interest start", tensor=True),
         Arg("roi_end", _IVEC, None, "Region of interest end (not with roi_shape)", tensor=True),
         Arg("roi_shape", _IVEC, None, "Region of interest shape (not with roi_end)", tensor=True),
-        Arg("in_shape", sch.Seq(sch.Int(0), min_length=1, broadcast=True), None, "Shape of the data (not with an input)", tensor=True),
+        Arg(
+            "in_shape",
+            sch.Seq(sch.Int(0), min_length=1, broadcast=True),
+            None,
+            "Shape of the data (not with an input)",
+            tensor=True,
+        ),
     )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (30, 40, 3), layout="HWC"),),
@@ -207,7 +213,9 @@ class ROIRandomCrop(SampleOperator):
             bounds = data_shapes[:, :ndim]
         if bounds is not None:
             if (bounds < crop).any():
-                raise ValueError(f"{where}: crop_shape {crop[0].tolist()} is larger than the input shape {bounds[0].tolist()}")
+                raise ValueError(
+                    f"{where}: crop_shape {crop[0].tolist()} is larger than the input shape {bounds[0].tolist()}"
+                )
             if (start < 0).any() or (start + extent > bounds).any():
                 raise ValueError(f"{where}: the region of interest is outside the input shape {bounds[0].tolist()}")
         inside = extent > crop  # the window inside the region, or the region inside the window

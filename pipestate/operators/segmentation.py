@@ -26,7 +26,9 @@ def _ndimage() -> Any:
     try:
         import scipy.ndimage
     except ImportError:  # pragma: no cover - the image extra installs it
-        raise ImportError("fn.segmentation.random_object_bbox finds blobs with SciPy: pip install 'pipestate[image]'") from None
+        raise ImportError(
+            "fn.segmentation.random_object_bbox finds blobs with SciPy: pip install 'pipestate[image]'"
+        ) from None
     return scipy.ndimage
 
 
@@ -87,10 +89,13 @@ class SelectMasks(SampleOperator):
                 continue
             if start < 0 or end > n_vertices:
                 raise ValueError(
-                    f"{where}: the vertex range [{start}, {end}) of mask id {mask_id} is outside the {n_vertices} vertices"
+                    f"{where}: the vertex range [{start}, {end}) of mask id {mask_id} is outside the "
+                    f"{n_vertices} vertices"
                 )
             if end < start:
-                raise ValueError(f"{where}: the vertex range [{start}, {end}) of mask id {mask_id} ends before it starts")
+                raise ValueError(
+                    f"{where}: the vertex range [{start}, {end}) of mask id {mask_id} ends before it starts"
+                )
             entry[1], entry[2] = start, end  # a later polygon of the same mask replaces it, as in DALI
         out_polygons = np.empty((len(chosen), 3), dtype=np.int32)
         pieces = []
@@ -196,7 +201,12 @@ class RandomObjectBBox(SampleOperator):
 
     type = "segmentation.random_object_bbox"
     INPUTS = (
-        sch.Input("mask", "A labeled segmentation map", ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32"), (1, 2, 3, 4, 5, 6)),
+        sch.Input(
+            "mask",
+            "A labeled segmentation map",
+            ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32"),
+            (1, 2, 3, 4, 5, 6),
+        ),
     )
     ARGS = (
         Arg("ignore_class", sch.Bool(), False, "Pick among all blobs alike, whatever their class"),
@@ -204,9 +214,21 @@ class RandomObjectBBox(SampleOperator):
         Arg("foreground_prob", sch.Float(0.0, 1.0), 1.0, "Probability of picking an object box", tensor=True),
         Arg("classes", sch.Seq(sch.Int(), broadcast=True), None, "Labels considered foreground", tensor=True),
         Arg("background", sch.Int(), None, "Background label (default 0, or a value not in classes)", tensor=True),
-        Arg("class_weights", sch.Seq(sch.Float(0.0), broadcast=True), None, "Relative probabilities of the classes", tensor=True),
+        Arg(
+            "class_weights",
+            sch.Seq(sch.Float(0.0), broadcast=True),
+            None,
+            "Relative probabilities of the classes",
+            tensor=True,
+        ),
         Arg("k_largest", sch.Int(1), None, "Only the k largest blobs (by volume) are candidates"),
-        Arg("threshold", sch.Seq(sch.Int(), broadcast=True), None, "Per-axis minimum size of a candidate blob", tensor=True),
+        Arg(
+            "threshold",
+            sch.Seq(sch.Int(), broadcast=True),
+            None,
+            "Per-axis minimum size of a candidate blob",
+            tensor=True,
+        ),
         Arg("format", sch.Str(_FORMATS), "anchor_shape", "Output format: anchor_shape, start_end or box"),
         Arg("cache_objects", sch.Bool(), False, "Accepted for DALI compatibility (blobs are found again each time)"),
     )
@@ -223,7 +245,8 @@ class RandomObjectBBox(SampleOperator):
         self.num_outputs = 1 + (a["format"] != "box") + a["output_class"]
         if a["ignore_class"] and (a["classes"] is not None or a["class_weights"] is not None or a["output_class"]):
             raise TypeError(
-                f"fn.{self.type}(): ignore_class=True cannot be combined with classes=, class_weights= or output_class=True"
+                f"fn.{self.type}(): ignore_class=True cannot be combined with classes=, class_weights= or "
+                "output_class=True"
             )
         classes, weights = a["classes"], a["class_weights"]
         if classes is not None and weights is not None and not isinstance(classes, DataNode):
@@ -272,7 +295,7 @@ class RandomObjectBBox(SampleOperator):
         return background, classes, weights
 
     def _boxes(self, mask: np.ndarray, label: int | None, background: int) -> np.ndarray:
-        """The (start, end) boxes of the blobs of ``label`` (of every non-background label if ``None``), (n, 2, ndim)."""
+        """The (n, 2, ndim) (start, end) boxes of the blobs of ``label`` (every non-background label if None)."""
         ndimage = _ndimage()
         targets = [label] if label is not None else sorted(_labels_present(mask) - {background})
         boxes = []
@@ -321,7 +344,9 @@ class RandomObjectBBox(SampleOperator):
             box, label = np.array([[0] * mask.ndim, list(mask.shape)]), background
         start, end = box.astype(np.int32)
         fmt = self.args["format"]
-        outputs = [np.concatenate([start, end])] if fmt == "box" else [start, end - start if fmt == "anchor_shape" else end]
+        outputs = (
+            [np.concatenate([start, end])] if fmt == "box" else [start, end - start if fmt == "anchor_shape" else end]
+        )
         if self.args["output_class"]:
             outputs.append(np.asarray(label, dtype=np.int32))
         return tuple(outputs)

@@ -33,7 +33,11 @@ _REVERSE = Arg(
     "False: apply this transform after the input transform; True: before it (ignored without an input)",
 )
 _TRANSFORM_INPUT = sch.Input(
-    "transform", "A transform (ndim, ndim+1) or a sequence of them (F, ndim, ndim+1)", ("float32",), (2, 3), optional=True
+    "transform",
+    "A transform (ndim, ndim+1) or a sequence of them (F, ndim, ndim+1)",
+    ("float32",),
+    (2, 3),
+    optional=True,
 )
 
 
@@ -84,10 +88,14 @@ class TransformOp(SampleOperator):
         if inputs:
             shapes = {tuple(s.shape) for s in inputs[0]}
             if len(shapes) > 1:
-                raise ValueError(f"{where}: every input transform of a batch must have the same shape; got {sorted(shapes)}")
+                raise ValueError(
+                    f"{where}: every input transform of a batch must have the same shape; got {sorted(shapes)}"
+                )
             shape = next(iter(shapes), (1, 2))
             if len(shape) == 3 and not layouts[0].startswith("F"):
-                raise ValueError(f"{where}: a 3-D input is a sequence of transforms and needs a layout starting with 'F'")
+                raise ValueError(
+                    f"{where}: a 3-D input is a sequence of transforms and needs a layout starting with 'F'"
+                )
             if shape[-1] != shape[-2] + 1:
                 raise ValueError(
                     f"{where}: the input must hold (ndim, ndim+1) affine transforms; got samples of shape {shape}"
@@ -376,7 +384,9 @@ class Combine(SampleOperator):
 
     type = "transforms.combine"
     INPUTS = tuple(
-        sch.Input(f"transform_{k}", "A transform (ndim, ndim+1) or a sequence of them", ("float32",), (2, 3), optional=k >= 2)
+        sch.Input(
+            f"transform_{k}", "A transform (ndim, ndim+1) or a sequence of them", ("float32",), (2, 3), optional=k >= 2
+        )
         for k in range(99)
     )
     ARGS = (_REVERSE,)

@@ -67,7 +67,9 @@ def assert_same(build: Callable[[Any, Any], Any], batch_size: int = 3, iters: in
             assert a_layout == d_layout, f"iteration {j}, output {k}: layout {a_layout!r}, DALI {d_layout!r}"
             for i, (a, d) in enumerate(zip(a_out, d_out)):
                 where = f"iteration {j}, output {k}, sample {i}"
-                assert a.dtype == d.dtype and a.shape == d.shape, f"{where}: {a.dtype}{a.shape}, DALI {d.dtype}{d.shape}"
+                assert a.dtype == d.dtype and a.shape == d.shape, (
+                    f"{where}: {a.dtype}{a.shape}, DALI {d.dtype}{d.shape}"
+                )
                 if atol:
                     np.testing.assert_allclose(a, d, atol=atol, rtol=0, err_msg=where)
                 else:
@@ -85,7 +87,9 @@ def outcomes(library: str, build: Callable[[Any, Any], Any], batch_size: int = 8
     return counts
 
 
-def assert_same_distribution(build: Callable[[Any, Any], Any], batch_size: int = 8, iters: int = 40, min_p: float = 1e-3) -> dict:
+def assert_same_distribution(
+    build: Callable[[Any, Any], Any], batch_size: int = 8, iters: int = 40, min_p: float = 1e-3
+) -> dict:
     """Assert pipestate and DALI produce the same outcomes with frequencies that a chi-square test of
     homogeneity cannot tell apart (p >= ``min_p``; both runs are seeded, so the test is deterministic).
 
@@ -107,5 +111,7 @@ def assert_same_distribution(build: Callable[[Any, Any], Any], batch_size: int =
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] > 1:
         p = chi2_contingency(table).pvalue
-        assert p >= min_p, f"frequencies differ (chi-square p={p:.2g}): pipestate {table[0].tolist()}, DALI {table[1].tolist()}"
+        assert p >= min_p, (
+            f"frequencies differ (chi-square p={p:.2g}): pipestate {table[0].tolist()}, DALI {table[1].tolist()}"
+        )
     return ours

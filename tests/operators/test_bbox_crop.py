@@ -32,31 +32,56 @@ LABELS = [np.array([1, 2, 3], np.int32), np.array([3, 2], np.int32), np.array([3
 BOXES = np.array([[0.1, 0.1, 0.3, 0.4], [0.5, 0.5, 0.9, 0.8], [0.0, 0.6, 0.2, 1.0], [0.45, 0.0, 0.55, 1.0]], np.float32)
 
 DETERMINED = {
-    "whole image": lambda fn, t: fn.random_bbox_crop(source(fn, [BOXES] * 3), bbox_layout="xyXY", scaling=[1, 1], allow_no_crop=False),
+    "whole image": lambda fn, t: fn.random_bbox_crop(
+        source(fn, [BOXES] * 3), bbox_layout="xyXY", scaling=[1, 1], allow_no_crop=False
+    ),
     "labels and indices": lambda fn, t: fn.random_bbox_crop(
-        source(fn, [BOXES] * 3), source(fn, [np.arange(4, dtype=np.int32)] * 3), bbox_layout="xyXY", scaling=[1, 1],
-        allow_no_crop=False, output_bbox_indices=True,
+        source(fn, [BOXES] * 3),
+        source(fn, [np.arange(4, dtype=np.int32)] * 3),
+        bbox_layout="xyXY",
+        scaling=[1, 1],
+        allow_no_crop=False,
+        output_bbox_indices=True,
     ),
     "2-D labels": lambda fn, t: fn.random_bbox_crop(
-        source(fn, [BOXES] * 3), source(fn, [np.arange(8, dtype=np.int32).reshape(4, 2)] * 3), bbox_layout="xyXY", scaling=[1, 1],
+        source(fn, [BOXES] * 3),
+        source(fn, [np.arange(8, dtype=np.int32).reshape(4, 2)] * 3),
+        bbox_layout="xyXY",
+        scaling=[1, 1],
     ),
-    "yxYX": lambda fn, t: fn.random_bbox_crop(source(fn, [BOXES[:, [1, 0, 3, 2]]] * 3), bbox_layout="yxYX", scaling=[1, 1], allow_no_crop=False),
+    "yxYX": lambda fn, t: fn.random_bbox_crop(
+        source(fn, [BOXES[:, [1, 0, 3, 2]]] * 3), bbox_layout="yxYX", scaling=[1, 1], allow_no_crop=False
+    ),
     "xyWH": lambda fn, t: fn.random_bbox_crop(
-        source(fn, [np.concatenate([BOXES[:, :2], BOXES[:, 2:] - BOXES[:, :2]], 1)] * 3), bbox_layout="xyWH", scaling=[1, 1],
+        source(fn, [np.concatenate([BOXES[:, :2], BOXES[:, 2:] - BOXES[:, :2]], 1)] * 3),
+        bbox_layout="xyWH",
+        scaling=[1, 1],
         allow_no_crop=False,
     ),
     "fixed window = image": lambda fn, t: fn.random_bbox_crop(
         source(fn, [BOXES] * 3), bbox_layout="xyXY", crop_shape=[200, 100], input_shape=[200, 100], allow_no_crop=False
     ),
     "fixed, prune threshold": lambda fn, t: fn.random_bbox_crop(
-        source(fn, [BOXES] * 3), bbox_layout="xyXY", crop_shape=[200, 100], input_shape=[200, 100], allow_no_crop=False,
-        bbox_prune_threshold=0.2, output_bbox_indices=True,
+        source(fn, [BOXES] * 3),
+        bbox_layout="xyXY",
+        crop_shape=[200, 100],
+        input_shape=[200, 100],
+        allow_no_crop=False,
+        bbox_prune_threshold=0.2,
+        output_bbox_indices=True,
     ),
     "fixed, shape_layout HW": lambda fn, t: fn.random_bbox_crop(
-        source(fn, [BOXES] * 3), bbox_layout="xyXY", crop_shape=[100, 200], input_shape=[100, 200], shape_layout="HW", allow_no_crop=False
+        source(fn, [BOXES] * 3),
+        bbox_layout="xyXY",
+        crop_shape=[100, 200],
+        input_shape=[100, 200],
+        shape_layout="HW",
+        allow_no_crop=False,
     ),
     "3-D whole": lambda fn, t: fn.random_bbox_crop(source(fn, SAMPLE_BOXES[3]), scaling=[1, 1], allow_no_crop=False),
-    "empty": lambda fn, t: fn.random_bbox_crop(source(fn, [np.zeros((0, 4), np.float32)] * 3), bbox_layout="xyXY", scaling=[1, 1], allow_no_crop=False),
+    "empty": lambda fn, t: fn.random_bbox_crop(
+        source(fn, [np.zeros((0, 4), np.float32)] * 3), bbox_layout="xyXY", scaling=[1, 1], allow_no_crop=False
+    ),
 }
 
 
@@ -69,6 +94,7 @@ def test_determined_windows_equal_dalis(case):
 # ---- DALI's checks (test_random_bbox_crop_op.py) on pipestate's random windows --------------------------------
 def run_crop(n_iters, ndim, **kwargs):
     """Batches of (input boxes, anchor, shape, boxes, [labels], [indices]) of pipestate's operator."""
+
     def build(fn, t):
         boxes = source(fn, SAMPLE_BOXES[ndim])
         inputs = [boxes, source(fn, LABELS)] if kwargs.pop("labels", False) else [boxes]
@@ -111,14 +137,26 @@ def check_boxes(anchor, shape, in_boxes, out_boxes, keep, indices):
     [
         (ndim, scaling, ar, prune)
         for ndim, scaling, prune in itertools.product([2, 3], [[0.3, 0.5], [0.1, 0.3], [0.9, 0.99]], [None, 0.0, 0.3])
-        for ar in {2: [[0.01, 100], [0.5, 2.0], [1.0, 1.0]], 3: [[0.5, 2.0, 0.6, 2.1, 0.4, 1.9], [1.0, 1.0], [0.5, 0.5, 0.25, 0.25, 0.5, 0.5]]}[ndim]
+        for ar in {
+            2: [[0.01, 100], [0.5, 2.0], [1.0, 1.0]],
+            3: [[0.5, 2.0, 0.6, 2.1, 0.4, 1.9], [1.0, 1.0], [0.5, 0.5, 0.25, 0.25, 0.5, 0.5]],
+        }[ndim]
     ],
 )
 def test_variable_windows_meet_dalis_checks(ndim, scaling, aspect_ratio, prune):
     layout = "xyzXYZ" if ndim == 3 else "xyXY"
     batches = run_crop(
-        12, ndim, thresholds=[0, 0.01, 0.05, 0.1, 0.15], bbox_layout=layout, scaling=scaling, aspect_ratio=aspect_ratio,
-        num_attempts=100, allow_no_crop=False, all_boxes_above_threshold=False, output_bbox_indices=True, bbox_prune_threshold=prune,
+        12,
+        ndim,
+        thresholds=[0, 0.01, 0.05, 0.1, 0.15],
+        bbox_layout=layout,
+        scaling=scaling,
+        aspect_ratio=aspect_ratio,
+        num_attempts=100,
+        allow_no_crop=False,
+        all_boxes_above_threshold=False,
+        output_bbox_indices=True,
+        bbox_prune_threshold=prune,
     )
     ranges = np.asarray(aspect_ratio).reshape(-1, 2)
     for batch in batches:
@@ -129,21 +167,35 @@ def test_variable_windows_meet_dalis_checks(ndim, scaling, aspect_ratio, prune):
                 low, high = ranges[k % len(ranges)]
                 ratio = shape[d0] / shape[d1]
                 assert np.isclose(ratio, low) if low == high else low <= ratio <= high
-            keep = kept_by_centroid(anchor, shape, in_boxes) if prune is None else kept_by_area(anchor, shape, in_boxes, prune)
+            keep = (
+                kept_by_centroid(anchor, shape, in_boxes)
+                if prune is None
+                else kept_by_area(anchor, shape, in_boxes, prune)
+            )
             check_boxes(anchor, shape, in_boxes, boxes, keep, indices)
 
 
 @pytest.mark.parametrize(
     ("ndim", "crop_shape", "prune", "labels"),
-    [(2, c, p, lb) for c, p, lb in itertools.product([[100, 50], [400, 300], [600, 400]], [None, 0.1, 0.5], [True, False])]
+    [
+        (2, c, p, lb)
+        for c, p, lb in itertools.product([[100, 50], [400, 300], [600, 400]], [None, 0.1, 0.5], [True, False])
+    ]
     + [(3, c, p, lb) for c, p, lb in itertools.product([[100, 50, 32], [600, 400, 48]], [None, 0.3], [True, False])],
 )
 def test_fixed_windows_meet_dalis_checks(ndim, crop_shape, prune, labels):
     input_shape = [400, 300, 64][:ndim]
     layout = "xyzXYZ" if ndim == 3 else "xyXY"
     batches = run_crop(
-        10, ndim, labels=labels, thresholds=[0, 0.01, 0.05, 0.1, 0.15], bbox_layout=layout, input_shape=input_shape,
-        crop_shape=crop_shape, all_boxes_above_threshold=False, bbox_prune_threshold=prune,
+        10,
+        ndim,
+        labels=labels,
+        thresholds=[0, 0.01, 0.05, 0.1, 0.15],
+        bbox_layout=layout,
+        input_shape=input_shape,
+        crop_shape=crop_shape,
+        all_boxes_above_threshold=False,
+        bbox_prune_threshold=prune,
     )
     for batch in batches:
         samples = [s for s, _ in batch]
@@ -152,19 +204,32 @@ def test_fixed_windows_meet_dalis_checks(ndim, crop_shape, prune, labels):
                 low, high = sorted((0.0, input_shape[d] - crop_shape[d]))
                 assert low <= anchor[d] <= max(high, 0) and shape[d] == crop_shape[d]
             rel_anchor, rel_shape = anchor / input_shape, shape / np.asarray(input_shape, np.float32)
-            keep = kept_by_centroid(rel_anchor, rel_shape, in_boxes) if prune is None else kept_by_area(rel_anchor, rel_shape, in_boxes, prune)
+            keep = (
+                kept_by_centroid(rel_anchor, rel_shape, in_boxes)
+                if prune is None
+                else kept_by_area(rel_anchor, rel_shape, in_boxes, prune)
+            )
             check_boxes(rel_anchor, rel_shape, in_boxes, boxes, keep, None)
         if labels:
             for in_labels, kept in zip(LABELS, samples[4]):
                 assert set(kept.tolist()) <= set(in_labels.tolist())
 
 
-@pytest.mark.parametrize(("ndim", "crop_shape"), [(2, [150, 150]), (2, [400, 300]), (3, [50, 50, 32]), (3, [400, 300, 64])])
+@pytest.mark.parametrize(
+    ("ndim", "crop_shape"), [(2, [150, 150]), (2, [400, 300]), (3, [50, 50, 32]), (3, [400, 300, 64])]
+)
 def test_overlap_threshold_one_keeps_a_whole_box(ndim, crop_shape):
     input_shape = [400, 300, 64][:ndim]
     batches = run_crop(
-        10, ndim, thresholds=[1.0], threshold_type="overlap", num_attempts=1000, bbox_layout="xyzXYZ"[: 2 * ndim] if ndim == 3 else "xyXY",
-        input_shape=input_shape, crop_shape=crop_shape, all_boxes_above_threshold=False,
+        10,
+        ndim,
+        thresholds=[1.0],
+        threshold_type="overlap",
+        num_attempts=1000,
+        bbox_layout="xyzXYZ"[: 2 * ndim] if ndim == 3 else "xyXY",
+        input_shape=input_shape,
+        crop_shape=crop_shape,
+        all_boxes_above_threshold=False,
     )
     for batch in batches:
         for in_boxes, anchor, shape in zip(*(s for s, _ in batch[:3])):
@@ -177,8 +242,13 @@ def test_square_windows_with_input_shape():
     def build(fn, t):
         shape = fn.external_source(source=lambda: [np.array([400 + 50 * i, 600 - 40 * i], np.int32) for i in range(3)])
         _, crop, _ = fn.random_bbox_crop(
-            source(fn, SAMPLE_BOXES[2]), aspect_ratio=(1.0, 1.0), scaling=(0.5, 0.8), bbox_layout="xyXY", total_num_attempts=100,
-            allow_no_crop=False, input_shape=shape,
+            source(fn, SAMPLE_BOXES[2]),
+            aspect_ratio=(1.0, 1.0),
+            scaling=(0.5, 0.8),
+            bbox_layout="xyXY",
+            total_num_attempts=100,
+            allow_no_crop=False,
+            input_shape=shape,
         )
         return shape, crop
 
@@ -195,8 +265,12 @@ def test_empty_samples_are_cropped_without_a_warning():
         batches = outputs(
             "pipestate",
             lambda fn, t: fn.random_bbox_crop(
-                source(fn, [np.zeros((0, 4), np.float32)]), thresholds=[1.0], bbox_layout="xyXY", allow_no_crop=False,
-                input_shape=[600, 400], crop_shape=[200, 200],
+                source(fn, [np.zeros((0, 4), np.float32)]),
+                thresholds=[1.0],
+                bbox_layout="xyXY",
+                allow_no_crop=False,
+                input_shape=[600, 400],
+                crop_shape=[200, 200],
             ),
             1,
             3,
@@ -219,7 +293,14 @@ def test_an_impossible_threshold_uses_the_best_window_and_warns():
     with pytest.warns(RuntimeWarning, match="attempted 10 times"):
         p.run()
     p.close()
-    quiet = functools.partial(fn.random_bbox_crop, thresholds=[1.0], bbox_layout="xyXY", allow_no_crop=False, total_num_attempts=10, quiet=True)
+    quiet = functools.partial(
+        fn.random_bbox_crop,
+        thresholds=[1.0],
+        bbox_layout="xyXY",
+        allow_no_crop=False,
+        total_num_attempts=10,
+        quiet=True,
+    )
     import warnings
 
     @pipeline_def(batch_size=2, num_threads=1, seed=3)
@@ -252,8 +333,24 @@ def summaries(library, **kwargs):
     "kwargs",
     [
         {"thresholds": [0.0, 0.1, 0.3, 0.5, 0.7, 0.9], "scaling": [0.3, 1.0], "aspect_ratio": [0.5, 2.0]},
-        {"thresholds": [0.1, 0.3], "scaling": [0.3, 1.0], "aspect_ratio": [0.5, 2.0], "threshold_type": "overlap", "num_attempts": 5, "allow_no_crop": False, "all_boxes_above_threshold": False},
-        {"thresholds": [0.2], "scaling": [0.5, 0.9], "aspect_ratio": [1.0, 1.0], "allow_no_crop": False, "bbox_prune_threshold": 0.3, "num_attempts": 3, "all_boxes_above_threshold": False},
+        {
+            "thresholds": [0.1, 0.3],
+            "scaling": [0.3, 1.0],
+            "aspect_ratio": [0.5, 2.0],
+            "threshold_type": "overlap",
+            "num_attempts": 5,
+            "allow_no_crop": False,
+            "all_boxes_above_threshold": False,
+        },
+        {
+            "thresholds": [0.2],
+            "scaling": [0.5, 0.9],
+            "aspect_ratio": [1.0, 1.0],
+            "allow_no_crop": False,
+            "bbox_prune_threshold": 0.3,
+            "num_attempts": 3,
+            "all_boxes_above_threshold": False,
+        },
     ],
 )
 def test_outcomes_are_distributed_as_dalis(kwargs):
@@ -280,7 +377,11 @@ def ssd_outputs(library, iters=30):
     labels = np.arange(4, dtype=np.int32)
     return outputs(
         library,
-        lambda fn, t: tuple(fn.ssd_random_crop(source(fn, [image] * 8, "HWC"), source(fn, [BOXES] * 8), source(fn, [labels] * 8), num_attempts=3)),
+        lambda fn, t: tuple(
+            fn.ssd_random_crop(
+                source(fn, [image] * 8, "HWC"), source(fn, [BOXES] * 8), source(fn, [labels] * 8), num_attempts=3
+            )
+        ),
         8,
         iters,
     )
@@ -334,8 +435,16 @@ def run_error(build):
         (lambda: fn.random_bbox_crop(BOXES * 2, bbox_layout="xyXY"), OperatorError, "outside"),
         (lambda: fn.random_bbox_crop(BOXES, bbox_layout="xyXZ"), OperatorError, "bbox_layout"),
         (lambda: fn.random_bbox_crop(BOXES, crop_shape=[10, 10]), ValueError, "input_shape"),
-        (lambda: fn.random_bbox_crop(BOXES, crop_shape=[10, 10], input_shape=[20, 20], allow_no_crop=True), ValueError, "allow_no_crop"),
-        (lambda: fn.random_bbox_crop(BOXES, crop_shape=[10, 10], input_shape=[20, 20], scaling=[0.5, 1.0]), ValueError, "scaling"),
+        (
+            lambda: fn.random_bbox_crop(BOXES, crop_shape=[10, 10], input_shape=[20, 20], allow_no_crop=True),
+            ValueError,
+            "allow_no_crop",
+        ),
+        (
+            lambda: fn.random_bbox_crop(BOXES, crop_shape=[10, 10], input_shape=[20, 20], scaling=[0.5, 1.0]),
+            ValueError,
+            "scaling",
+        ),
         (lambda: fn.random_bbox_crop(BOXES, aspect_ratio=[1.0, 2.0, 3.0]), ValueError, "aspect_ratio"),
         (lambda: fn.random_bbox_crop(BOXES, scaling=[0.9, 0.2]), ValueError, "scaling"),
         (lambda: fn.random_bbox_crop(BOXES, thresholds=[1.5]), ValueError, "thresholds"),
@@ -348,7 +457,11 @@ def run_error(build):
             OperatorError,
             "search forever",
         ),
-        (lambda: fn.ssd_random_crop(np.zeros((4, 4, 3), np.uint8), BOXES, np.zeros(4, np.float32)), OperatorError, "labels"),
+        (
+            lambda: fn.ssd_random_crop(np.zeros((4, 4, 3), np.uint8), BOXES, np.zeros(4, np.float32)),
+            OperatorError,
+            "labels",
+        ),
     ],
 )
 def test_errors_name_the_argument(build, error, match):

@@ -37,22 +37,38 @@ ANCHORS = [v for k in range(64) for v in (k % 8 / 8, k // 8 / 8, k % 8 / 8 + 0.2
 CASES = {
     "bb_flip": lambda fn, t: fn.bb_flip(source(fn, XYWH)),
     "bb_flip ltrb vertical": lambda fn, t: fn.bb_flip(source(fn, LTRB), ltrb=True, vertical=1, horizontal=0),
-    "bb_flip per sample": lambda fn, t: fn.bb_flip(source(fn, XYWH), vertical=source(fn, FLAGS), horizontal=source(fn, FLAGS[::-1])),
+    "bb_flip per sample": lambda fn, t: fn.bb_flip(
+        source(fn, XYWH), vertical=source(fn, FLAGS), horizontal=source(fn, FLAGS[::-1])
+    ),
     "bb_flip flat": lambda fn, t: fn.bb_flip(source(fn, [b.reshape(-1) for b in XYWH])),
     "bb_flip empty": lambda fn, t: fn.bb_flip(source(fn, EMPTY)),
     "bbox_paste": lambda fn, t: fn.bbox_paste(source(fn, XYWH), ratio=2.0),
     "bbox_paste ltrb": lambda fn, t: fn.bbox_paste(source(fn, LTRB), ratio=3.0, ltrb=True, paste_x=0.2, paste_y=0.9),
     "bbox_paste per sample": lambda fn, t: fn.bbox_paste(
-        source(fn, LTRB), ratio=source(fn, RATIOS), ltrb=True, paste_x=source(fn, PASTE), paste_y=source(fn, PASTE[::-1])
+        source(fn, LTRB),
+        ratio=source(fn, RATIOS),
+        ltrb=True,
+        paste_x=source(fn, PASTE),
+        paste_y=source(fn, PASTE[::-1]),
     ),
     "bbox_paste ratio below 1": lambda fn, t: fn.bbox_paste(source(fn, LTRB), ratio=0.5),
     "box_encoder": lambda fn, t: fn.box_encoder(source(fn, LTRB), source(fn, LABELS), anchors=ANCHORS),
-    "box_encoder many boxes": lambda fn, t: fn.box_encoder(source(fn, MANY), source(fn, MANY_LABELS), anchors=ANCHORS, criteria=0.3),
-    "box_encoder offsets": lambda fn, t: fn.box_encoder(
-        source(fn, MANY), source(fn, MANY_LABELS), anchors=ANCHORS, criteria=0.2, offset=True, scale=300.0,
-        means=[0.1, 0.2, 0.3, 0.4], stds=[0.1, 0.1, 0.2, 0.2],
+    "box_encoder many boxes": lambda fn, t: fn.box_encoder(
+        source(fn, MANY), source(fn, MANY_LABELS), anchors=ANCHORS, criteria=0.3
     ),
-    "box_encoder labels Nx1": lambda fn, t: fn.box_encoder(source(fn, LTRB), source(fn, [v.reshape(-1, 1) for v in LABELS]), anchors=ANCHORS),
+    "box_encoder offsets": lambda fn, t: fn.box_encoder(
+        source(fn, MANY),
+        source(fn, MANY_LABELS),
+        anchors=ANCHORS,
+        criteria=0.2,
+        offset=True,
+        scale=300.0,
+        means=[0.1, 0.2, 0.3, 0.4],
+        stds=[0.1, 0.1, 0.2, 0.2],
+    ),
+    "box_encoder labels Nx1": lambda fn, t: fn.box_encoder(
+        source(fn, LTRB), source(fn, [v.reshape(-1, 1) for v in LABELS]), anchors=ANCHORS
+    ),
 }
 
 
@@ -64,13 +80,22 @@ def test_equal_dalis(case):
 POLYGONS = [np.array([[0, 0, 3], [1, 3, 7], [0, 7, 10], [2, 10, 12]], np.int32)] * 3
 VERTICES = [np.arange(24, dtype=np.float32).reshape(12, 2) + k for k in range(3)]
 SELECT_CASES = {
-    "keep order": lambda fn, t: fn.segmentation.select_masks(source(fn, [np.array([0, 2], np.int32)] * 3), source(fn, POLYGONS), source(fn, VERTICES)),
-    "reindex": lambda fn, t: fn.segmentation.select_masks(
-        source(fn, [np.array(v, np.int32) for v in ([2, 0], [1], [0, 1, 2])]), source(fn, POLYGONS), source(fn, VERTICES), reindex_masks=True
+    "keep order": lambda fn, t: fn.segmentation.select_masks(
+        source(fn, [np.array([0, 2], np.int32)] * 3), source(fn, POLYGONS), source(fn, VERTICES)
     ),
-    "none selected": lambda fn, t: fn.segmentation.select_masks(source(fn, [np.zeros(0, np.int32)] * 3), source(fn, POLYGONS), source(fn, VERTICES)),
+    "reindex": lambda fn, t: fn.segmentation.select_masks(
+        source(fn, [np.array(v, np.int32) for v in ([2, 0], [1], [0, 1, 2])]),
+        source(fn, POLYGONS),
+        source(fn, VERTICES),
+        reindex_masks=True,
+    ),
+    "none selected": lambda fn, t: fn.segmentation.select_masks(
+        source(fn, [np.zeros(0, np.int32)] * 3), source(fn, POLYGONS), source(fn, VERTICES)
+    ),
     "int64 vertices": lambda fn, t: fn.segmentation.select_masks(
-        source(fn, [np.array([1], np.int32)] * 3), source(fn, POLYGONS), source(fn, [v.astype(np.int64) for v in VERTICES])
+        source(fn, [np.array([1], np.int32)] * 3),
+        source(fn, POLYGONS),
+        source(fn, [v.astype(np.int64) for v in VERTICES]),
     ),
 }
 
@@ -99,10 +124,30 @@ def run_error(build):
         (lambda: fn.bb_flip(np.zeros((2, 5), np.float32)), OperatorError, "10 coordinates"),
         (lambda: fn.bb_flip(fn.external_source(source=lambda: [np.zeros((2, 4))] * 2)), OperatorError, "float32"),
         (lambda: fn.bbox_paste(np.zeros((2, 4), np.float32)), TypeError, "ratio"),
-        (lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 5), ValueError, "anchors"),
-        (lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 4, stds=[1.0, 0.0, 1.0, 1.0]), ValueError, "stds"),
-        (lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(3, np.int32), anchors=[0.0] * 4), OperatorError, "2 boxes but 3 labels"),
-        (lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 4, criteria=1.5), ValueError, "criteria"),
+        (
+            lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 5),
+            ValueError,
+            "anchors",
+        ),
+        (
+            lambda: fn.box_encoder(
+                np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 4, stds=[1.0, 0.0, 1.0, 1.0]
+            ),
+            ValueError,
+            "stds",
+        ),
+        (
+            lambda: fn.box_encoder(np.zeros((2, 4), np.float32), np.zeros(3, np.int32), anchors=[0.0] * 4),
+            OperatorError,
+            "2 boxes but 3 labels",
+        ),
+        (
+            lambda: fn.box_encoder(
+                np.zeros((2, 4), np.float32), np.zeros(2, np.int32), anchors=[0.0] * 4, criteria=1.5
+            ),
+            ValueError,
+            "criteria",
+        ),
         (
             lambda: fn.segmentation.select_masks(np.array([1, 1], np.int32), POLYGONS[0], VERTICES[0]),
             OperatorError,
@@ -114,7 +159,9 @@ def run_error(build):
             "mask id 5 is selected but no polygon",
         ),
         (
-            lambda: fn.segmentation.select_masks(np.array([1], np.int32), np.array([[1, 3, 20]], np.int32), VERTICES[0]),
+            lambda: fn.segmentation.select_masks(
+                np.array([1], np.int32), np.array([[1, 3, 20]], np.int32), VERTICES[0]
+            ),
             OperatorError,
             "outside the 12 vertices",
         ),

@@ -19,8 +19,12 @@ def shape_source(fn, shape, dtype=np.int64):
 
 CROP_CASES = {
     "small image": lambda fn, t: tuple(fn.random_crop_generator(shape_source(fn, [6, 5]), random_area=[0.3, 1.0])),
-    "HWC int32": lambda fn, t: tuple(fn.random_crop_generator(shape_source(fn, [5, 7, 3], np.int32), random_aspect_ratio=[0.5, 2.0])),
-    "fallback too wide": lambda fn, t: tuple(fn.random_crop_generator(shape_source(fn, [30, 60]), random_area=[2.0, 3.0])),
+    "HWC int32": lambda fn, t: tuple(
+        fn.random_crop_generator(shape_source(fn, [5, 7, 3], np.int32), random_aspect_ratio=[0.5, 2.0])
+    ),
+    "fallback too wide": lambda fn, t: tuple(
+        fn.random_crop_generator(shape_source(fn, [30, 60]), random_area=[2.0, 3.0])
+    ),
     "fallback aspect": lambda fn, t: tuple(
         fn.random_crop_generator(shape_source(fn, [40, 30]), random_area=[2.0, 3.0], random_aspect_ratio=[3.0, 4.0])
     ),
@@ -30,9 +34,14 @@ CROP_CASES = {
 }
 ROI_CASES = {
     "ROI end": lambda fn, t: fn.roi_random_crop(crop_shape=[4, 4], roi_start=[2, 1], roi_end=[5, 9]),
-    "in_shape": lambda fn, t: fn.roi_random_crop(crop_shape=[8, 8], roi_start=[2, 2], roi_shape=[3, 3], in_shape=[12, 10]),
+    "in_shape": lambda fn, t: fn.roi_random_crop(
+        crop_shape=[8, 8], roi_start=[2, 2], roi_shape=[3, 3], in_shape=[12, 10]
+    ),
     "input": lambda fn, t: fn.roi_random_crop(
-        source(fn, [np.zeros((10, 12, 3), np.uint8)] * 8), crop_shape=[4, 5, 3], roi_start=[2, 2, 0], roi_shape=[6, 6, 3]
+        source(fn, [np.zeros((10, 12, 3), np.uint8)] * 8),
+        crop_shape=[4, 5, 3],
+        roi_start=[2, 2, 0],
+        roi_shape=[6, 6, 3],
     ),
     "per-sample ROI": lambda fn, t: fn.roi_random_crop(
         crop_shape=[5, 5], roi_start=source(fn, [np.array([i % 3, 1], np.int32) for i in range(8)]), roi_shape=[7, 2]
@@ -77,7 +86,10 @@ def permutations(library, n, iters, **kwargs):
 
 
 @pytest.mark.dali_differential("batch_permutation")
-@pytest.mark.parametrize("kwargs", [{}, {"no_fixed_points": True}, {"allow_repetitions": True}, {"allow_repetitions": True, "no_fixed_points": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"no_fixed_points": True}, {"allow_repetitions": True}, {"allow_repetitions": True, "no_fixed_points": True}],
+)
 def test_permutations_are_distributed_as_dalis(kwargs):
     from scipy.stats import chi2_contingency
 
@@ -118,11 +130,31 @@ def run_error(build):
     [
         (lambda: fn.random_crop_generator(np.array([10], np.int64)), OperatorError, r"\(H, W\)"),
         (lambda: fn.random_crop_generator(np.array([10.0, 5.0], np.float32)), OperatorError, "shape"),
-        (lambda: fn.random_crop_generator(np.array([10, 5], np.int64), random_area=[0.9, 0.1]), ValueError, "random_area"),
-        (lambda: fn.roi_random_crop(crop_shape=[4], roi_start=[1], roi_end=[3], roi_shape=[2]), TypeError, "roi_end= or roi_shape="),
-        (lambda: fn.roi_random_crop(crop_shape=[40, 2], roi_start=[1, 1], roi_shape=[2, 2], in_shape=[30, 30]), OperatorError, "larger than"),
-        (lambda: fn.roi_random_crop(crop_shape=[4, 2], roi_start=[1, 1], roi_shape=[40, 2], in_shape=[30, 30]), OperatorError, "outside"),
-        (lambda: fn.roi_random_crop(crop_shape=[4, 2], roi_start=[1], roi_shape=[4, 2, 2]), OperatorError, "roi_shape has 3"),
+        (
+            lambda: fn.random_crop_generator(np.array([10, 5], np.int64), random_area=[0.9, 0.1]),
+            ValueError,
+            "random_area",
+        ),
+        (
+            lambda: fn.roi_random_crop(crop_shape=[4], roi_start=[1], roi_end=[3], roi_shape=[2]),
+            TypeError,
+            "roi_end= or roi_shape=",
+        ),
+        (
+            lambda: fn.roi_random_crop(crop_shape=[40, 2], roi_start=[1, 1], roi_shape=[2, 2], in_shape=[30, 30]),
+            OperatorError,
+            "larger than",
+        ),
+        (
+            lambda: fn.roi_random_crop(crop_shape=[4, 2], roi_start=[1, 1], roi_shape=[40, 2], in_shape=[30, 30]),
+            OperatorError,
+            "outside",
+        ),
+        (
+            lambda: fn.roi_random_crop(crop_shape=[4, 2], roi_start=[1], roi_shape=[4, 2, 2]),
+            OperatorError,
+            "roi_shape has 3",
+        ),
         (lambda: fn.batch_permutation(np.zeros(2, np.int32)), TypeError, "no inputs"),
     ],
 )

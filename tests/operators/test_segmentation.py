@@ -21,23 +21,45 @@ MASKS = [MASK] * 8
 OBJECT_CASES = {
     "default": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS)),
     "face connectivity": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, [DIAGONAL] * 8)),
-    "start_end and class": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), format="start_end", output_class=True),
-    "ignore_class k_largest": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), k_largest=2, ignore_class=True, format="box"),
-    "threshold": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), threshold=[2, 2], format="box", output_class=True),
-    "foreground_prob": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), foreground_prob=0.5, output_class=True),
-    "class_weights": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), class_weights=[0.2, 0.0, 1.0], output_class=True, format="box"),
-    "background in classes": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), classes=[0, 1], output_class=True, format="box"),
-    "explicit background": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), background=2, output_class=True, format="box"),
-    "1-D": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, [np.array([0, 1, 1, 0, 2, 2, 2], np.int32)] * 8), format="box", ignore_class=True),
-    "3-D": lambda fn, t: fn.segmentation.random_object_bbox(source(fn, [np.stack([MASK, MASK[::-1]]).astype(np.uint8)] * 8), format="box"),
+    "start_end and class": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), format="start_end", output_class=True
+    ),
+    "ignore_class k_largest": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), k_largest=2, ignore_class=True, format="box"
+    ),
+    "threshold": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), threshold=[2, 2], format="box", output_class=True
+    ),
+    "foreground_prob": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), foreground_prob=0.5, output_class=True
+    ),
+    "class_weights": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), class_weights=[0.2, 0.0, 1.0], output_class=True, format="box"
+    ),
+    "background in classes": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), classes=[0, 1], output_class=True, format="box"
+    ),
+    "explicit background": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, MASKS), background=2, output_class=True, format="box"
+    ),
+    "1-D": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, [np.array([0, 1, 1, 0, 2, 2, 2], np.int32)] * 8), format="box", ignore_class=True
+    ),
+    "3-D": lambda fn, t: fn.segmentation.random_object_bbox(
+        source(fn, [np.stack([MASK, MASK[::-1]]).astype(np.uint8)] * 8), format="box"
+    ),
 }
 PIXEL_CASES = {
     "foreground": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, MASKS), foreground=1),
     "value": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, MASKS), foreground=1, value=3),
     "absent value": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, MASKS), foreground=1, value=7),
-    "float threshold": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, [MASK.astype(np.float32) * 0.5] * 8), foreground=1, threshold=1.2),
+    "float threshold": lambda fn, t: fn.segmentation.random_mask_pixel(
+        source(fn, [MASK.astype(np.float32) * 0.5] * 8), foreground=1, threshold=1.2
+    ),
     "any pixel": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, MASKS)),
-    "HWC": lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, [MASK[:, :, None].astype(np.uint8)] * 8, "HWC"), foreground=1),
+    "HWC": lambda fn, t: fn.segmentation.random_mask_pixel(
+        source(fn, [MASK[:, :, None].astype(np.uint8)] * 8, "HWC"), foreground=1
+    ),
 }
 
 
@@ -55,9 +77,14 @@ def test_mask_pixels_are_distributed_as_dalis(case):
 
 
 def test_deterministic_cases_equal_dalis():
-    assert_same(lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), k_largest=1, classes=[1], format="box"), 8)
     assert_same(
-        lambda fn, t: tuple(fn.segmentation.random_object_bbox(source(fn, MASKS), foreground_prob=0.0, output_class=True)), 8
+        lambda fn, t: fn.segmentation.random_object_bbox(source(fn, MASKS), k_largest=1, classes=[1], format="box"), 8
+    )
+    assert_same(
+        lambda fn, t: tuple(
+            fn.segmentation.random_object_bbox(source(fn, MASKS), foreground_prob=0.0, output_class=True)
+        ),
+        8,
     )
 
 
@@ -65,7 +92,9 @@ def test_random_mask_pixel_picks_foreground_pixels_of_random_masks():
     dali()
     rng = np.random.default_rng(5)
     masks = [(rng.random((9, 7)) < 0.1).astype(np.uint8) * 3 for _ in range(8)]
-    for batch in outputs("pipestate", lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, masks), foreground=1), 8, 5):
+    for batch in outputs(
+        "pipestate", lambda fn, t: fn.segmentation.random_mask_pixel(source(fn, masks), foreground=1), 8, 5
+    ):
         for mask, pixel in zip(masks, batch[0][0]):
             assert pixel.dtype == np.int64 and mask[tuple(pixel)] == 3
 
@@ -88,8 +117,16 @@ def run_error(build):
     [
         (lambda: fn.segmentation.random_mask_pixel(MASK, value=1, threshold=0.5), TypeError, "value= and threshold="),
         (lambda: fn.segmentation.random_object_bbox(MASK.astype(np.float32)), OperatorError, "mask"),
-        (lambda: fn.segmentation.random_object_bbox(MASK, ignore_class=True, output_class=True), TypeError, "ignore_class"),
-        (lambda: fn.segmentation.random_object_bbox(MASK, classes=[1, 2], class_weights=[1.0]), ValueError, "class_weights"),
+        (
+            lambda: fn.segmentation.random_object_bbox(MASK, ignore_class=True, output_class=True),
+            TypeError,
+            "ignore_class",
+        ),
+        (
+            lambda: fn.segmentation.random_object_bbox(MASK, classes=[1, 2], class_weights=[1.0]),
+            ValueError,
+            "class_weights",
+        ),
         (lambda: fn.segmentation.random_object_bbox(MASK, classes=[1, 2], background=2), OperatorError, "background"),
         (lambda: fn.segmentation.random_object_bbox(MASK, format="corners"), ValueError, "format"),
     ],

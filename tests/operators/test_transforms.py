@@ -29,26 +29,48 @@ SEQ = rand((4, 2, 3))
 
 TRANSFORM_CASES = {
     "translation 3-D on input": lambda fn, t: fn.transforms.translation(source(fn, M3), offset=source(fn, OFFSETS3)),
-    "translation reverse": lambda fn, t: fn.transforms.translation(source(fn, M3), offset=[1.0, -2.0, 0.5], reverse_order=True),
+    "translation reverse": lambda fn, t: fn.transforms.translation(
+        source(fn, M3), offset=[1.0, -2.0, 0.5], reverse_order=True
+    ),
     "translation 1-D scalar": lambda fn, t: fn.transforms.translation(offset=2.5),
     "scale center": lambda fn, t: fn.transforms.scale(scale=[2.0, 3.0], center=[1.0, 2.0]),
     "scale scalar ndim": lambda fn, t: fn.transforms.scale(scale=2.5, ndim=3, center=0.3),
     "scale scalar on input": lambda fn, t: fn.transforms.scale(source(fn, M3), scale=1.7),
-    "scale per sample": lambda fn, t: fn.transforms.scale(scale=source(fn, rand((3,), 0.1, 2)), center=source(fn, rand((3,)))),
+    "scale per sample": lambda fn, t: fn.transforms.scale(
+        scale=source(fn, rand((3,), 0.1, 2)), center=source(fn, rand((3,)))
+    ),
     "rotation 2-D": lambda fn, t: fn.transforms.rotation(angle=source(fn, ANGLES), center=[1.3, 2.7]),
-    "rotation 3-D": lambda fn, t: fn.transforms.rotation(angle=source(fn, ANGLES), axis=source(fn, AXES), center=[1.3, 2.7, -0.2]),
-    "rotation 3-D reverse": lambda fn, t: fn.transforms.rotation(source(fn, M3), angle=37.0, axis=[0.3, 0.2, 1.0], reverse_order=True),
+    "rotation 3-D": lambda fn, t: fn.transforms.rotation(
+        angle=source(fn, ANGLES), axis=source(fn, AXES), center=[1.3, 2.7, -0.2]
+    ),
+    "rotation 3-D reverse": lambda fn, t: fn.transforms.rotation(
+        source(fn, M3), angle=37.0, axis=[0.3, 0.2, 1.0], reverse_order=True
+    ),
     "shear factors": lambda fn, t: fn.transforms.shear(shear=source(fn, rand((2,))), center=[1.3, 2.7]),
     "shear 3-D matrix": lambda fn, t: fn.transforms.shear(shear=source(fn, rand((3, 2))), center=[1.3, 2.7, 1.1]),
     "shear 3-D angles": lambda fn, t: fn.transforms.shear(angles=source(fn, rand((3, 2), -89, 89))),
     "shear angles on input": lambda fn, t: fn.transforms.shear(source(fn, M2), angles=[33.0, -12.0]),
-    "crop": lambda fn, t: fn.transforms.crop(from_start=source(fn, rand((3,))), from_end=source(fn, rand((3,), 3, 6)), to_start=0.5, to_end=[2.0, 1.0, 7.3]),
-    "crop absolute": lambda fn, t: fn.transforms.crop(source(fn, M2), from_start=source(fn, rand((2,))), from_end=source(fn, rand((2,), tag=1)), to_end=[2.0, 1.0], absolute=True),
+    "crop": lambda fn, t: fn.transforms.crop(
+        from_start=source(fn, rand((3,))), from_end=source(fn, rand((3,), 3, 6)), to_start=0.5, to_end=[2.0, 1.0, 7.3]
+    ),
+    "crop absolute": lambda fn, t: fn.transforms.crop(
+        source(fn, M2),
+        from_start=source(fn, rand((2,))),
+        from_end=source(fn, rand((2,), tag=1)),
+        to_end=[2.0, 1.0],
+        absolute=True,
+    ),
     "crop default": lambda fn, t: fn.transforms.crop(),
-    "combine": lambda fn, t: fn.transforms.combine(source(fn, M2), source(fn, rand((2, 3), tag=1)), fn.transforms.rotation(angle=31.0)),
-    "combine reverse": lambda fn, t: fn.transforms.combine(source(fn, M3), source(fn, rand((3, 4), tag=1)), source(fn, rand((3, 4), tag=2)), reverse_order=True),
+    "combine": lambda fn, t: fn.transforms.combine(
+        source(fn, M2), source(fn, rand((2, 3), tag=1)), fn.transforms.rotation(angle=31.0)
+    ),
+    "combine reverse": lambda fn, t: fn.transforms.combine(
+        source(fn, M3), source(fn, rand((3, 4), tag=1)), source(fn, rand((3, 4), tag=2)), reverse_order=True
+    ),
     "sequence": lambda fn, t: fn.transforms.rotation(source(fn, SEQ, "F**"), angle=23.0),
-    "combine sequences": lambda fn, t: fn.transforms.combine(source(fn, SEQ, "F**"), source(fn, rand((4, 2, 3), tag=1), "F**")),
+    "combine sequences": lambda fn, t: fn.transforms.combine(
+        source(fn, SEQ, "F**"), source(fn, rand((4, 2, 3), tag=1), "F**")
+    ),
 }
 
 
@@ -70,20 +92,20 @@ COORD_CASES = {
     "MT": lambda fn, t: fn.coord_transform(source(fn, POINTS2), MT=M6),
     "scalars": lambda fn, t: fn.coord_transform(source(fn, POINTS3), M=2.5, T=1.25),
     "identity": lambda fn, t: fn.coord_transform(source(fn, POINTS3)),
-    "uint8 to uint8": lambda fn, t: fn.coord_transform(
-        source(fn, U8), M=[30.0, -20.0, 7.0], T=[7.5], dtype=t.UINT8
+    "uint8 to uint8": lambda fn, t: fn.coord_transform(source(fn, U8), M=[30.0, -20.0, 7.0], T=[7.5], dtype=t.UINT8),
+    "int16 to int16": lambda fn, t: fn.coord_transform(source(fn, I16), M=M6[:4], T=[0.5, -0.5], dtype=t.INT16),
+    "image to gray": lambda fn, t: fn.coord_transform(source(fn, IMAGE, "HWC"), M=[0.299, 0.587, 0.114], dtype=t.UINT8),
+    "per-sample M, T": lambda fn, t: fn.coord_transform(
+        source(fn, POINTS2), M=source(fn, rand((3, 2))), T=source(fn, rand((3,), tag=1))
     ),
-    "int16 to int16": lambda fn, t: fn.coord_transform(
-        source(fn, I16), M=M6[:4], T=[0.5, -0.5], dtype=t.INT16
-    ),
-    "image to gray": lambda fn, t: fn.coord_transform(
-        source(fn, IMAGE, "HWC"), M=[0.299, 0.587, 0.114], dtype=t.UINT8
-    ),
-    "per-sample M, T": lambda fn, t: fn.coord_transform(source(fn, POINTS2), M=source(fn, rand((3, 2))), T=source(fn, rand((3,), tag=1))),
     "per-sample MT": lambda fn, t: fn.coord_transform(source(fn, POINTS2), MT=source(fn, rand((2, 3)))),
-    "per-sample scalars": lambda fn, t: fn.coord_transform(source(fn, POINTS2), M=source(fn, rand(())), T=source(fn, rand((), tag=1))),
+    "per-sample scalars": lambda fn, t: fn.coord_transform(
+        source(fn, POINTS2), M=source(fn, rand(())), T=source(fn, rand((), tag=1))
+    ),
     "empty batch": lambda fn, t: fn.coord_transform(source(fn, [np.zeros((0, 2), np.float32)] * 3), M=M6),
-    "one empty sample": lambda fn, t: fn.coord_transform(source(fn, [np.zeros((0, 2), np.float32), *POINTS2[:2]]), M=M6),
+    "one empty sample": lambda fn, t: fn.coord_transform(
+        source(fn, [np.zeros((0, 2), np.float32), *POINTS2[:2]]), M=M6
+    ),
     "flip": lambda fn, t: fn.coord_flip(source(fn, POINTS2)),
     "flip xy": lambda fn, t: fn.coord_flip(source(fn, POINTS2), flip_y=1, center_x=0.3, center_y=2.0),
     "flip layout yx": lambda fn, t: fn.coord_flip(source(fn, POINTS2), layout="yx", flip_x=1, flip_y=0, center_x=3.3),
@@ -127,11 +149,17 @@ def run_error(build):
             "offset give",
         ),
         (
-            lambda: fn.transforms.combine(fn.transforms.scale(scale=[2.0, 3.0, 1.0]), fn.transforms.scale(scale=[1.0, 2.0])),
+            lambda: fn.transforms.combine(
+                fn.transforms.scale(scale=[2.0, 3.0, 1.0]), fn.transforms.scale(scale=[1.0, 2.0])
+            ),
             OperatorError,
             "same shape",
         ),
-        (lambda: fn.coord_transform(np.zeros((3, 2), np.float32), M=[1.0, 2.0, 3.0, 4.0], MT=[1.0] * 6), TypeError, "MT="),
+        (
+            lambda: fn.coord_transform(np.zeros((3, 2), np.float32), M=[1.0, 2.0, 3.0, 4.0], MT=[1.0] * 6),
+            TypeError,
+            "MT=",
+        ),
         (lambda: fn.coord_transform(np.zeros((3, 2), np.float32), M=[1.0] * 5), OperatorError, "5 values of M"),
         (lambda: fn.coord_transform(np.zeros(3, np.float32), M=[1.0]), OperatorError, "points"),
         (lambda: fn.coord_transform(np.zeros((3, 2), np.float32), dtype=np.uint8), OperatorError, "dtype"),
@@ -147,4 +175,8 @@ def test_errors_name_the_argument(build, error, match):
 
 def test_sequence_input_needs_a_frame_layout():
     with pytest.raises(OperatorError, match="layout starting with 'F'"):
-        run_error(lambda: fn.transforms.rotation(fn.external_source(source=lambda: [np.ones((2, 2, 3), np.float32)] * 2), angle=3.0))
+        run_error(
+            lambda: fn.transforms.rotation(
+                fn.external_source(source=lambda: [np.ones((2, 2, 3), np.float32)] * 2), angle=3.0
+            )
+        )

@@ -93,7 +93,9 @@ def parse(
     data = _load(annotations_file)
     try:
         categories = [int(c["id"]) for c in data.get("categories", [])]
-        records = sorted(((int(im["id"]), str(im["file_name"]), int(im["height"]), int(im["width"])) for im in data["images"]))
+        records = sorted(
+            (int(im["id"]), str(im["file_name"]), int(im["height"]), int(im["width"])) for im in data["images"]
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: an image or category entry lacks a valid {exc} field") from None
     label_of = {cid: (cid if avoid_class_remapping else k + 1) for k, cid in enumerate(categories)}

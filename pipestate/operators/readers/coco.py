@@ -23,7 +23,12 @@ from pipestate.operators.readers.file import read_samples
 from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
-_UNSUPPORTED = ("preprocessed_annotations", "meta_files_path", "save_preprocessed_annotations_dir", "dump_meta_files_path")
+_UNSUPPORTED = (
+    "preprocessed_annotations",
+    "meta_files_path",
+    "save_preprocessed_annotations_dir",
+    "dump_meta_files_path",
+)
 
 
 @register
@@ -44,19 +49,33 @@ class CocoReader(Reader):
     type = "readers.coco"
     EXAMPLE = Example(
         setup="tests.operators.readers.coco_data:example_dataset",
-        args={"polygon_masks": True, "image_ids": True, "ltrb": True, "ratio": True, "random_shuffle": True, "initial_fill": 4},
+        args={
+            "polygon_masks": True,
+            "image_ids": True,
+            "ltrb": True,
+            "ratio": True,
+            "random_shuffle": True,
+            "initial_fill": 4,
+        },
         dali="test:tests/operators/readers/test_coco.py",
     )
     ARGS = (
         Arg("file_root", sch.Path(), None, "Directory the image file names are relative to"),
         Arg("annotations_file", sch.Path(), None, "The COCO JSON annotation file"),
-        Arg("images", sch.Seq(sch.Str(), min_length=1, broadcast=True), None, "Image file names to read, in this order (default: all, by id)"),
+        Arg(
+            "images",
+            sch.Seq(sch.Str(), min_length=1, broadcast=True),
+            None,
+            "Image file names to read, in this order (default: all, by id)",
+        ),
         Arg("ltrb", sch.Bool(), False, "Boxes as [left, top, right, bottom] (default [x, y, width, height])"),
         Arg("ratio", sch.Bool(), False, "Box and polygon coordinates relative to the image size"),
         Arg("skip_empty", sch.Bool(), False, "Leave out images without any (kept) annotation"),
         Arg("size_threshold", sch.Float(), 0.1, "Leave out annotations narrower or lower than this (pixels)"),
         Arg("include_iscrowd", sch.Bool(), True, "Keep annotations marked iscrowd=1"),
-        Arg("avoid_class_remapping", sch.Bool(), False, "Labels are the category ids (default: 1..N in category order)"),
+        Arg(
+            "avoid_class_remapping", sch.Bool(), False, "Labels are the category ids (default: 1..N in category order)"
+        ),
         Arg("polygon_masks", sch.Bool(), False, "Output the mask polygons (polygons, vertices)"),
         Arg("masks", sch.Bool(), False, "Deprecated: polygons indexing coordinates (2 per vertex) instead of vertices"),
         Arg("pixelwise_masks", sch.Bool(), False, "Output the masks as int32 label maps (H, W, 1)"),
@@ -86,7 +105,9 @@ class CocoReader(Reader):
                     "annotations_file once when the pipeline is built"
                 )
         if a["save_preprocessed_annotations"] or a["dump_meta_files"]:
-            raise ValueError(f"{where}: save_preprocessed_annotations= is not supported (the JSON is parsed once at build)")
+            raise ValueError(
+                f"{where}: save_preprocessed_annotations= is not supported (the JSON is parsed once at build)"
+            )
         self.polygons = a["polygon_masks"] or a["masks"]
         if self.polygons and a["pixelwise_masks"]:
             raise ValueError(f"{where}: polygon_masks= (or masks=) and pixelwise_masks= cannot be combined; choose one")
@@ -121,11 +142,16 @@ class CocoReader(Reader):
                 f"fn.readers.coco(): {a['annotations_file']!r} lists no images"
                 + (" with annotations (skip_empty=True)" if a["skip_empty"] else "")
             )
-        listing = [_files.encode_paths(idx.paths), idx.image_ids.tobytes(), idx.box_offsets.tobytes(), idx.boxes.tobytes(), idx.labels.tobytes()]
+        listing = [
+            _files.encode_paths(idx.paths),
+            idx.image_ids.tobytes(),
+            idx.box_offsets.tobytes(),
+            idx.boxes.tobytes(),
+            idx.labels.tobytes(),
+        ]
         if self.polygons:
             listing += [idx.polygons.tobytes(), idx.vertices.tobytes()]
         return len(idx.paths), listing
-
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         idx = self.index

@@ -29,7 +29,9 @@ def dataset(tmp_path_factory):
 def run(library, args, batch_size, iters, **kwargs):
     """(reader_meta, batches as lists of per-output sample arrays) of ``library``'s COCO reader."""
     if library == "dali":
-        decorator = dali.pipeline_def(batch_size=batch_size, num_threads=1, device_id=None, seed=1, prefetch_queue_depth=1)
+        decorator = dali.pipeline_def(
+            batch_size=batch_size, num_threads=1, device_id=None, seed=1, prefetch_queue_depth=1
+        )
         readers = dali.fn.readers
     else:
         decorator = pipeline_def(batch_size=batch_size, num_threads=1, seed=1, prefetch_queue_depth=1)
@@ -55,7 +57,9 @@ def differences(a, b):
         for k, (xo, yo) in enumerate(zip(x, y)):
             for i, (xs, ys) in enumerate(zip(xo, yo)):
                 if xs.dtype != ys.dtype or xs.shape != ys.shape or xs.tobytes() != ys.tobytes():
-                    out.append(f"iteration {j}, output {k}, sample {i}: {xs.dtype}{xs.shape} vs DALI {ys.dtype}{ys.shape}")
+                    out.append(
+                        f"iteration {j}, output {k}, sample {i}: {xs.dtype}{xs.shape} vs DALI {ys.dtype}{ys.shape}"
+                    )
     return out
 
 
@@ -86,12 +90,21 @@ SHARD_CONFIGS = [(sid, ns) for ns in (1, 2, 3, 4) for sid in range(ns)]
 def test_same_sequence_and_meta_as_dali_for_every_shard_option(dataset, batch_size):
     failures = []
     for (sid, ns), stick, pad in itertools.product(SHARD_CONFIGS, [False, True], [False, True]):
-        kwargs = {"shard_id": sid, "num_shards": ns, "stick_to_shard": stick, "pad_last_batch": pad, "image_ids": True, "skip_empty": True}
+        kwargs = {
+            "shard_id": sid,
+            "num_shards": ns,
+            "stick_to_shard": stick,
+            "pad_last_batch": pad,
+            "image_ids": True,
+            "skip_empty": True,
+        }
         iters = (ns + 1) * math.ceil(math.ceil(9 / ns) / batch_size) + 2
         meta, ours = run("pipestate", dataset, batch_size, iters, **kwargs)
         dali_meta, theirs = run("dali", dataset, batch_size, iters, **kwargs)
         if meta != dali_meta or differences(ours, theirs):
-            failures.append(f"shard {sid}/{ns} stick={stick} pad={pad}: meta {meta} vs {dali_meta}; {differences(ours, theirs)[:2]}")
+            failures.append(
+                f"shard {sid}/{ns} stick={stick} pad={pad}: meta {meta} vs {dali_meta}; {differences(ours, theirs)[:2]}"
+            )
     assert not failures, "\n".join(failures)
 
 
@@ -125,7 +138,13 @@ def test_pixelwise_masks_of_random_polygons_and_rles_equal_dalis(tmp_path):
         cv2.imwrite(os.fspath(tmp_path / "images" / f"{k}.jpg"), np.zeros((h, w, 3), np.uint8))
         images.append({"id": k, "file_name": f"{k}.jpg", "height": h, "width": w})
         for j in range(4):
-            ann = {"id": len(annotations), "image_id": k, "category_id": int(rng.integers(1, 4)), "bbox": [1.0, 1.0, 5.0, 5.0], "iscrowd": 0}
+            ann = {
+                "id": len(annotations),
+                "image_id": k,
+                "category_id": int(rng.integers(1, 4)),
+                "bbox": [1.0, 1.0, 5.0, 5.0],
+                "iscrowd": 0,
+            }
             if j == 3:
                 counts = [int(v) for v in rng.integers(1, 30, 8)]
                 counts.append(h * w - sum(counts))
@@ -141,11 +160,27 @@ def test_pixelwise_masks_of_random_polygons_and_rles_equal_dalis(tmp_path):
     images.append({"id": 6, "file_name": "6.jpg", "height": 10, "width": 12})
     square = [[2.0, 2.0, 8.0, 2.0, 8.0, 7.0, 2.0, 7.0]]
     for category, segmentation in [(3, []), (1, square), (2, square), (2, {"counts": [5, 20, 95], "size": [10, 12]})]:
-        annotations.append({"id": len(annotations), "image_id": 6, "category_id": category, "bbox": [1.0, 1.0, 5.0, 5.0], "segmentation": segmentation})
+        annotations.append(
+            {
+                "id": len(annotations),
+                "image_id": 6,
+                "category_id": category,
+                "bbox": [1.0, 1.0, 5.0, 5.0],
+                "segmentation": segmentation,
+            }
+        )
     cv2.imwrite(os.fspath(tmp_path / "images" / "7.jpg"), np.zeros((10, 12, 3), np.uint8))
     images.append({"id": 7, "file_name": "7.jpg", "height": 10, "width": 12})
     for category, segmentation in [(1, square), (2, {"counts": [5, 20, 95], "size": [10, 12]}), (2, square)]:
-        annotations.append({"id": len(annotations), "image_id": 7, "category_id": category, "bbox": [1.0, 1.0, 5.0, 5.0], "segmentation": segmentation})
+        annotations.append(
+            {
+                "id": len(annotations),
+                "image_id": 7,
+                "category_id": category,
+                "bbox": [1.0, 1.0, 5.0, 5.0],
+                "segmentation": segmentation,
+            }
+        )
     data = {"images": images, "annotations": annotations, "categories": [{"id": c} for c in (3, 1, 2)]}
     (tmp_path / "ann.json").write_text(json.dumps(data))
     args = {"file_root": os.fspath(tmp_path / "images"), "annotations_file": os.fspath(tmp_path / "ann.json")}
