@@ -195,7 +195,12 @@ def test_rle_strings_round_trip():
 
 
 def test_restore_reads_nothing_before_the_position(dataset, monkeypatch):
+    """The restored reader reads only the samples that follow the position (it never replays the epoch)."""
     from pipestate.operators.readers import coco
+
+    read = []
+    original = coco.read_samples
+    monkeypatch.setattr(coco, "read_samples", lambda paths, where, idx: read.extend(idx) or original(paths, where, idx))
 
     @pipeline_def(batch_size=2, num_threads=1, seed=1, enable_checkpointing=True, prefetch_queue_depth=1)
     def pipe():
@@ -206,14 +211,15 @@ def test_restore_reads_nothing_before_the_position(dataset, monkeypatch):
         p.run()
     blob = p.checkpoint()
     expected = [[np.array(s) for s in out] for out in p.run()]
+    for _ in range(3):  # enough for the restored run's reads, prefetching included
+        p.run()
     p.close()
-    read = []
-    original = coco.read_samples
-    monkeypatch.setattr(coco, "read_samples", lambda paths, where, idx: read.extend(idx) or original(paths, where, idx))
+    order = list(read)  # the samples of the uninterrupted run, in reading order
+    read.clear()
     restored = pipe(checkpoint=blob)
     got = [[np.array(s) for s in out] for out in restored.run()]
     restored.close()
-    assert len(read) <= 2 * 2, f"samples read to restore and return one batch: {len(read)}"
+    assert read == order[10 : 10 + len(read)], f"restore read {read}, the continuation is {order[10:]}"
     assert all(a.tobytes() == b.tobytes() for x, y in zip(got, expected) for a, b in zip(x, y))
 
 
