@@ -1,12 +1,13 @@
 """pipestate: deterministic ML input pipelines whose state checkpoints and restores exactly.
 
-Define a pipeline with :func:`pipeline_def` and ``fn.*`` operators, run it, take ``checkpoint()`` bytes,
-and pass them as ``checkpoint=`` to a new pipeline to continue bit for bit.
+Define a pipeline with :func:`pipeline_def` and ``fn.*`` operators (or DALI's class style: a
+:class:`Pipeline` subclass calling ``ops.*`` objects in ``define_graph``), run it, take ``checkpoint()``
+bytes, and pass them as ``checkpoint=`` to a new pipeline to continue bit for bit.
 """
 
 __version__ = "0.1.0"
 
-from pipestate import fn, types
+from pipestate import fn, ops, types
 from pipestate.batch import Batch
 from pipestate.errors import (
     CheckpointError,
@@ -18,7 +19,7 @@ from pipestate.errors import (
 )
 from pipestate.graph import DataNode
 from pipestate.io import Checkpointer
-from pipestate.pipeline import Pipeline, pipeline_def
+from pipestate.pipeline import OperatorConcurrency, Pipeline, StreamPolicy, pipeline_def
 
 __all__ = [
     "Batch",
@@ -27,12 +28,15 @@ __all__ = [
     "Checkpointer",
     "CorruptCheckpointError",
     "DataNode",
+    "OperatorConcurrency",
     "OperatorError",
     "Pipeline",
     "PipestateError",
+    "StreamPolicy",
     "UnsupportedCheckpointVersionError",
     "__version__",
     "fn",
+    "ops",
     "pipeline_def",
     "types",
 ]

@@ -14,9 +14,13 @@ from pipestate.errors import CheckpointError
 def describe(blob: bytes) -> str:
     """Return a human-readable description of checkpoint bytes (what ``pipestate inspect`` prints).
 
+    A job checkpoint (``pipestate.distributed``) is described by its manifest and its shards.
+
     Raises:
         CorruptCheckpointError, UnsupportedCheckpointVersionError: if the bytes cannot be read.
     """
+    if bytes(blob[:5]) == b"\x0d" + ckpt.JOB_MAGIC.to_bytes(4, "little"):
+        return _describe_job(blob)
     data = ckpt.decode(blob)
     lines = [
         f"pipestate checkpoint, format version {data.format_version}, {len(blob)} bytes",
@@ -31,6 +35,25 @@ def describe(blob: bytes) -> str:
         text = _state_text(op.state) if op.has_state else "stateless"
         lines.append(f"    {op.name} ({op.type}) digest {op.digest:016x}: {text}")
     return "\n".join(lines)
+
+
+def _describe_job(blob: bytes) -> str:
+    from pipestate import distributed
+
+    job = distributed.read_job(blob)
+    sizes = sorted({len(shard) for shard in job.shards})
+    return "\n".join(
+        [
+            f"pipestate job checkpoint, format version {ckpt.JOB_FORMAT_VERSION}, {len(blob)} bytes",
+            f"  written by:    pipestate {job.library_version}",
+            f"  fingerprint:   {job.fingerprint.hex()}",
+            f"  layout:        {job.num_shards} shards, global batch {job.global_batch_size}",
+            f"  iteration:     {job.iteration} global steps (epoch {job.epoch}, iteration {job.iteration_in_epoch} "
+            "in epoch)",
+            f"  position:      reader {job.reader!r} at sample {job.reader_consumed} of epoch {job.reader_epoch}",
+            f"  shards:        {job.num_shards} checkpoints of {sizes[0]}-{sizes[-1]} bytes (all validated)",
+        ]
+    )
 
 
 def _state_text(state: object, limit: int = 200) -> str:

@@ -334,13 +334,6 @@ def returned(value: Any) -> Any:
     return value
 
 
-def call(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``func``, rewritten first if it is a user's function (every call in rewritten code)."""
-    from pipestate.conditionals_ast import convert
-
-    return convert(func)(*args, **kwargs)
-
-
 # ---- logical expressions ------------------------------------------------------------------------------
 
 

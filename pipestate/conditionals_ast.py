@@ -31,6 +31,22 @@ from typing import Any
 from pipestate import conditionals as _runtime
 
 _MODULE = "ps__"
+
+
+class _Runtime:
+    """What rewritten code calls as ``ps__.<name>``: the helpers of :mod:`pipestate.conditionals`, and
+    :meth:`call`, which needs the rewriter (so the helpers' module does not import this one)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_runtime, name)
+
+    @staticmethod
+    def call(func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``func``, rewritten first if it is a user's function (every call in rewritten code)."""
+        return convert(func)(*args, **kwargs)
+
+
+_RUNTIME = _Runtime()
 _RETURN = _runtime.RETURN
 _NOT_WRAPPED = frozenset({"locals", "vars", "globals", "super", "eval", "exec", "dir"})
 _SKIP_MODULES = frozenset({"pipestate", "numpy", "nvidia", "builtins"}) | frozenset(sys.stdlib_module_names)
@@ -365,7 +381,26 @@ class _Rewriter(ast.NodeTransformer):
 # ---- converting functions -----------------------------------------------------------------------------
 
 
+def do_not_convert(func: Callable[..., Any] | None = None) -> Any:
+    """DALI's ``pipeline.do_not_convert``: leave ``func`` (and the functions defined in it) as written when
+    a pipeline with ``enable_conditionals=True`` calls it, e.g. a factory of a parallel external source's
+    ``source`` (which must stay picklable). Usable bare or as ``@do_not_convert()``.
+
+    Args:
+        func: The function to leave unconverted.
+
+    Returns:
+        ``func`` itself, marked.
+    """
+    if func is None:
+        return do_not_convert
+    func.__pipestate_do_not_convert__ = True
+    return func
+
+
 def _should_convert(func: types.FunctionType) -> bool:
+    if getattr(func, "__pipestate_do_not_convert__", False):
+        return False
     if func.__code__ in _CONVERTED_CODE or func.__name__ == "<lambda>" or "__class__" in func.__code__.co_freevars:
         return False  # already converted, a lambda, or a method using super() (needs its class cell)
     module = (getattr(func, "__module__", None) or "").split(".")[0]
@@ -433,7 +468,7 @@ def convert(func: Callable[..., Any], strict: bool = False) -> Callable[..., Any
     if inner is None:
         return func
     cells = dict(zip(code.co_freevars, func.__closure__ or ()))
-    cells[_MODULE] = types.CellType(_runtime)
+    cells[_MODULE] = types.CellType(_RUNTIME)
     try:
         closure = tuple(cells[name] for name in inner.co_freevars)
     except KeyError:

@@ -46,14 +46,20 @@ class Failed:
 
 
 class Prefetcher:
-    """Runs ``produce`` on a background thread, keeping up to ``depth`` results queued."""
+    """Runs ``produce`` on a background thread, keeping up to ``depth`` results queued.
 
-    def __init__(self, produce: Callable[[], Produced], depth: int) -> None:
+    ``gate(timeout) -> bool``, if given, is asked before each batch: it waits up to ``timeout`` seconds for
+    the batch's inputs (data given to ``Pipeline.feed_input``) and says whether ``produce`` may run.
+    """
+
+    def __init__(
+        self, produce: Callable[[], Produced], depth: int, gate: Callable[[float], bool] | None = None
+    ) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=_produce_loop,
-            args=(weakref.WeakMethod(produce), self._queue, self._stop),
+            args=(weakref.WeakMethod(produce), self._queue, self._stop, gate),
             name="pipestate-prefetch",
             daemon=True,
         )
@@ -82,8 +88,14 @@ class Prefetcher:
             self._thread.join(_POLL_SECONDS)
 
 
-def _produce_loop(produce_ref: weakref.WeakMethod, out: queue.Queue, stop: threading.Event) -> None:
+def _produce_loop(
+    produce_ref: weakref.WeakMethod, out: queue.Queue, stop: threading.Event, gate: Callable[[float], bool] | None
+) -> None:
     while not stop.is_set():
+        if gate is not None and not gate(_POLL_SECONDS):
+            if produce_ref() is None:
+                return
+            continue
         produce = produce_ref()
         if produce is None:
             return

@@ -2,14 +2,20 @@
 
 Built from the operator registry: an operator of type ``"a.b"`` is ``fn.a.b``. Sub-namespaces are modules
 (``pipestate.fn.readers``), so ``from pipestate.fn import readers`` works as with DALI. An operator
-registered later (a user's own, or a plugin's) appears here as soon as it is registered.
+registered later (a user's own, or a plugin's) appears here as soon as it is registered, and so do DALI's
+deprecated names for it (``fn.file_reader`` for ``fn.readers.file``: :data:`pipestate._names.ALIASES`), which
+warn as DALI's do.
 """
 
 from __future__ import annotations
 
 import sys
 import types as _types
+import warnings
+from collections.abc import Callable
+from typing import Any
 
+from pipestate import _names
 from pipestate.operators import on_register
 from pipestate.operators.base import Operator
 from pipestate.tracing import make_function
@@ -33,22 +39,41 @@ def _namespace(path: list[str]) -> _types.ModuleType:
     return target
 
 
-def _add(cls: type[Operator]) -> None:
-    if cls.internal:
-        return
-    *path, leaf = cls.type.split(".")
+def _deprecated(function: Callable[..., Any], alias: _names.Alias) -> Callable[..., Any]:
+    def deprecated(*inputs: Any, **kwargs: Any) -> Any:
+        warnings.warn(_names.deprecation_message("fn", alias.fn, alias.target), DeprecationWarning, stacklevel=2)
+        return function(*inputs, **kwargs)
+
+    deprecated.__name__ = alias.fn.rsplit(".", 1)[-1]
+    deprecated.__qualname__ = f"fn.{alias.fn}"
+    deprecated.__doc__ = f"Deprecated (as in DALI): use ``fn.{alias.target}``.\n\n{function.__doc__}"
+    return deprecated
+
+
+def _set(op_path: str, function: Callable[..., Any]) -> None:
+    *path, leaf = op_path.split(".")
     target = _namespace(path)
-    setattr(target, leaf, make_function(cls))
+    setattr(target, leaf, function)
     if leaf not in target.__all__:
         target.__all__.append(leaf)
 
 
+def _add(cls: type[Operator]) -> None:
+    if cls.internal:
+        return
+    function = make_function(cls)
+    _set(cls.type, function)
+    for alias in _names.aliases_of(cls.type):
+        _set(alias.fn, _deprecated(function, alias))
+
+
 def _remove(cls: type[Operator]) -> None:
-    *path, leaf = cls.type.split(".")
-    target = sys.modules[".".join([__name__, *path])] if path else sys.modules[__name__]
-    if leaf in target.__all__:
-        delattr(target, leaf)
-        target.__all__.remove(leaf)
+    for op_path in [cls.type, *(alias.fn for alias in _names.aliases_of(cls.type))]:
+        *path, leaf = op_path.split(".")
+        target = sys.modules.get(".".join([__name__, *path]))
+        if target is not None and leaf in target.__all__:
+            delattr(target, leaf)
+            target.__all__.remove(leaf)
 
 
 on_register(_add, _remove)

@@ -256,11 +256,15 @@ def op_identity(op: Operator) -> tuple[int, dict[str, int]]:
     """Return (digest, {argument name: CRC-32}) of an operator's canonical description.
 
     Only arguments that differ from their defaults enter, keyed by name: a release that adds an optional
-    argument leaves every existing operator's digest, and so every saved checkpoint, valid.
+    argument leaves every existing operator's digest, and so every saved checkpoint, valid. The operator's
+    layout arguments (``op.layout_args()``: an elastic reader's shard layout) never enter.
     """
     defaults = {a.name: canonical(a.default) for a in op.SCHEMA}
+    layout = op.layout_args()  # an elastic reader's place in a job: not what it computes
     args = {}
     for key, value in op.args.items():
+        if key in layout:
+            continue
         form = canonical(value)
         if key not in defaults or form != defaults[key]:
             args[key] = form
@@ -269,8 +273,15 @@ def op_identity(op: Operator) -> tuple[int, dict[str, int]]:
     return digest, {k: zlib.crc32(canonical_json(v)) for k, v in sorted(args.items())}
 
 
-def fingerprint(batch_size: int, seed: int, op_digests: list[tuple[str, int]], outputs: list[DataNode]) -> bytes:
-    """Return the 16-byte fingerprint of everything that determines a pipeline's outputs."""
+def is_elastic(ops: list[Operator]) -> bool:
+    """True when an operator of ``ops`` places itself in a job of shards (an elastic reader): the
+    pipeline's batch size is then part of the job's layout, not of its identity."""
+    return any(op.layout_args() for op in ops)
+
+
+def fingerprint(batch_size: int | None, seed: int, op_digests: list[tuple[str, int]], outputs: list[DataNode]) -> bytes:
+    """Return the 16-byte fingerprint of everything that determines a pipeline's outputs (``batch_size``
+    ``None``: an elastic pipeline, whose batch size is its share of the job's global batch)."""
     description = {
         "batch_size": batch_size,
         "seed": seed,

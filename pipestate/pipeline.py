@@ -10,22 +10,28 @@ import enum
 import functools
 import inspect
 import os
+import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pipestate import checkpoint as ckpt
+from pipestate import define_graph as classic
 from pipestate import options as opts
 from pipestate.batch import Batch
+from pipestate.conditionals_ast import do_not_convert
 from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
 from pipestate.operators.base import BuildEnv, Position, RunContext
+from pipestate.options import OperatorConcurrency, StreamPolicy
 from pipestate.runtime import Runtime
 from pipestate.tracing import pop_graph, push_graph
 
 PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
+__all__ = ["DataNode", "OperatorConcurrency", "Pipeline", "StreamPolicy", "do_not_convert", "pipeline_def"]
 _MAX_POSITION = ckpt.restore.MAX_POSITION
 
 
@@ -46,18 +52,30 @@ class _Snapshot(NamedTuple):
 class Pipeline:
     """A data pipeline: a graph of operators producing one batch per output at each :meth:`run`.
 
+    The graph is defined with :meth:`set_outputs` (what ``@pipeline_def`` does), or, as in DALI's class
+    style, by a subclass's :meth:`define_graph`, which :meth:`build` calls; a subclass may also override
+    :meth:`iter_setup` and feed external sources with :meth:`feed_input` (:mod:`pipestate.define_graph`).
+
     Args:
         batch_size: Samples per batch.
-        num_threads: Worker threads for per-sample work. Outputs do not depend on it.
+        num_threads: Worker threads for per-sample work (1 to 1024; ``None``: 1). Outputs do not depend on it.
         device_id: Accepted for DALI compatibility (any int or ``None``); pipestate runs on the CPU.
-        seed: Pipeline seed; ``None`` or ``-1`` picks a random one (stored in checkpoints, and adopted
-            when restoring into a pipeline constructed without a seed).
-        prefetch_queue_depth: Batches computed ahead of :meth:`run` (1 to 64, or DALI's
-            ``{"cpu_size": n, "gpu_size": m}``). Outputs do not depend on it.
+        seed: Pipeline seed (below 2**63); ``None`` picks a random one (stored in checkpoints, and adopted
+            when restoring into a pipeline constructed without a seed), as does a negative seed, with
+            DALI's deprecation warning.
+        exec_pipelined, exec_async, bytes_per_sample, set_affinity, max_streams, default_cuda_stream_priority:
+            DALI's positional options, in DALI's order, accepted and checked (see the user guide).
+        prefetch_queue_depth: Batches computed ahead of :meth:`run` (1 to 2**31 - 1, as DALI; each costs
+            the memory of a batch), or DALI's ``{"cpu_size": n, "gpu_size": m}`` (``cpu_size`` is used).
+            Outputs do not depend on it.
         enable_checkpointing: Allow :meth:`checkpoint` and restoring with ``checkpoint=``.
         checkpoint: Bytes from :meth:`checkpoint` to continue from.
-        **dali_options: DALI's other pipeline options (``exec_async``, ``exec_pipelined``,
-            ``py_num_workers``, ``output_dtype``, ...), checked and accepted; see the user guide.
+        uncaptured_sources: What restoring does with an external source whose position pipestate cannot
+            capture (a callable taking no argument, a one-shot iterator): ``"continue"`` (default, as DALI)
+            restores everything else and reads the source afresh; ``"refuse"`` raises
+            :class:`CheckpointError` instead. Both warn when the pipeline is built.
+        **dali_options: DALI's other pipeline options (``py_num_workers``, ``output_dtype``, ...), checked
+            and accepted; see the user guide.
 
     Raises:
         TypeError, ValueError: for an invalid or unknown option (the message names it).
@@ -72,17 +90,35 @@ class Pipeline:
     def __init__(
         self,
         batch_size: int | None = None,
-        num_threads: int = 1,
+        num_threads: int | None = None,
         device_id: int | None = None,
         seed: int | None = None,
+        exec_pipelined: bool | None = None,
         prefetch_queue_depth: int | dict = 2,
+        exec_async: bool | None = None,
+        bytes_per_sample: int | None = None,
+        set_affinity: bool | None = None,
+        max_streams: int | None = None,
+        default_cuda_stream_priority: int | None = None,
+        *,
         enable_checkpointing: bool = False,
         checkpoint: bytes | None = None,
+        uncaptured_sources: str = "continue",
         **dali_options: Any,
     ) -> None:
+        positional = dict(
+            exec_pipelined=exec_pipelined,
+            exec_async=exec_async,
+            bytes_per_sample=bytes_per_sample,
+            set_affinity=set_affinity,
+            max_streams=max_streams,
+            default_cuda_stream_priority=default_cuda_stream_priority,
+        )
+        dali_options.update({k: v for k, v in positional.items() if v is not None})
         o = opts.check(
             batch_size, num_threads, device_id, seed, prefetch_queue_depth, enable_checkpointing, dali_options
         )
+        self._uncaptured = opts.check_uncaptured(uncaptured_sources)
         if checkpoint is not None and not o.enable_checkpointing:
             raise ValueError("checkpoint= needs enable_checkpointing=True")
         self.batch_size = o.batch_size
@@ -100,6 +136,7 @@ class Pipeline:
         self._pool: WorkerPool | None = None
         self._failure: BaseException | None = None
         self._ended = False
+        self._feeding: classic.Feeding | None = None
         self._lock = threading.RLock()
 
     # ---- definition -------------------------------------------------------------------------------
@@ -145,8 +182,59 @@ class Pipeline:
                 raise TypeError(f"output {i} ({node!r}) is not a DataNode defined in this pipeline")
             nodes.append(node)
         self._graph.outputs = nodes
+        self._output_specs = opts.OutputSpecs.from_options(self.options.extra, len(nodes))
         self._runtime = Runtime(self._graph)
         self._finalize()
+
+    def define_graph(self) -> Any:
+        """Define the pipeline in a subclass (DALI's class style): call operators, return the output(s).
+
+        :meth:`build` (and so the first :meth:`run`) calls it when :meth:`set_outputs` was not called.
+        """
+        raise NotImplementedError("define the pipeline by overriding define_graph() or by calling set_outputs()")
+
+    def iter_setup(self) -> None:
+        """Called before each batch is computed (``prefetch_queue_depth`` times before the first), as in DALI:
+        override it to :meth:`feed_input` the external sources without a ``source``. A ``StopIteration`` it
+        raises ends the epoch after the batches it already set up."""
+
+    def feed_input(self, data_node: DataNode | str, data: Any, layout: str | None = None, **cuda: Any) -> None:
+        """Queue one batch for an external source defined without ``source`` (DALI's ``feed_input``).
+
+        Each computed batch uses one fed batch of every such source, in the order fed. What checkpoints
+        restore of fed sources is described in :mod:`pipestate.define_graph`.
+
+        Args:
+            data_node: The source's DataNode, or its name.
+            data: The batch: an array whose first axis is the batch, a list of arrays or a
+                ``TensorListCPU``. It is copied (unless the source has ``no_copy=True``).
+            layout: The samples' layout (e.g. ``"HWC"``).
+            **cuda: DALI's ``cuda_stream`` and ``use_copy_kernel``, accepted (no GPU).
+
+        Raises:
+            KeyError: no external source without ``source`` has this name.
+            TypeError, ValueError: the data does not fit the source (type, dimensions, layout, batch size).
+        """
+        unknown = sorted(set(cuda) - {"cuda_stream", "use_copy_kernel"})
+        if unknown:
+            raise TypeError(f"feed_input() got unexpected argument(s) {unknown}")
+        if self._stage is _Stage.DEFINING:
+            with self._lock:  # not taken otherwise: another thread's run() may be waiting for this data
+                self._define()
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("feed_input() before set_outputs(): define the pipeline's outputs first")
+        if self._stage is _Stage.CLOSED:
+            raise PipestateError("the pipeline is closed; create a new one")
+        feeding = self._feeding
+        name = data_node.name if isinstance(data_node, DataNode) else data_node
+        if feeding is None:
+            raise KeyError(f"feed_input({name!r}): the pipeline has no external source without a source=")
+        feeding.feed(name, data, layout)
+
+    def _define(self) -> None:
+        """Call :meth:`define_graph` of a class-style pipeline that is not defined yet."""
+        if self._stage is _Stage.DEFINING and type(self).define_graph is not Pipeline.define_graph:
+            classic.build_graph(self)
 
     def _finalize(self) -> None:
         restore = self._restore_from
@@ -160,6 +248,12 @@ class Pipeline:
         self._last = self._snapshot()
         if restore is not None:
             self._apply(ckpt.resolve(restore, self._target()))
+        fed = [op for op in self._graph.ops if getattr(op, "kind", None) == "feed"]
+        if fed or type(self).iter_setup is not Pipeline.iter_setup:
+            self._feeding = classic.Feeding(
+                fed, self.prefetch_queue_depth, type(self).iter_setup is not Pipeline.iter_setup
+            )
+            self._feeding.restart(self._iteration_in_epoch)
         self._stage = _Stage.DEFINED
 
     def _setup(self, seed: int) -> None:
@@ -176,6 +270,7 @@ class Pipeline:
                 1 if extra.get("py_num_workers") is None else extra["py_num_workers"],
                 extra.get("py_start_method") or "fork",
                 extra.get("py_callback_pickler"),
+                self._uncaptured,
             )
         )
         self._identity = self._identity_for(seed)
@@ -186,6 +281,9 @@ class Pipeline:
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
     def _identity_for(self, seed: int) -> ckpt.CheckpointData:
+        known = getattr(self, "_identity", None)  # computed once per seed: large arguments make it costly
+        if known is not None and known.seed == seed:
+            return known
         return ckpt.identity(self._graph.ops, self._graph.outputs, self.batch_size, seed, _version())
 
     def _target(self) -> ckpt.Target:
@@ -202,7 +300,7 @@ class Pipeline:
             here = Position(0, 0, 0, from_checkpoint=False)
         else:
             here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
-        at = Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
+        at = _position(restored)
         try:
             self._runtime.restore(restored.states, at, here)
         except BaseException:
@@ -218,8 +316,10 @@ class Pipeline:
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
-        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent."""
+        """Prepare to run (start the worker pool); a class-style pipeline calls :meth:`define_graph` first.
+        Optional: :meth:`run` builds. Idempotent."""
         with self._lock:
+            self._define()
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
@@ -237,6 +337,7 @@ class Pipeline:
         process starts threads or acquires resources that must not be shared with the workers.
         """
         with self._lock:
+            self._define()
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("start_py_workers() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
@@ -249,8 +350,13 @@ class Pipeline:
         for op in self._graph.ops:
             op.start()
 
-    def run(self) -> tuple[Batch, ...]:
+    def run(self, cuda_stream: Any = None, /, **pipeline_inputs: Any) -> tuple[Batch, ...]:
         """Return the next batch of every output, as a tuple with one :class:`Batch` per output.
+
+        Args:
+            cuda_stream: Accepted for DALI compatibility (no GPU).
+            **pipeline_inputs: A batch for each named external source without ``source``, fed with
+                :meth:`feed_input` first (DALI's ``run(name=batch)``).
 
         Raises:
             StopIteration: a source ended the epoch; call :meth:`reset` to start the next one.
@@ -259,12 +365,20 @@ class Pipeline:
         """
         with self._lock:  # held while waiting too: a batch and the state after it are handed out together
             self.build()
+            for name, data in pipeline_inputs.items():
+                self.feed_input(name, data)
             if self._failure is not None:
                 raise self._failure
             if self._ended:
                 raise StopIteration
+            if self._feeding is not None and not self._feeding.before_run(
+                self.iter_setup, self._last.iteration_in_epoch
+            ):
+                self._ended = True  # iter_setup() ended the epoch
+                raise StopIteration
             if self._prefetcher is None:
-                self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth)
+                gate = self._feeding.gate if self._feeding is not None else None
+                self._prefetcher = Prefetcher(self._produce, self.prefetch_queue_depth, gate)
             item = self._prefetcher.get()  # close() stops the prefetcher without the lock, waking this
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline was closed while run() was waiting for a batch")
@@ -282,33 +396,20 @@ class Pipeline:
         """Compute one batch (on the prefetch thread) and snapshot the state right after it."""
         if (self._iteration + 1) * self.batch_size > _MAX_POSITION:
             raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
-        ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
+        ctx = RunContext(
+            self.batch_size,
+            self._iteration,
+            self._epoch,
+            self._iteration_in_epoch,
+            self._pool.map,
+            self._runtime.origin(self.batch_size),
+        )
         outputs = self._runtime.run(ctx)
-        if self.options.extra.get("output_dtype") is not None or self.options.extra.get("output_ndim") is not None:
-            self._check_output_types(outputs)
+        if self._output_specs:
+            self._output_specs.check(outputs)
         self._iteration += 1
         self._iteration_in_epoch += 1
         return Produced(outputs, self._snapshot())
-
-    def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        from pipestate.types import to_numpy_dtype
-
-        for key in ("output_dtype", "output_ndim"):
-            spec = self.options.extra.get(key)
-            if spec is None:
-                continue
-            specs = list(spec) if isinstance(spec, (list, tuple)) else [spec] * len(outputs)
-            for i, (out, want) in enumerate(zip(outputs, specs)):
-                if want is None:
-                    continue
-                if key == "output_dtype" and out.dtype != to_numpy_dtype(want):
-                    raise PipestateError(
-                        f"output {i} has type {out.dtype}; the pipeline option output_dtype says {want}"
-                    )
-                if key == "output_ndim" and any(len(s) != want for s in out.shape()):
-                    raise PipestateError(
-                        f"output {i} has samples of ndim {len(out.shape()[0])}; output_ndim says {want}"
-                    )
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self._iteration, self._epoch, self._iteration_in_epoch, self._runtime.states())
@@ -342,6 +443,8 @@ class Pipeline:
             self._failure = None
             self._ended = False
             self._last = self._snapshot()
+            if self._feeding is not None:
+                self._feeding.restart(0)
 
     def close(self) -> None:
         """Stop the prefetch thread and the workers and release operator resources. Idempotent.
@@ -373,11 +476,16 @@ class Pipeline:
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``, or an
                 operator's state is not plain data.
+            TypeError: ``iterator_data`` is not a string.
+            ValueError: ``iterator_data`` cannot be encoded as UTF-8 (a lone surrogate).
             OSError: writing ``filename`` failed (original subclass and errno); any previous file
                 there is intact.
         """
+        ckpt.check_iterator_data(iterator_data)
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
+        with self._lock:
+            self._define()
         if self._stage is _Stage.DEFINING:
             raise PipestateError("checkpoint() before set_outputs(): define the pipeline's outputs first")
         last = self._last
@@ -413,16 +521,23 @@ class Pipeline:
         if not self.enable_checkpointing:
             raise PipestateError("restore() needs checkpointing: construct the pipeline with enable_checkpointing=True")
         with self._lock:
+            self._define()
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
             restored = ckpt.resolve(checkpoint, self._target())
+            # Every operator checks its state before anything moves, the batches computed ahead included (a
+            # one-shot iterator cannot compute them again). _apply checks again once bound to the
+            # checkpoint's seed.
+            self._runtime.check(restored.states, _position(restored))
             self._stop_prefetch()
             self._rewind()  # a failed restore leaves the pipeline at the last batch returned
             self._apply(restored)
             self._failure = None
             self._ended = False
+            if self._feeding is not None:
+                self._feeding.restart(self._iteration_in_epoch)
 
     @property
     def is_restored_from_checkpoint(self) -> bool:
@@ -465,6 +580,8 @@ class Pipeline:
             KeyError: no operator is called ``name``.
             ValueError: the operator ``name`` is not a reader.
         """
+        with self._lock:
+            self._define()
         if self._stage is _Stage.DEFINING:
             raise PipestateError("reader_meta() before set_outputs(): define the pipeline's outputs first")
         if name is None:
@@ -484,6 +601,10 @@ class Pipeline:
         if name is None:
             return {k: v["epoch_size_padded"] for k, v in self.reader_meta().items()}
         return self.reader_meta(name)["epoch_size_padded"]
+
+
+def _position(restored: ckpt.Restored) -> Position:
+    return Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
 
 
 def _shutdown(pool: WorkerPool, ops: list) -> None:
@@ -554,3 +675,29 @@ def pipeline_def(fn: Callable[..., Any] | None = None, **options: Any) -> Callab
         return create
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _experimental_pipeline_def(fn: Callable[..., Any] | None = None, *, debug: bool = False, **options: Any) -> Any:
+    """DALI's ``pipeline.experimental.pipeline_def``: :func:`pipeline_def` with DALI's ``debug`` flag.
+
+    Args:
+        fn: The pipeline function (when used bare).
+        debug: DALI's step-by-step debug mode, which pipestate does not have; only ``False`` is accepted.
+        **options: Pipeline options, as for :func:`pipeline_def`.
+
+    Raises:
+        ValueError: ``debug=True``.
+    """
+    if debug:
+        raise ValueError(
+            "pipeline_def(debug=True): DALI's debug mode is not supported; run the pipeline and print its outputs"
+        )
+    return pipeline_def(fn, **options)
+
+
+experimental = types.ModuleType(f"{__name__}.experimental", "DALI's ``pipeline.experimental``: ``pipeline_def``.")
+experimental.pipeline_def = _experimental_pipeline_def
+experimental.__all__ = ["pipeline_def"]
+_experimental_pipeline_def.__module__ = experimental.__name__
+_experimental_pipeline_def.__name__ = _experimental_pipeline_def.__qualname__ = "pipeline_def"
+sys.modules[experimental.__name__] = experimental

@@ -21,7 +21,7 @@ from typing import Any
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointError, OperatorError
 from pipestate.graph import Graph
-from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, SampleOrigin
 from pipestate.operators.conditional import predicate_mask
 
 
@@ -81,6 +81,13 @@ class Runtime:
                 frees[k].append(slot)
         self._plan = [(*entry, tuple(free)) for entry, free in zip(plan, frees)]
         self.stateful = [op for op in self.ops if op.stateful]
+        elastic = [op for op in self.ops if op.layout_args()]
+        if len(elastic) > 1:
+            raise ValueError(
+                f"operators {', '.join(repr(op.name) for op in elastic)} all read with elastic=True; a pipeline has "
+                "at most one elastic reader (it decides the sample identities of the whole pipeline)"
+            )
+        self._origin_source = elastic[0] if elastic else None
         self._scoped = any(getattr(op, "scope_rule", None) for op in self.ops)
         if self._scoped:
             self._plan_scopes(slots)
@@ -138,6 +145,12 @@ class Runtime:
             op.close()
             op.bind(env)
 
+    def origin(self, count: int) -> SampleOrigin | None:
+        """Where the next batch's samples come from in the dataset, when an elastic reader decides the
+        sample identities (the run context derives them from it); ``None``: the sample counter does."""
+        source = self._origin_source
+        return None if source is None else source.sample_origin(count)
+
     def run(self, ctx: RunContext) -> tuple[Batch, ...]:
         """Compute one batch of every pipeline output.
 
@@ -170,7 +183,7 @@ class Runtime:
                     raise EndOfData from exc
                 raise self._error(op, ctx, exc) from exc
             except OperatorError:
-                raise  # already names the operator (``raise exc from exc`` would make its cause itself)
+                raise  # already names the operator (and the sample); its cause is the original error
             except Exception as exc:
                 raise self._error(op, ctx, exc) from exc
             if type(outputs) is not tuple or len(outputs) != count:
@@ -186,8 +199,6 @@ class Runtime:
 
     @staticmethod
     def _error(op: Operator, ctx: RunContext, exc: BaseException) -> OperatorError:
-        if isinstance(exc, OperatorError):
-            return exc
         return OperatorError(
             f"operator {op.name!r} ({op.type}) failed in epoch {ctx.epoch}, iteration {ctx.iteration_in_epoch}: "
             f"{type(exc).__name__}: {exc}",
@@ -198,12 +209,36 @@ class Runtime:
         """The states of the stateful operators (in graph order)."""
         return tuple(op.state() for op in self.stateful)
 
+    def check(self, states: Sequence[Any], at: Position) -> None:
+        """Check that every stateful operator can continue from its state at ``at``; changes nothing.
+
+        Safe to call while a batch is being computed (``check_state`` reads only what setup decided).
+
+        Raises:
+            CheckpointError: an operator refuses its state (naming it).
+        """
+        for op, state in zip(self.stateful, states, strict=True):
+            try:
+                op.check_state(state, at)
+            except CheckpointError:
+                raise
+            except Exception as exc:
+                raise CheckpointError(
+                    f"operator {op.name!r} ({op.type}) cannot continue from the checkpoint's state: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
     def restore(self, states: Sequence[Any], at: Position, previous: Position) -> None:
         """Move every stateful operator to its state at ``at``; all or nothing (back to ``previous``).
+
+        Every operator checks its state first (:meth:`check`); only then are they moved, one by one. If
+        one still fails (user code, a source ending early), it is unchanged, and those moved before it
+        are moved back to their states at ``previous``.
 
         Raises:
             CheckpointError: an operator refused its state (naming it); every operator is back where it was.
         """
+        self.check(states, at)
         before = self.states()
         done = 0
         try:
@@ -212,8 +247,8 @@ class Runtime:
                 done += 1
         except Exception as exc:
             failed = self.stateful[done]
-            for op, state in zip(self.stateful[: done + 1], before):
-                op.restore(state, previous)
+            for op, state in zip(self.stateful[: done + 1], before):  # the failed one too: a source object
+                op.restore(state, previous)  # may have changed itself before raising
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(

@@ -42,8 +42,12 @@ def _check_dtype(dtype: str) -> str:
     return dtype
 
 
+class Feature:
+    """DALI's ``tfrecord.Feature``: the base class of :class:`FixedLenFeature` and :class:`VarLenFeature`."""
+
+
 @dataclasses.dataclass(frozen=True)
-class FixedLenFeature:
+class FixedLenFeature(Feature):
     """A feature with a fixed number of values, output with ``shape``.
 
     Args:
@@ -67,7 +71,7 @@ class FixedLenFeature:
 
 
 @dataclasses.dataclass(frozen=True)
-class VarLenFeature:
+class VarLenFeature(Feature):
     """A feature with any number of values, output as a 1-D array.
 
     Args:

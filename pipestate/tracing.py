@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipestate.dtypes import ScalarConstant
 from pipestate.graph import DataNode, Graph, Undefined
 from pipestate.operators import schema as sch
 from pipestate.operators.base import Operator
@@ -53,12 +54,16 @@ def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, A
     """
     where = f"fn.{cls.type}"
     graph = current_graph()
-    kwargs = dict(kwargs)
+    kwargs = {k: v.value if isinstance(v, ScalarConstant) else v for k, v in kwargs.items()}  # as DALI
     name = kwargs.pop("name", None)
     positional = [a for a in cls.SCHEMA if a.positional]
     nodes: list[Any] = []
     for value in inputs:
-        if isinstance(value, DataNode) or not positional or _constant_input(positional[0], value, where):
+        if (
+            isinstance(value, (DataNode, ScalarConstant))
+            or not positional
+            or _constant_input(positional[0], value, where)
+        ):
             nodes.append(value)
             continue
         arg = positional.pop(0).name
@@ -123,7 +128,9 @@ def make_function(cls: type[Operator]) -> Callable[..., Any]:
     return function
 
 
-def constant_node(value: Any, dtype: Any = None, shape: Any = None, layout: str | None = None) -> DataNode:
+def constant_node(
+    value: Any, dtype: Any = None, shape: Any = None, layout: str | None = None, **kwargs: Any
+) -> DataNode:
     """A constant DataNode for a number or numeric array (Python ints are int32, floats float32, 64-bit numpy
     arrays their 32-bit type, as in DALI).
 
@@ -132,6 +139,8 @@ def constant_node(value: Any, dtype: Any = None, shape: Any = None, layout: str 
     """
     if isinstance(value, DataNode):
         return value
+    if isinstance(value, ScalarConstant):
+        value, dtype = value.as_array(), value.dtype if dtype is None else dtype
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"a constant must be a number or a numeric array, not {type(value).__name__}")
@@ -146,5 +155,5 @@ def constant_node(value: Any, dtype: Any = None, shape: Any = None, layout: str 
     return add_operator(
         ConstantOp,
         [],
-        {key: data, "shape": list(array.shape) if shape is None else shape, "dtype": dtype, "layout": layout},
+        {key: data, "shape": list(array.shape) if shape is None else shape, "dtype": dtype, "layout": layout, **kwargs},
     )

@@ -1,9 +1,10 @@
 """Generate docs/api.md, the API reference, from the public names' docstrings.
 
 Documented modules: ``pipestate`` (its ``__all__``), ``pipestate.types``, ``pipestate.io``,
-``pipestate.testing``, ``pipestate.tfrecord`` and every ``pipestate.plugin.*`` module (found by listing
-the package). A module's public names are its ``__all__`` or, without one, the names it defines that do
-not start with ``_``. A name re-exported by a later module points back to where it is documented.
+``pipestate.testing``, ``pipestate.tfrecord``, ``pipestate.distributed`` and every ``pipestate.plugin.*``
+module (found by listing the package). A module's public names are its ``__all__`` or, without one, the
+names it defines that do not start with ``_``. A name re-exported by a later module points back to where
+it is documented.
 Google-style docstring sections (``Args:``, ``Returns:``, ``Raises:``...) become lists.
 
 Run ``python tools/gen_api_reference.py`` after changing a public docstring or signature;
@@ -25,7 +26,14 @@ import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "docs", "api.md")
-CORE_MODULES = ["pipestate", "pipestate.types", "pipestate.io", "pipestate.testing", "pipestate.tfrecord"]
+CORE_MODULES = [
+    "pipestate",
+    "pipestate.types",
+    "pipestate.io",
+    "pipestate.testing",
+    "pipestate.tfrecord",
+    "pipestate.distributed",
+]
 SECTIONS = ("Args", "Arguments", "Returns", "Yields", "Raises", "Attributes", "Example", "Examples", "Note")
 
 HEADER = """# API reference

@@ -22,6 +22,7 @@ from pipestate.checkpoint.records import FORMAT_VERSION, CheckpointData, Operato
 from pipestate.errors import CorruptCheckpointError, UnsupportedCheckpointVersionError
 
 MAGIC = 0x54535350  # b"PSST" read as a little-endian uint32
+JOB_MAGIC = 0x424A5350  # b"PSJB": a job checkpoint (pipestate.checkpoint.job), the same envelope
 READABLE_VERSIONS = (1, 2)
 MAX_DEPTH = 32  # nesting limit of a state value (lists and dicts), checked when encoding and decoding
 
@@ -94,6 +95,22 @@ def encode_value(value: Any, depth: int = 0) -> bytes:
     )
 
 
+def check_iterator_data(iterator_data: Any) -> None:
+    """Check a framework iterator's state given to ``Pipeline.checkpoint(iterator_data=...)``.
+
+    Raises:
+        TypeError: not a string (or ``None``). ValueError: not encodable as UTF-8 (a lone surrogate).
+    """
+    if iterator_data is None:
+        return
+    if not isinstance(iterator_data, str):
+        raise TypeError(f"checkpoint(iterator_data=...) takes a string (e.g. JSON), not {type(iterator_data).__name__}")
+    try:
+        iterator_data.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"checkpoint(iterator_data=...) must be encodable as UTF-8: {exc}") from None
+
+
 class Encoder:
     """Encodes checkpoints of one pipeline quickly.
 
@@ -137,11 +154,12 @@ class Encoder:
         return seal(FORMAT_VERSION, b"".join(parts))
 
 
-def seal(version: int, payload: bytes) -> bytes:
-    """Wrap a payload in the envelope: magic, format version, checksum, payload."""
+def seal(version: int, payload: bytes, magic: int = MAGIC) -> bytes:
+    """Wrap a payload in the envelope: magic (a checkpoint's, or :data:`JOB_MAGIC`), format version,
+    checksum, payload."""
     return b"".join(
         (
-            b"\x0d" + MAGIC.to_bytes(4, "little"),
+            b"\x0d" + magic.to_bytes(4, "little"),
             _uint(2, version),
             b"\x1d" + _crc(version, payload).to_bytes(4, "little"),
             _delimited(b"\x22", payload),
@@ -161,40 +179,49 @@ def _crc(version: int, payload: bytes) -> int:
 
 
 # ---- decoding ---------------------------------------------------------------------------------------
-def open_envelope(blob: bytes) -> tuple[int, bytes]:
+def open_envelope(
+    blob: bytes, magic: int = MAGIC, versions: tuple[int, ...] = READABLE_VERSIONS, what: str = "checkpoint"
+) -> tuple[int, bytes]:
     """Check the envelope and return (format version, payload bytes).
+
+    Args:
+        blob: The bytes.
+        magic: The magic they must carry (:data:`MAGIC`, or :data:`JOB_MAGIC` for a job checkpoint).
+        versions: The format versions readable for this magic.
+        what: What the bytes should be, for messages (``"checkpoint"``, ``"job checkpoint"``).
 
     Raises:
         TypeError: ``blob`` is not bytes.
-        CorruptCheckpointError: the bytes are not an intact pipestate checkpoint.
+        CorruptCheckpointError: the bytes are not an intact pipestate checkpoint (of this kind).
         UnsupportedCheckpointVersionError: the format version is not one this library reads.
     """
     if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a checkpoint is bytes, not {type(blob).__name__}; read the file in binary mode")
+        raise TypeError(f"a {what} is bytes, not {type(blob).__name__}; read the file in binary mode")
     blob = bytes(blob)
     if not blob:
-        raise CorruptCheckpointError("the checkpoint is empty (0 bytes)")
+        raise CorruptCheckpointError(f"the {what} is empty (0 bytes)")
     envelope = envelope_pb.Checkpoint()
     try:
         envelope.ParseFromString(blob)
     except (DecodeError, RecursionError, ValueError) as exc:
         raise CorruptCheckpointError(
-            f"not a pipestate checkpoint, or truncated: the envelope does not parse ({len(blob)} bytes)"
+            f"not a pipestate {what}, or truncated: the envelope does not parse ({len(blob)} bytes)"
         ) from exc
-    if envelope.magic != MAGIC:
-        raise CorruptCheckpointError(
-            f"not a pipestate checkpoint: magic is {envelope.magic:#010x}, expected {MAGIC:#010x}"
-        )
+    if envelope.magic != magic:
+        if envelope.magic == JOB_MAGIC:
+            raise CorruptCheckpointError(
+                "this is a job checkpoint (the checkpoints of every shard of an elastic job), not a pipeline's: "
+                "give each shard its own with pipestate.distributed.shard_checkpoint(job, shard_id, num_shards)"
+            )
+        raise CorruptCheckpointError(f"not a pipestate {what}: magic is {envelope.magic:#010x}, expected {magic:#010x}")
     if not envelope.payload or not envelope.format_version:
-        raise CorruptCheckpointError(f"the checkpoint is truncated: its envelope is incomplete ({len(blob)} bytes)")
+        raise CorruptCheckpointError(f"the {what} is truncated: its envelope is incomplete ({len(blob)} bytes)")
     if _crc(envelope.format_version, envelope.payload) != envelope.payload_crc32:
-        raise CorruptCheckpointError(
-            "the checkpoint is damaged: the checksum does not match (truncated or altered bytes)"
-        )
-    if envelope.format_version not in READABLE_VERSIONS:
+        raise CorruptCheckpointError(f"the {what} is damaged: the checksum does not match (truncated or altered bytes)")
+    if envelope.format_version not in versions:
         raise UnsupportedCheckpointVersionError(
-            f"checkpoint format version {envelope.format_version} is not supported; this pipestate reads "
-            f"versions {', '.join(map(str, READABLE_VERSIONS))}. Restore it with a pipestate release that "
+            f"{what} format version {envelope.format_version} is not supported; this pipestate reads "
+            f"versions {', '.join(map(str, versions))}. Restore it with a pipestate release that "
             "reads it (a newer one, if it was written by a newer release)."
         )
     return envelope.format_version, envelope.payload

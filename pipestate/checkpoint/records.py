@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipestate.errors import CheckpointMismatchError
-from pipestate.graph import DataNode, fingerprint, op_identity
+from pipestate.graph import DataNode, fingerprint, is_elastic, op_identity
 
 FORMAT_VERSION = 2
 
@@ -54,11 +54,13 @@ def identity(
     ops: Sequence[Any], outputs: Sequence[DataNode], batch_size: int, seed: int, version: str
 ) -> CheckpointData:
     """The identity of a pipeline (its operators in graph order, outputs, batch size and seed) as a
-    checkpoint record without state, at position 0."""
+    checkpoint record without state, at position 0. The batch size of an elastic pipeline
+    (:func:`~pipestate.graph.is_elastic`) is not part of its fingerprint."""
     identities = [op_identity(op) for op in ops]
+    digests = [(op.name, d) for op, (d, _) in zip(ops, identities)]
     return CheckpointData(
         library_version=version,
-        fingerprint=fingerprint(batch_size, seed, [(op.name, d) for op, (d, _) in zip(ops, identities)], outputs),
+        fingerprint=fingerprint(None if is_elastic(ops) else batch_size, seed, digests, outputs),
         batch_size=batch_size,
         seed=seed,
         iteration=0,

@@ -2,8 +2,9 @@
 
 :func:`resolve` is the only way a checkpoint reaches a pipeline. It never touches the pipeline: it checks
 the bytes against the pipeline's graph and options and returns a :class:`Restored` (the seed to run with,
-the position, one state per stateful operator). The pipeline then applies it, all or nothing. Elastic
-restore plugs in here.
+the position, one state per stateful operator). The pipeline then applies it, all or nothing. An elastic
+pipeline's fingerprint leaves its shard layout and batch size out, so the checkpoint of one shard layout
+restores on another once :mod:`pipestate.distributed` has given each new shard its checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pipestate.checkpoint import v1
 from pipestate.checkpoint.codec import decode
 from pipestate.checkpoint.records import CheckpointData, check_matches, mismatch
 from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError
-from pipestate.graph import DataNode
+from pipestate.graph import DataNode, is_elastic
 
 MAX_POSITION = 2**63 - 1  # the global sample counter (iteration * batch_size) must fit an int64
 SEEDS = range(0, 2**63)  # the seeds a pipeline runs with (a random one is drawn in this range)
@@ -86,6 +87,13 @@ def resolve(checkpoint: bytes | CheckpointData, target: Target) -> Restored:
 
 def _check_consistent(data: CheckpointData, target: Target, seed: int) -> None:
     """The fields a fingerprint does not cover agree with it and with each other."""
+    if target.batch_size != data.batch_size and is_elastic(target.ops):
+        raise CheckpointMismatchError(
+            f"the checkpoint was taken with batch_size={data.batch_size}, this pipeline has "
+            f"batch_size={target.batch_size}: an elastic pipeline restores on another shard layout or global "
+            "batch size from the checkpoint pipestate.distributed gives its shard (combine the shards' "
+            "checkpoints, then shard_checkpoint() or split() for the new layout)"
+        )
     stated = [
         f"{what} is {mine}, the checkpoint states {theirs}"
         for what, mine, theirs in (("batch_size", target.batch_size, data.batch_size), ("seed", seed, data.seed))

@@ -2,8 +2,9 @@
 
 Importing this package imports every public module below it (names not starting with ``_``), so a new
 operator module is found without editing any list. What an operator module needs is exported here:
-:class:`SampleOperator` (the kit), :class:`Operator`, :func:`register`, :class:`Example`. ``pipestate.fn`` and ``pipestate.ops`` are built from
-the registry and follow later registrations too (:func:`on_register`).
+:class:`SampleOperator` (the kit), :class:`Operator`, :func:`register`, :class:`Example`.
+``pipestate.fn`` and ``pipestate.ops`` are built from the registry and follow later registrations too
+(:func:`on_register`).
 """
 
 import importlib

@@ -10,18 +10,20 @@ comparisons give bool. Casts to integer types round half away from zero and satu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.dtypes import ScalarConstant
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators._kit import saturate_cast
+from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
-from pipestate.tracing import add_operator
+from pipestate.tracing import add_operator, constant_node
 
 _BINARY = {
     "add": np.add,
@@ -117,6 +119,12 @@ class Arithmetic(Operator):
         self.constants = {
             side: constant_array(self.args[side]) for side in ("left", "right") if self.args[side] is not None
         }
+        operands = 1 if self.args["op"] == "neg" else 2
+        if len(self.inputs) + len(self.constants) != operands or not self.inputs:
+            raise TypeError(
+                f"arithmetic {self.args['op']} takes {operands} operand(s), at least one a DataNode; got "
+                f"{len(self.inputs)} DataNode(s) and {len(self.constants)} constant(s)"
+            )
         if self.args["op"] in _BITWISE and any(a.dtype.kind == "f" for a in self.constants.values()):
             raise TypeError(f"bitwise {self.args['op']} needs integer or boolean operands, not floating-point")
 
@@ -161,7 +169,12 @@ class Arithmetic(Operator):
 
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     """Add an arithmetic operator for ``left <op> right`` (or ``-left``) to the pipeline being defined."""
+    # types.Constant(5).uint8(): a constant tensor of its type (the graph types.Constant always made)
+    left, right = (constant_node(x) if isinstance(x, ScalarConstant) else x for x in (left, right))
     inputs = [x for x in (left, right) if isinstance(x, DataNode)]
+    for operand in (left,) if op == "neg" else (left, right):
+        if operand is None:  # None is "no constant" below: refuse it here, as DALI does
+            raise TypeError("arithmetic on a DataNode needs a number or numeric array, not None")
     args = {
         "op": op,
         "left": None if isinstance(left, DataNode) else left,
@@ -171,41 +184,36 @@ def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
 
 
 @register
-class Cast(Operator):
+class Cast(SampleOperator):
     """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated)."""
 
     type = "cast"
+    INPUTS = (sch.Input("data", "The values to convert", dtypes=sch.NUMBERS),)
+    ARGS = (Arg("dtype", sch.DType(), sch.REQUIRED, "Target type, e.g. types.INT32 or numpy.float32", positional=True),)
     EXAMPLE = Example(
         inputs=(Tensor("float32", (3, 4), ragged=(1,), low=-40000, high=40000),), args={"dtype": np.dtype(np.int16)}
     )
-    ARGS = (Arg("dtype", sch.DType(), sch.REQUIRED, "Target type, e.g. types.INT32 or numpy.float32", positional=True),)
 
-    def validate(self) -> None:
-        if len(self.inputs) != 1:
-            raise TypeError("fn.cast() takes exactly one input")
-        self.dtype = self.args["dtype"]
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        return saturate_cast(inputs[0], args["dtype"])
 
-    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        return (cast_batch(inputs[0], self.dtype),)
-
-
-def cast_batch(batch: Batch, dtype: np.dtype) -> Batch:
-    """``batch`` converted to ``dtype`` with :func:`saturate_cast`, keeping its layout."""
-    if batch.is_dense_tensor():
-        return Batch(saturate_cast(batch.as_array(), dtype), layout=batch.layout())
-    return Batch([saturate_cast(s, dtype) for s in batch], layout=batch.layout())
+    def dense(self, ctx: RunContext, inputs: list, args: dict, layouts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return (saturate_cast(inputs[0], args["dtype"]),)
 
 
 @register
-class CastLike(Operator):
+class CastLike(SampleOperator):
     """Convert the first input to the element type of the second (DALI's ``fn.cast_like``)."""
 
     type = "cast_like"
+    INPUTS = (
+        sch.Input("data", "The values to convert", dtypes=sch.NUMBERS),
+        sch.Input("like", "A batch whose element type the output takes", dtypes=sch.NUMBERS),
+    )
     EXAMPLE = Example(inputs=(Tensor("float32", (5,), ragged=(0,), low=-300, high=300), Tensor("uint8", ())))
 
-    def validate(self) -> None:
-        if len(self.inputs) != 2:
-            raise TypeError("fn.cast_like() takes two inputs: the data and the batch whose type it takes")
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        return saturate_cast(inputs[0], inputs[1].dtype)
 
-    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        return (cast_batch(inputs[0], inputs[1].dtype),)
+    def dense(self, ctx: RunContext, inputs: list, args: dict, layouts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return (saturate_cast(inputs[0], inputs[1].dtype),)

@@ -4,10 +4,12 @@ An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and
 :class:`~pipestate.operators.schema.Arg` list; the arguments every operator takes, ``seed``, ``device`` and
 ``preserve``, are added), checks cross-argument rules in :meth:`Operator.validate`, and implements
 :meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
-``restore()``): the state is plain data (``None``, bools, ints, floats, strings, bytes, lists, and dicts
-with string keys) that the checkpoint codec stores generically. Randomness comes from the run context:
-``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample index, so a random
-operator has no state at all.
+``check_state()`` and ``restore()``): the state is plain data (``None``, bools, ints, floats, strings,
+bytes, lists, and dicts with string keys) that the checkpoint codec stores generically. Randomness comes
+from the run context: ``ctx.stream(self.rng_key)`` gives counter-based words indexed by the sample
+identities the context holds (``ctx.sample_ids``), so a random operator has no state at all. An operator
+that places itself in a job of shards (an elastic reader: :meth:`Operator.layout_args`) decides those
+identities through :meth:`Operator.sample_origin`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class BuildEnv:
     py_num_workers: int = 1  # worker processes of a parallel external source (0: run it in-process)
     py_start_method: str = "fork"
     py_callback_pickler: Any = None
+    uncaptured_sources: str = "continue"  # restoring a source pipestate cannot capture: "continue" or "refuse"
 
 
 class Position(NamedTuple):
@@ -55,6 +58,20 @@ class Position(NamedTuple):
     from_checkpoint: bool = True
 
 
+class SampleOrigin(NamedTuple):
+    """Where the samples of a batch come from in the dataset: what an elastic reader publishes.
+
+    Attributes:
+        epochs: The reader epoch of each sample (int64).
+        indices: The index of each sample in the dataset (int64).
+        size: Samples in the dataset.
+    """
+
+    epochs: np.ndarray
+    indices: np.ndarray
+    size: int
+
+
 class RunContext:
     """What an operator receives with each batch.
 
@@ -68,21 +85,36 @@ class RunContext:
 
     A sample's identity (what its random draws are keyed by) is :attr:`sample_ids`, and only that: an
     operator never computes it from the iteration. It is the pipeline's global sample counter
-    (``iteration * batch_size + i``); in a conditional branch, the identities of the branch's samples.
+    (``iteration * batch_size + i``), or, when the pipeline reads with an elastic reader (``origin``), the
+    dataset-wide identity ``epoch * dataset size + index in the dataset``, the same on whichever shard,
+    and under whichever shard layout, the sample is read; in a conditional branch, the identities of the
+    branch's samples.
     """
 
     __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "map", "_first", "_ids")
 
     def __init__(
-        self, batch_size: int, iteration: int, epoch: int, iteration_in_epoch: int, map: Callable[..., list]
+        self,
+        batch_size: int,
+        iteration: int,
+        epoch: int,
+        iteration_in_epoch: int,
+        map: Callable[..., list],
+        origin: SampleOrigin | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.iteration = iteration
         self.epoch = epoch
         self.iteration_in_epoch = iteration_in_epoch
         self.map = map
-        self._first: int | None = iteration * batch_size  # the one place the identity's basis is decided
-        self._ids: np.ndarray | None = None
+        # The one place the identity's basis is decided: the sample counter, or the dataset-wide identity.
+        if origin is None:
+            self._first: int | None = iteration * batch_size
+            self._ids: np.ndarray | None = None
+        else:
+            ids = np.asarray(origin.epochs, dtype=np.int64) * origin.size + np.asarray(origin.indices, dtype=np.int64)
+            ids.flags.writeable = False
+            self._first, self._ids = None, ids
 
     @property
     def sample_ids(self) -> np.ndarray:
@@ -136,8 +168,12 @@ class Operator:
         own = {a.name for a in cls.ARGS}
         cls.SCHEMA = tuple(cls.ARGS) + tuple(a for a in sch.COMMON if a.name not in own)
         has_state = callable(getattr(cls, "state", None))
-        if has_state and not callable(getattr(cls, "restore", None)):
-            raise TypeError(f"{cls.__name__} defines state() but not restore(state, at); define both")
+        missing = [f"{m}(state, at)" for m in ("check_state", "restore") if not callable(getattr(cls, m, None))]
+        if has_state and missing:
+            raise TypeError(
+                f"{cls.__name__} defines state() but not {' and '.join(missing)}; a stateful operator defines "
+                "state(), check_state(state, at) (refuses a state without changing anything) and restore(state, at)"
+            )
         cls.stateful = has_state
 
     def __init__(self, inputs: list[DataNode], args: sch.Config, raw_args: dict[str, Any]) -> None:
@@ -177,9 +213,32 @@ class Operator:
         """Compute one batch of every output."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
-    # Stateful operators define:
+    def layout_args(self) -> frozenset[str]:
+        """The arguments that place this operator in a job of several shards rather than decide what the job
+        computes (an elastic reader's shard, number of shards and global batch size).
+
+        They are left out of the operator's identity, and a pipeline holding such an operator leaves its
+        batch size out of its own, so its checkpoints restore on another shard layout (through
+        :mod:`pipestate.distributed`). An operator with layout arguments decides the pipeline's sample
+        identities: it implements :meth:`sample_origin`. Default: none.
+        """
+        return frozenset()
+
+    def sample_origin(self, count: int) -> SampleOrigin | None:
+        """Where the next batch's ``count`` samples come from in the dataset, for an operator with
+        :meth:`layout_args` (the runtime asks before each batch and gives it to the run context, which
+        derives the sample identities from it). It must not move the operator. Default: ``None``."""
+        return None
+
+    # Stateful operators define (a restore is all or nothing: every operator checks its state first, and
+    # the runtime moves any operator only once all of them accepted theirs):
     #   state(self) -> plain data: the state after the last batch (cheap: taken after every batch);
-    #   restore(self, state, at: Position) -> None: continue from a state state() returned, at ``at``.
+    #   check_state(self, state, at: Position) -> None: raise CheckpointError unless the operator can continue
+    #       from ``state`` at ``at``. It changes nothing and reads only what setup() decided, never the
+    #       position (it may run while the pipeline computes batches ahead);
+    #   restore(self, state, at: Position) -> None: continue from a state check_state() accepted. Only work
+    #       that cannot be checked beforehand may still fail (user code, a source ending early); then the
+    #       operator must be unchanged: compute into locals, assign the attributes last.
 
     def next_epoch(self) -> None:
         """Called by ``Pipeline.reset()``: the pipeline moves to its next epoch."""

@@ -4,12 +4,16 @@ A source is one of (as in DALI):
 - a callable taking the iteration index, a ``types.BatchInfo`` (``batch_info=True``) or, with
   ``batch=False``, a ``types.SampleInfo``: restored exactly (called with the same indices again);
 - a callable taking no argument: called once per batch (``batch=False``: once per sample); its position
-  cannot be restored unless it has ``state()``/``restore()``: pipestate warns at build, as DALI does,
-  and refuses to restore it mid-stream (``CheckpointError``) instead of silently starting over;
+  cannot be captured unless it has ``state()``/``restore()``: pipestate warns at build, as DALI does, and
+  after a restore calls it again from wherever it is, as DALI does (the pipeline option
+  ``uncaptured_sources="refuse"`` refuses such a restore mid-stream with ``CheckpointError`` instead);
 - a sequence (list, tuple): item ``i`` of the epoch (``batch=False``: sample ``i``); restored exactly;
 - an object with ``state() -> bytes`` and ``restore(bytes)``: its bytes are stored in the checkpoint;
 - an iterable or a generator function: read with ``next()``; restored by re-creating it and skipping the
-  items consumed (at most :data:`MAX_REPLAY` batches), or refused for a one-shot iterator.
+  items consumed (at most :data:`MAX_REPLAY` batches); a one-shot iterator cannot be re-created, so it is
+  read on from wherever it is (``uncaptured_sources="refuse"``: refused);
+- no source: the pipeline is fed with ``Pipeline.feed_input`` (:mod:`pipestate.define_graph`); its
+  position is restored, the fed data is not (as in DALI).
 
 A source raising ``StopIteration`` ends the epoch (unless ``cycle`` wraps it around); ``Pipeline.reset()``
 starts the next one.
@@ -18,14 +22,16 @@ starts the next one.
 an iteration index / ``BatchInfo`` (``batch=True``) in the pipeline's ``py_num_workers`` worker processes
 (:mod:`pipestate.parallel`), started with ``py_start_method``. Work is handed out in the order of the
 indices and the results are put back in that order, so the outputs are those of ``parallel=False`` for any
-number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead. The position is
-the pipeline's, so a parallel source checkpoints and restores as a sequential one. Sources that have their
-own state (iterables, generator functions, objects with ``state()``/``restore()``) and sequences run in the
-main process (DALI gives an iterable one dedicated worker); ``py_num_workers=0`` runs every source there.
+number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead (at most
+:data:`MAX_WORKERS_AHEAD`). The position is the pipeline's, so a parallel source checkpoints and restores as
+a sequential one. Sources that have their own state (iterables, generator functions, objects with
+``state()``/``restore()``) and sequences run in the main process (DALI gives an iterable one dedicated
+worker); ``py_num_workers=0`` runs every source there.
 """
 
 from __future__ import annotations
 
+import collections
 import inspect
 import warnings
 from collections.abc import Sequence
@@ -43,6 +49,7 @@ from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
 
 MAX_REPLAY = 100_000  # batches an iterator source may be replayed to restore its position
+MAX_WORKERS_AHEAD = 64  # batches a parallel source schedules ahead (the pipeline's prefetch depth, at most this)
 
 
 def _arity(func: Any) -> int:
@@ -81,8 +88,8 @@ class ExternalSource(Operator):
         Arg(
             "source",
             sch.Anything("a callable, a sequence, an iterable or a source object"),
-            sch.REQUIRED,
-            "The data source",
+            None,
+            "The data source (None: the pipeline is fed with Pipeline.feed_input)",
             positional=True,
         ),
         Arg(
@@ -122,13 +129,16 @@ class ExternalSource(Operator):
         Arg("blocking", sch.Bool(), False, "Accepted for DALI compatibility"),
         Arg("cuda_stream", sch.Anything(), None, "Accepted for DALI compatibility (no GPU)"),
         Arg("use_copy_kernel", sch.Bool(), False, "Accepted for DALI compatibility"),
-        Arg("repeat_last", sch.Bool(), False, "Accepted for DALI compatibility (feed_input is not supported)"),
+        Arg("repeat_last", sch.Bool(), False, "Without source: reuse the last fed batch when none was fed since"),
     )
 
     def validate(self) -> None:
         source = self.args["source"]
         if self.inputs:
             raise TypeError("fn.external_source() takes no DataNode inputs")
+        if source is None:
+            self._validate_fed()
+            return
         n = self.args["num_outputs"]
         self.num_outputs = n or 1
         self.dtypes = self._per_output("dtype")
@@ -162,6 +172,21 @@ class ExternalSource(Operator):
         if self.args["cycle"] not in (None, False) and self.kind != "iterate":
             raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
 
+    def _validate_fed(self) -> None:
+        """An external source without a source is fed with ``Pipeline.feed_input`` (pipestate.define_graph)."""
+        if self.args["num_outputs"] is not None or self.args["parallel"] or self.args["batch"] is False:
+            raise TypeError(
+                "fn.external_source() without source= is fed whole batches with Pipeline.feed_input: num_outputs, "
+                "parallel and batch=False need a source="
+            )
+        if self.args["cycle"] not in (None, False):
+            raise TypeError("fn.external_source(cycle=...) applies to iterable and generator sources")
+        self.kind, self.num_outputs, self.batch, self.arity = "feed", 1, True, 0
+        self.stateful_source = self.generator_function = self.in_workers = False
+        self.dtypes, self.ndims, self.layouts = (self._per_output(k) for k in ("dtype", "ndim", "layout"))
+        if self.args["batch_info"]:
+            raise TypeError("fn.external_source(batch_info=True) needs a callable taking one argument")
+
     def _check_parallel(self) -> None:
         if self.kind == "call" and not self.arity:
             raise TypeError(
@@ -186,7 +211,7 @@ class ExternalSource(Operator):
     @property
     def restorable(self) -> bool:
         """Whether the source's position can be restored."""
-        return self.stateful_source or self.kind == "index" or (self.kind == "call" and self.arity == 1)
+        return self.stateful_source or self.kind in ("index", "feed") or (self.kind == "call" and self.arity == 1)
 
     def setup(self, env: BuildEnv) -> None:
         self.epoch = 0
@@ -196,21 +221,28 @@ class ExternalSource(Operator):
         self.env = env
         self.pool: ProcessPool | None = None
         self.pending: dict[tuple[int, int], list[tuple[int, list]]] = {}
+        self.fed: collections.deque[Batch] = collections.deque()  # without source: batches handed by feed_input
         if env.enable_checkpointing and not self.restorable:
-            kind = "a callable taking no argument" if self.kind == "call" else "an iterator or generator"
-            warnings.warn(
-                f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. "
-                f"{kind[0].upper()}{kind[1:]} cannot be checkpointed by position; "
-                + (
-                    "restoring it mid-epoch is refused. "
-                    if self.kind == "call"
-                    else "restoring re-creates it and skips the items already read (slow), or fails for a one-shot "
-                    "iterator. "
-                )
-                + "Use a callable taking BatchInfo/SampleInfo, a sequence, or an object with state() -> bytes "
-                "and restore(bytes).",
-                stacklevel=2,
+            warnings.warn(self._uncaptured_warning(env.uncaptured_sources == "refuse"), stacklevel=2)
+
+    def _uncaptured_warning(self, refuse: bool) -> str:
+        option = "refuse" if refuse else "continue"
+        if self.kind == "call":
+            kind = "A callable taking no argument"
+            then = (
+                "restoring it mid-epoch is refused"
+                if refuse
+                else "after a restore it is called again, from where it is"
             )
+        else:
+            kind = "An iterator or generator"
+            one_shot = "fails" if refuse else "reads on from where it is"
+            then = f"restoring re-creates it and skips the items already read (slow), or {one_shot} for a one-shot one"
+        return (
+            f"external source {self.name!r}: pipestate doesn't capture state of such 'source'. {kind} cannot be "
+            f"checkpointed by position; {then} (pipeline option uncaptured_sources={option!r}). Use a callable "
+            "taking BatchInfo/SampleInfo, a sequence, or an object with state() -> bytes and restore(bytes)."
+        )
 
     # ---- worker processes ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -246,7 +278,8 @@ class ExternalSource(Operator):
             self.start()
         for key in [k for k in self.pending if k[0] != self.epoch or k[1] < self.iteration]:
             self.pool.forget([task_id for task_id, _ in self.pending.pop(key)])
-        for iteration in range(self.iteration, self.iteration + self.env.prefetch_queue_depth + 1):
+        ahead = min(self.env.prefetch_queue_depth, MAX_WORKERS_AHEAD)
+        for iteration in range(self.iteration, self.iteration + ahead + 1):
             if (self.epoch, iteration) not in self.pending:
                 self.pending[(self.epoch, iteration)] = self._submit(iteration, size)
         tasks = self.pending.pop((self.epoch, self.iteration))
@@ -266,13 +299,15 @@ class ExternalSource(Operator):
         return results
 
     # ---- reading ----------------------------------------------------------------------------------
+    def _new_iterator(self) -> Any:
+        source = self.args["source"]
+        if self.stateful_source:
+            return source
+        return iter(source() if self.generator_function else source)
+
     def _iterator(self) -> Any:
         if self.iterator is None:
-            source = self.args["source"]
-            if self.stateful_source:
-                self.iterator = source
-            else:
-                self.iterator = iter(source() if self.generator_function else source)
+            self.iterator = self._new_iterator()
         return self.iterator
 
     def _next(self) -> Any:
@@ -316,6 +351,9 @@ class ExternalSource(Operator):
         return [source(SampleInfo(base + i, i, self.iteration, self.epoch)) for i in range(size)]
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        if self.kind == "feed":  # the pipeline hands this batch over once it was fed (define_graph.Feeding)
+            self.iteration += 1
+            return (self.fed.popleft(),)
         if self.batch:
             data = self._fetch_batch()
             parts = tuple(data) if self.args["num_outputs"] else (data,)
@@ -375,7 +413,7 @@ class ExternalSource(Operator):
             state["source_state"] = bytes(data)
         return state
 
-    def restore(self, state: Any, at: Position) -> None:
+    def check_state(self, state: Any, at: Position) -> None:
         where = f"external source {self.name!r}"
         keys = {"epoch", "iteration"} | ({"source_state"} if self.stateful_source else set())
         if (
@@ -400,50 +438,77 @@ class ExternalSource(Operator):
                     f"{where} holds {per_epoch} batches per epoch: batch {state['iteration']} of epoch "
                     f"{state['epoch']} after {before} batches in earlier epochs is not a position a run reaches"
                 )
-        moved = (state["epoch"], state["iteration"]) != (self.epoch, self.iteration)
+        refuse = self.env.uncaptured_sources == "refuse"  # else an uncaptured source is read on, as in DALI
         if (
             at.from_checkpoint
+            and refuse
             and not self.restorable
             and self.kind == "call"
             and (state["epoch"] or state["iteration"])
         ):
             raise CheckpointError(
                 f"{where}: a callable taking no argument cannot be moved to batch {state['iteration']} of epoch "
-                f"{state['epoch']}; give it state()/restore(), or make it take BatchInfo/SampleInfo"
+                f"{state['epoch']} (pipeline option uncaptured_sources='refuse'); give it state()/restore(), make it "
+                "take BatchInfo/SampleInfo, or use uncaptured_sources='continue' to call it again from where it is"
             )
-        if self.stateful_source:
-            if not isinstance(state["source_state"], bytes):
-                raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
-            self.args["source"].restore(state["source_state"])
-        elif self.kind == "iterate" and (moved or at.from_checkpoint):
-            one_shot = not self.generator_function and iter(self.args["source"]) is self.args["source"]
-            if at.from_checkpoint or not one_shot:  # a one-shot iterator cannot rewind what was prefetched
-                self._replay(state["iteration"], where)
-        self.epoch, self.iteration = state["epoch"], state["iteration"]
+        if self.stateful_source and not isinstance(state["source_state"], bytes):
+            raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
+        if self.kind == "iterate" and not self.stateful_source and at.from_checkpoint and state["iteration"]:
+            if self._one_shot():
+                if refuse:
+                    raise CheckpointError(
+                        f"{where} is a one-shot iterator: it cannot be moved back to batch {state['iteration']} "
+                        "(pipeline option uncaptured_sources='refuse'). Use a callable, a sequence, or an object "
+                        "with state()/restore()."
+                    )
+            elif state["iteration"] > MAX_REPLAY:
+                raise CheckpointError(
+                    f"{where}: restoring batch {state['iteration']} would replay more than {MAX_REPLAY} batches of "
+                    "an iterator; give the source state()/restore() or make it a callable taking BatchInfo"
+                )
 
-    def _replay(self, batches: int, where: str) -> None:
+    def restore(self, state: Any, at: Position) -> None:
+        epoch, iteration = state["epoch"], state["iteration"]
+        if self.stateful_source:
+            self.args["source"].restore(state["source_state"])  # if it raises, the runtime rolls it back
+        elif self.kind == "iterate":
+            moved = (epoch, iteration) != (self.epoch, self.iteration)
+            if at.from_checkpoint and self._one_shot():
+                self.iterator = None  # cannot be re-created: read on from where it is, as DALI does
+            elif at.from_checkpoint or (moved and not self._one_shot()):  # a one-shot iterator cannot rewind
+                self.iterator = self._replayed(iteration)  # what was prefetched: it continues
+        self.fed.clear()  # fed batches no returned batch used are dropped (pipestate.define_graph)
+        self.epoch, self.iteration = epoch, iteration
+
+    def _one_shot(self) -> bool:
         source = self.args["source"]
-        self.iterator = None
+        return not self.generator_function and iter(source) is source
+
+    def _replayed(self, batches: int) -> Any:
+        """A new iterator of the source past its first ``batches`` batches (``None`` for none: created at the
+        next read). The operator is not changed, so a source ending early leaves it as it was.
+
+        Raises:
+            CheckpointError: the source ends before ``batches`` batches.
+        """
         if not batches:
-            return
-        if not self.generator_function and iter(source) is source:
-            raise CheckpointError(
-                f"{where} is a one-shot iterator: it cannot be moved back to batch {batches}. Use a callable, a "
-                "sequence, or an object with state()/restore()."
-            )
-        if batches > MAX_REPLAY:
-            raise CheckpointError(
-                f"{where}: restoring batch {batches} would replay more than {MAX_REPLAY} batches of an iterator; "
-                "give the source state()/restore() or make it a callable taking BatchInfo"
-            )
-        per_batch = 1 if self.batch else self.batch_size_hint
+            return None
+        iterator = self._new_iterator()
+        wrap = self.args["cycle"] in (True, "quiet")
         try:
-            for _ in range(batches * per_batch):
-                self._next()
+            for _ in range(batches * (1 if self.batch else self.batch_size_hint)):
+                try:
+                    next(iterator)
+                except StopIteration:
+                    if not wrap:
+                        raise
+                    iterator = self._new_iterator()
+                    next(iterator)
         except StopIteration:
             raise CheckpointError(
-                f"{where}: the source ends before batch {batches}, the checkpoint's position"
+                f"external source {self.name!r}: the source ends before batch {batches}, the checkpoint's position"
             ) from None
+        return iterator
 
     def next_epoch(self) -> None:
         self.epoch += 1

@@ -17,12 +17,13 @@ from pipestate.operators.schema import Arg
 
 
 def path_of(sample: np.ndarray, index: int) -> str:
-    """Decode a path sample: a 1-D uint8 array of UTF-8 bytes (``np.frombuffer(path.encode(), np.uint8)``).
+    """Decode a path sample: a 1-D uint8 or int8 array of UTF-8 bytes (``np.frombuffer(path.encode(),
+    np.uint8)``; DALI's own tests pass int8).
 
     Raises:
-        TypeError: the sample is not 1-D uint8. ValueError: it is empty or not UTF-8 (naming the sample).
+        TypeError: the sample is not 1-D (u)int8. ValueError: it is empty or not UTF-8 (naming the sample).
     """
-    if sample.dtype != np.uint8 or sample.ndim != 1:
+    if sample.dtype not in (np.uint8, np.int8) or sample.ndim != 1:
         raise TypeError(
             f"fn.io.file.read(): sample {index} is {sample.dtype} of shape {sample.shape}; a path is a 1-D "
             "uint8 array of UTF-8 bytes: np.frombuffer(path.encode('utf-8'), dtype=np.uint8)"
@@ -61,7 +62,11 @@ class FileRead(SampleOperator):
     """
 
     type = "io.file.read"
-    INPUTS = (sch.Input("filepaths", "UTF-8 encoded paths, one 1-D uint8 array per sample", ("uint8",), (1,)),)
+    INPUTS = (
+        sch.Input(
+            "filepaths", "UTF-8 encoded paths, one 1-D uint8 (or int8) array per sample", ("uint8", "int8"), (1,)
+        ),
+    )
     EXAMPLE = Example(
         inputs=(Tensor("uint8", (0,), values=lambda i: np.frombuffer(f"data/f{i % 4}.bin".encode(), np.uint8)),),
         setup=_example_files,

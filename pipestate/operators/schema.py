@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pipestate.dtypes import to_numpy_dtype
 from pipestate.graph import DataNode
-from pipestate.types import to_numpy_dtype
 
 REQUIRED = object()  # the default of an argument that must be given
 

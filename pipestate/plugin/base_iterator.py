@@ -21,7 +21,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from pipestate import checkpoint as ckpt
 from pipestate.batch import Batch
+from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError, UnsupportedCheckpointVersionError
 from pipestate.pipeline import Pipeline
 
 __all__ = ["BaseIterator", "LastBatchPolicy"]
@@ -120,7 +122,8 @@ class BaseIterator:
         if self._size < 0 and not reader_name:
             self._last_batch_policy = LastBatchPolicy.FILL
             self._last_batch_padded = False
-        if self._size > 0 and not reader_name:
+        elastic = any(meta.get("elastic") for p in self._pipes for meta in p.reader_meta().values())
+        if self._size > 0 and not reader_name and not elastic:  # an elastic reader's job has no per-shard epoch
             warnings.warn(
                 "prefer reader_name to size and last_batch_padded: with them set by hand some samples can be "
                 "missed or repeated (see DALI's Sharding documentation)",
@@ -149,6 +152,12 @@ class BaseIterator:
         if not self._reader_name:
             return
         metas = [p.reader_meta(self._reader_name) for p in self._pipes]
+        if any(m.get("elastic") for m in metas):
+            raise ValueError(
+                f"the reader {self._reader_name!r} reads with elastic=True: its epochs are the whole job's, cut into "
+                "global batches, not DALI's per-shard epochs; give size= instead of reader_name (this shard's "
+                "batch_size times the global steps to run, see docs/distributed.md)"
+            )
 
         def same(key: str, what: str) -> Any:
             values = [m[key] for m in metas]
@@ -356,26 +365,97 @@ class BaseIterator:
             state["shard_ids"] = [int(v) for v in self._shards_id]
         return state
 
-    def _set_state(self, data: str) -> None:
+    def _parse_state(self, data: str) -> dict[str, Any]:
+        """Check the iterator state stored in a checkpoint against this iterator; changes nothing.
+
+        Raises:
+            CorruptCheckpointError: not an iterator state this library writes (not a JSON object of
+                integers, non-integral or out-of-range numbers, nesting, values no iterator reaches).
+            UnsupportedCheckpointVersionError: a state version this library does not read.
+            CheckpointMismatchError: the state of an iterator configured otherwise (``reader_name`` or
+                ``size``, the number of shards or pipelines, the dataset's shard sizes).
+        """
+
+        def not_json(token: str) -> Any:
+            raise ValueError(f"{token} is not an integer")
+
         try:
-            state = json.loads(data)
-            if state.get("version") != _STATE_VERSION:
-                raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
-            counter, size = int(state["counter"]), int(state["size"])
-            if self._reader_name:
-                per_shard = [int(v) for v in state["counter_per_shard"]]
-                sizes = [int(v) for v in state["shard_sizes"]]
-                ids = [int(v) for v in state["shard_ids"]]
-                if len(per_shard) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
-                    raise ValueError("the checkpoint's iterator was over another number of shards or pipelines")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(
-                f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
-                "iterator with the same reader_name/size and pipelines"
-            ) from exc
-        self._counter, self._size = counter, size
+            state = json.loads(data, parse_float=not_json, parse_constant=not_json)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to parse
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator state is not valid JSON of integers: {exc}"
+            ) from None
+        if not isinstance(state, dict) or "version" not in state:
+            raise CorruptCheckpointError("the checkpoint's iterator state is not a JSON object with a version")
+        version = state["version"]
+        if version != _STATE_VERSION or isinstance(version, bool):
+            if _is_int(version) and version > _STATE_VERSION:
+                raise UnsupportedCheckpointVersionError(
+                    f"the checkpoint's iterator state is version {version}; this pipestate reads version "
+                    f"{_STATE_VERSION}: restore it with the release that wrote it, or a newer one"
+                )
+            raise CorruptCheckpointError(f"the checkpoint's iterator state has version {version!r}")
+        keys = {"version", "counter", "size"} | (
+            {"counter_per_shard", "shard_sizes", "shard_ids"} if self._reader_name else set()
+        )
+        if set(state) != keys:
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator state has the fields {sorted(state)}, this iterator's are "
+                f"{sorted(keys)}: restore it into an iterator with the same reader_name or size"
+            )
+        per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
         if self._reader_name:
-            self._counter_per_gpu, self._shard_sizes_per_gpu, self._shards_id = per_shard, sizes, ids
+            most = _round_up(math.ceil(self._size_no_pad / self._shards_num), self.batch_size)
+            expected = f"between 1 and {most} (the reader's shard, in batches)"
+            size_ok = _is_int(state["size"]) and 1 <= state["size"] <= most
+        else:
+            expected = str(self._size)
+            size_ok = _is_int(state["size"]) and state["size"] == self._size
+        if not size_ok:
+            what = "" if _is_int(state["size"]) else " (not an integer)"
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator has size {state['size']!r}{what}; this iterator's is {expected}: "
+                "restore it into an iterator with the same reader_name or size"
+            )
+        size, counter = state["size"], state["counter"]
+        limit = size + per_batch - 1 if size > 0 else 2**63 - 1  # at most one batch past the epoch's end
+        if not (_is_int(counter) and 0 <= counter <= limit):
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator counter {counter!r} is not one an iterator of size {size} reaches "
+                f"(an integer from 0 to {limit})"
+            )
+        if self._reader_name:
+            self._check_shard_lists(state, most + self.batch_size)
+        return state
+
+    def _check_shard_lists(self, state: dict[str, Any], bound: int) -> None:
+        lists = {k: state[k] for k in ("counter_per_shard", "shard_sizes", "shard_ids")}
+        if not all(isinstance(v, list) and all(_is_int(x) for x in v) for v in lists.values()):
+            raise CorruptCheckpointError("the checkpoint's iterator shard positions are not lists of integers")
+        starts, sizes, ids = lists.values()
+        if len(starts) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator was over {len(sizes)} shards and {len(ids)} pipelines; this one is over "
+                f"{self._shards_num} shards and {self._num_gpus} pipelines"
+            )
+        initial = self._shard_sizes_initial
+        if not any(sizes == initial[k:] + initial[:k] for k in range(len(initial))):
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator has shard sizes {sizes}; the reader's shards hold {initial} samples "
+                "(another dataset or sharding)"
+            )
+        if not all(0 <= c < bound for c in starts) or not all(0 <= i < self._shards_num for i in ids):
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator shard positions {starts} or shard ids {ids} are out of range"
+            )
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Move to a state :meth:`_parse_state` returned."""
+        self._counter, self._size = state["counter"], state["size"]
+        if self._reader_name:
+            self._counter_per_gpu = list(state["counter_per_shard"])
+            self._shard_sizes_per_gpu = list(state["shard_sizes"])
+            self._shards_id = list(state["shard_ids"])
 
     def _restore_from_pipelines(self) -> None:
         restored = [p.is_restored_from_checkpoint for p in self._pipes]
@@ -393,7 +473,7 @@ class BaseIterator:
                 stacklevel=4,
             )
             return
-        self._set_state(datas[0])
+        self._set_state(self._parse_state(datas[0]))
 
     def _pipeline_checkpoints(self) -> list[bytes]:
         data = json.dumps(self._state(), separators=(",", ":"))
@@ -433,7 +513,8 @@ class BaseIterator:
 
         Raises:
             ValueError: the state holds another number of checkpoints than there are pipelines.
-            CheckpointError: a checkpoint is damaged or comes from another pipeline.
+            CheckpointError: a checkpoint is damaged or comes from another pipeline, or its iterator state
+                does not fit this iterator; nothing moved (every pipeline and the iterator are as they were).
         """
         key = self._state_key()
         cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None
@@ -445,12 +526,28 @@ class BaseIterator:
         if not self._enable_checkpointing:
             raise ValueError("cannot restore: build the pipelines with enable_checkpointing=True")
         cpts = [bytes(c) for c in cpts]
-        for p, cpt in zip(self._pipes, cpts):
-            p.restore(cpt)
+        for cpt in cpts:  # the iterator's own state is checked before any pipeline moves
+            data = ckpt.decode(cpt).iterator_data
+            if data:
+                self._parse_state(data)
+        before = [p.checkpoint() for p in self._pipes]
+        done = 0
+        try:
+            for p, cpt in zip(self._pipes, cpts):
+                p.restore(cpt)
+                done += 1
+        except BaseException:
+            for p, cpt in zip(self._pipes[:done], before):  # all pipelines or none
+                p.restore(cpt)
+            raise
         self._restore_from_pipelines()
         self._initial_checkpoints = cpts
         self._ever_consumed = False
         self._prepare()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _round_up(value: int, multiple: int) -> int:

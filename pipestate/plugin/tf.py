@@ -26,6 +26,7 @@ from tensorflow.python.data.ops import dataset_ops, iterator_ops
 from tensorflow.python.eager import context
 from tensorflow.python.ops import gen_dataset_ops
 
+from pipestate import distributed
 from pipestate.batch import _stack as stack_samples
 from pipestate.errors import PipestateError
 from pipestate.pipeline import Pipeline
@@ -35,7 +36,9 @@ __all__ = [
     "DistributedIteratorState",
     "PipelineDataset",
     "PipelineState",
+    "elastic_args",
     "input_options",
+    "job_checkpoint",
     "shard_args",
 ]
 
@@ -483,6 +486,42 @@ def shard_args(input_context: tf.distribute.InputContext) -> dict[str, int]:
     :func:`input_options`, there is one input pipeline per replica, so each replica reads its own shard.
     """
     return {"shard_id": input_context.input_pipeline_id, "num_shards": input_context.num_input_pipelines}
+
+
+def elastic_args(input_context: tf.distribute.InputContext, global_batch_size: int) -> dict[str, int]:
+    """Return this input pipeline's place in an elastic job: ``{"shard_id", "num_shards",
+    "global_batch_size", "batch_size"}``.
+
+    Pass the first three to the elastic reader and ``batch_size`` (its part of every global batch,
+    :func:`pipestate.distributed.local_batch_size`) to the pipeline: ``my_pipe(**elastic_args(ctx, 64))``
+    for a pipeline function taking ``shard_id``, ``num_shards`` and ``global_batch_size``. With
+    :func:`input_options` there is one input pipeline per replica, so a global step reads one global batch.
+
+    Raises:
+        ValueError: ``global_batch_size`` is smaller than the number of input pipelines.
+    """
+    shard_id, num_shards = input_context.input_pipeline_id, input_context.num_input_pipelines
+    return {
+        "shard_id": shard_id,
+        "num_shards": num_shards,
+        "global_batch_size": global_batch_size,
+        "batch_size": distributed.local_batch_size(global_batch_size, num_shards, shard_id),
+    }
+
+
+def job_checkpoint(datasets: Sequence[PipelineDataset], num_batches: int) -> bytes:
+    """Return the job checkpoint of an elastic job read through ``datasets`` (one per input pipeline,
+    e.g. kept by your ``dataset_fn`` by ``input_pipeline_id``) after ``num_batches`` global steps.
+
+    Resume on any number of replicas with ``checkpoint=pipestate.distributed.shard_checkpoint(job,
+    shard_id, num_shards, global_batch_size)`` in the new ``dataset_fn``.
+
+    Raises:
+        KeyError: a dataset has not computed that element yet, or no longer keeps it
+            (:meth:`PipelineDataset.checkpoint_after`).
+        CheckpointError: as :func:`pipestate.distributed.combine`.
+    """
+    return distributed.combine([dataset.checkpoint_after(num_batches) for dataset in datasets])
 
 
 def input_options() -> tf.distribute.InputOptions:

@@ -19,7 +19,6 @@ import fnmatch
 import itertools
 import os
 import shutil
-import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
@@ -29,17 +28,34 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 4  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
 # ---- test_utils -------------------------------------------------------------------------------------
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (lengths here are below 128: one varint byte)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _example(features: dict[str, tuple[int, Any]]) -> bytes:
+    """A ``tf.train.Example`` with one value per feature: ``{name: (1, bytes) | (3, small int)}`` (BytesList,
+    Int64List), serialized by hand (TensorFlow's schema: Example.features=1, Features.feature=1 (map),
+    Feature.bytes_list=1 / int64_list=3, each list's value=1)."""
+    entries = b""
+    for name, (kind, value) in features.items():
+        inner = _field(1, value) if kind == 1 else _field(1, bytes([value]))  # packed int64 < 128: one byte
+        entries += _field(1, _field(1, name.encode()) + _field(2, _field(kind, inner)))
+    return _field(1, entries)
+
+
+
 def get_dali_extra_path() -> str:
     """DALI_extra's location: ``$DALI_EXTRA_PATH`` if it holds the data, else a generated stand-in."""
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-v{_EXTRA_VERSION}-{_generator_digest()}")
+    root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{_generator_digest()}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
         _generate(staging)
@@ -51,8 +67,9 @@ def get_dali_extra_path() -> str:
 
 
 def _generator_digest() -> str:
-    """A digest of the code that writes the stand-in, so that a changed generator (on any branch) writes a
-    fresh directory instead of reusing another's."""
+    """A digest of the code generating the stand-in (this module and the dataset writers it uses): the stand-in
+    is rebuilt whenever that code changes (a version number to bump was forgotten, or bumped to the same
+    number on two branches)."""
     import hashlib
 
     from tests.operators.readers import coco_data, formats
@@ -74,22 +91,22 @@ def _generate(root: str) -> None:
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
                 f.write(_jpeg(rng))
+    # the file DALI's tests name directly (e.g. check_single_filepath_input, check_single_encoded_jpeg_input)
+    with open(os.path.join(root, "db", "single", "jpeg", "100", "swan-3584559_640.jpg"), "wb") as f:
+        f.write(_jpeg(rng))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
-    from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
 
     folder = os.path.join(root, "db", "tfrecord")
     os.makedirs(folder)
     path = os.path.join(folder, "train")
-    with open(path, "wb") as f:
-        for i in range(100):
-            ex = example_pb2.Example()
-            ex.features.feature["image/encoded"].bytes_list.value.append(rng.bytes(int(rng.integers(8, 40))))
-            ex.features.feature["image/class/label"].int64_list.value.append(i % 7)
-            data = ex.SerializeToString()
-            length = struct.pack("<Q", len(data))
-            f.write(length + struct.pack("<I", tfr.masked_crc32c(length)))
-            f.write(data + struct.pack("<I", tfr.masked_crc32c(data)))
+    tfr.write_records(
+        path,
+        [
+            _example({"image/encoded": (1, rng.bytes(int(rng.integers(8, 40)))), "image/class/label": (3, i % 7)})
+            for i in range(100)
+        ],
+    )
     tfr.tfrecord2idx(path, os.path.join(folder, "train.idx"))
     # db/3D/MRI/Knee/npy_2d_slices/STU00001: 120 2-D float32 arrays of varying shapes
     folder = os.path.join(root, "db", "3D", "MRI", "Knee", "npy_2d_slices", "STU00001")
@@ -121,8 +138,11 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
     folder = os.path.join(root, "db", "webdataset", "MNIST")
     os.makedirs(folder)
     for k in range(3):  # 1,800 samples: DALI's cases need more than 6 shards x 4 batches of 64
-        members = [(f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
-                   for i in range(600 * k, 600 * (k + 1)) for ext in ("jpg", "cls")]
+        members = [
+            (f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
+            for i in range(600 * k, 600 * (k + 1))
+            for ext in ("jpg", "cls")
+        ]
         formats.write_tar(os.path.join(folder, f"devel-{k}.tar"), members)
     folder = os.path.join(root, "db", "recordio")
     os.makedirs(folder)
@@ -155,6 +175,9 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
         for i in range(45):
             signal = (rng.standard_normal(8000 + 97 * i) * 3000).astype(np.int16)
             soundfile.write(os.path.join(folder, f"{i:03d}.wav"), signal, 16000, subtype="PCM_16")
+        # the file DALI's stateless test of decoders.audio reads (a LibriSpeech utterance in DALI_extra)
+        signal = (rng.standard_normal(16000) * 3000).astype(np.int16)
+        soundfile.write(os.path.join(folder, "237-134500-0000.wav"), signal, 16000, subtype="PCM_16")
     try:
         import cv2  # noqa: F401
     except ImportError:
@@ -297,9 +320,7 @@ def params(*cases: Any) -> Callable[[Callable], Callable]:
         signature = inspect.signature(test)
         tuples = [case if isinstance(case, tuple) else (case,) for case in cases]
         names = list(signature.parameters)[: max(len(t) for t in tuples)]
-        padded = [
-            _mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples
-        ]
+        padded = [_mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples]
 
         def run(**kwargs: Any) -> Any:  # pytest refuses to parametrize parameters that have defaults
             return test(**kwargs)

@@ -14,8 +14,8 @@ import numpy as np
 
 import pipestate.fn as fn
 import pipestate.types as types
-from pipestate import pipeline_def
 from pipestate import tfrecord as tfrec
+from pipestate.pipeline import pipeline_def
 from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
     assert_raises,
@@ -449,9 +449,7 @@ def test_webdataset_reader(
         os.path.join(get_dali_extra_path(), "db/webdataset/MNIST/devel-1.tar"),
         os.path.join(get_dali_extra_path(), "db/webdataset/MNIST/devel-2.tar"),
     ]
-    index_files = [
-        webdataset_base.generate_temp_index_file(tar_file_path) for tar_file_path in tar_file_paths
-    ]
+    index_files = [webdataset_base.generate_temp_index_file(tar_file_path) for tar_file_path in tar_file_paths]
 
     check_reader_checkpointing(
         fn.readers.webdataset,
@@ -502,9 +500,9 @@ def test_nemo_asr_reader(
     for i, f in enumerate(wav_files):
         manifest.write(
             f'{{"audio_filepath": "{f}", \
-                       "offset": {i/1000}, \
-                       "duration": {0.3 + i/100}, \
-                       "text": "o{"o"*i}"}}\n'
+                       "offset": {i / 1000}, \
+                       "duration": {0.3 + i / 100}, \
+                       "text": "o{"o" * i}"}}\n'
         )
     manifest.flush()
 

@@ -5,6 +5,8 @@
 # (test_utils, nose_utils, nose2.tools) come from dali_test_utils.
 # Not ported (see tests/dali_ported/README.md): the operators pipestate lacks and GPU-only cases.
 
+import os
+
 import numpy as np
 
 from pipestate import fn, pipeline_def, types
@@ -13,6 +15,7 @@ from tests.dali_ported.dali_test_utils import (
     attr,
     compare_pipelines,
     create_sign_off_decorator,
+    get_dali_extra_path,
     params,
 )
 
@@ -78,11 +81,49 @@ def move_to(tensor, device):
     return tensor.gpu() if device == "gpu" else tensor
 
 
+def check_single_filepath_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        path_str = os.path.join(get_dali_extra_path(), "db/single/jpeg/100/swan-3584559_640.jpg")
+        path = np.frombuffer(path_str.encode(), dtype=np.int8)
+        return op(move_to(path, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
 def check_single_input(op, device, **kwargs):
     @pipeline_def(enable_checkpointing=True)
     def pipeline_factory():
         data = fn.external_source(source=RandomBatch(), layout=test_data_layout, batch=True)
         return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+def check_single_signal_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=[30, 40], dtype=np.float32), layout="ft", batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+def check_single_1d_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=[100], dtype=np.float32), batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+def check_single_encoded_audio_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        wav = os.path.join(get_dali_extra_path(), "db/audio/wav/237-134500-0000.wav")
+        audio, _ = fn.readers.file(files=[wav], pad_last_batch=True)
+        return op(move_to(audio, device), device=device, **kwargs)
 
     check_is_pipeline_stateless(pipeline_factory)
 
@@ -284,6 +325,61 @@ def arithm_ops_outputs(data):
 
 
 @params("cpu", "gpu")
+@stateless_signed_off("preemphasis_filter")
+def test_preemphasis_filter_stateless(device):
+    check_single_input(fn.preemphasis_filter, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("spectrogram")
+def test_spectrogram_stateless(device):
+    check_single_1d_input(fn.spectrogram, device)
+
+
+@stateless_signed_off("power_spectrum")
+def test_power_spectrum_stateless():
+    check_single_signal_input(fn.power_spectrum, "cpu")
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("mel_filter_bank")
+def test_mel_filter_bank_stateless(device):
+    check_single_signal_input(fn.mel_filter_bank, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("mfcc")
+def test_mfcc_stateless(device):
+    check_single_signal_input(fn.mfcc, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("nonsilent_region")
+def test_nonsilent_region_stateless(device):
+    check_single_1d_input(lambda *args, **kwargs: fn.nonsilent_region(*args, **kwargs)[0], device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("audio_resample", "experimental.audio_resample")
+def test_audio_resample_stateless(device):
+    check_single_signal_input(fn.audio_resample, device, scale=0.5)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("to_decibels")
+def test_to_decibels_stateless(device):
+    check_single_signal_input(fn.to_decibels, device)
+
+
+@stateless_signed_off("decoders.audio", "audio_decoder")
+def test_audio_decoder_stateless():
+    def audio_decoder_wrapper(*args, **kwargs):
+        return fn.decoders.audio(*args, **kwargs)[0]
+
+    check_single_encoded_audio_input(audio_decoder_wrapper, "cpu")
+
+
+@params("cpu", "gpu")
 @stateless_signed_off("hidden.arithmetic_generic_op", "arithmetic_generic_op")
 def test_arithm_ops_stateless_cpu(device):
     @pipeline_def(enable_checkpointing=True)
@@ -338,3 +434,9 @@ def test_split_and_merge(device):
             return data + types.Constant(1, dtype=types.DALIDataType.UINT8)
 
     check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu")
+@stateless_signed_off("io.file.read")
+def test_io_file_read(device):
+    check_single_filepath_input(fn.io.file.read, device)

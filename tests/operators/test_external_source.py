@@ -110,14 +110,47 @@ def test_generator_function_restore_replays_and_continues():
         assert_equal_output_after_checkpoint(make(gen), steps=8)
 
 
-def test_one_shot_iterator_cannot_be_restored():
+def test_one_shot_iterator_is_read_on_after_restore_or_refused():
+    """As DALI: restoring reads a one-shot iterator on from where it is (everything else is restored);
+    uncaptured_sources="refuse" refuses the restore instead."""
     factory = make(iter([ids(i, 0) for i in range(5)]))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="reads on from where it is"):
         pipe = factory()
     pipe.run()
     cpt = pipe.checkpoint()
-    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="one-shot iterator"):
-        make(iter([ids(i, 0) for i in range(5)]))(checkpoint=cpt)
+    expected_random = pipe.run()[1].as_array()
+    with pytest.warns(UserWarning):
+        restored = make(iter([ids(i, 7) for i in range(5)]))(checkpoint=cpt)
+    data, random = restored.run()
+    assert data[0].tolist() == [7, 0, 0]  # the new iterator's first batch
+    np.testing.assert_array_equal(random.as_array(), expected_random)  # the rest continues exactly
+    with pytest.warns(UserWarning, match="fails for a one-shot one"), pytest.raises(CheckpointError, match="one-shot"):
+        make(iter([ids(i, 0) for i in range(5)]))(checkpoint=cpt, uncaptured_sources="refuse")
+
+
+def test_callable_without_arguments_is_called_again_after_restore_or_refused():
+    calls = []
+
+    def source():
+        calls.append(len(calls))
+        return ids(len(calls), 0)
+
+    with pytest.warns(UserWarning, match="called again"):
+        pipe = make(source)()
+    pipe.run(), pipe.run()
+    cpt = pipe.checkpoint()
+    expected_random = pipe.run()[1].as_array()
+    pipe.close()  # its prefetch thread calls the source no more
+    calls.clear()
+    with pytest.warns(UserWarning):
+        restored = make(source)(checkpoint=cpt, prefetch_queue_depth=1)
+    data, random = restored.run()
+    assert data[0].tolist() == [0, 1, 0]  # the source is simply called again
+    np.testing.assert_array_equal(random.as_array(), expected_random)
+    with pytest.warns(UserWarning, match="refused"), pytest.raises(CheckpointError, match="uncaptured_sources"):
+        make(source)(checkpoint=cpt, uncaptured_sources="refuse")
+    with pytest.raises(ValueError, match="uncaptured_sources"):
+        make(source)(uncaptured_sources="ignore")
 
 
 class CountingSource:
@@ -188,8 +221,8 @@ def test_declared_dtype_is_checked():
 
 
 def test_definition_errors():
-    with pytest.raises(TypeError, match="needs source="):
-        make(None)()
+    with pytest.raises(TypeError, match="need a source="):
+        make(None, num_outputs=2)()
     with pytest.raises(TypeError, match="batch_info=True"):
         make([1, 2], batch_info=True)()
     with pytest.raises(TypeError, match="not callable"):

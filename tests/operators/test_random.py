@@ -216,3 +216,19 @@ def test_same_types_shapes_support_and_moments_as_dali(op_type, args):
         assert abs(a.mean() - d.mean()) < 4 * d.std() / np.sqrt(a.size) + 1e-3, (a.mean(), d.mean())
         assert abs(a.std() - d.std()) < 0.08 * d.std(), (a.std(), d.std())
         assert a.min() >= d.min() - 4 * d.std() and a.max() <= d.max() + 4 * d.std()
+
+
+@pytest.mark.parametrize(
+    ("build", "pattern"),
+    [
+        (lambda: fn.random.coin_flip(probability=fn.random.uniform(range=[2.0, 3.0])), r"probability.*sample \d"),
+        (lambda: fn.random.normal(stddev=fn.random.uniform(range=[-2.0, -1.0])), r"stddev.*sample \d.*>= 0"),
+        (lambda: fn.random.uniform(range=fn.random.uniform(range=[0.0, 1.0], shape=[3])), r"range.*sample \d.*shape"),
+    ],
+    ids=["probability-out-of-range", "negative-stddev", "range-of-3-values"],
+)
+def test_bad_per_sample_arguments_name_the_argument_and_the_sample(build, pattern):
+    from pipestate import OperatorError
+
+    with pytest.raises(OperatorError, match=pattern):
+        run_once(build)

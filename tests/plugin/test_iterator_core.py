@@ -16,7 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipestate import fn, pipeline_def
+from pipestate import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UnsupportedCheckpointVersionError,
+    fn,
+    pipeline_def,
+)
 from pipestate.plugin.base_iterator import BaseIterator, LastBatchPolicy
 
 
@@ -211,3 +218,112 @@ def test_state_from_another_iterator_configuration_is_refused(data_dir):
     cpts = it.checkpoints()
     with pytest.raises(ValueError, match="iterator state"):
         NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=cpts), ["x"], reader_name="Reader")
+
+
+# ---- iterator states that no iterator writes (issue 15) -----------------------------------------------------
+def _with_iterator_data(data_dir, data, shards=1):
+    """Pipelines restored from checkpoints whose iterator state is ``data`` (the pipelines' own are valid)."""
+    pipes = make_pipes(data_dir, 3, shards, False, False)
+    cpts = [p.checkpoint(iterator_data=data) for p in pipes]
+    return make_pipes(data_dir, 3, shards, False, False, checkpoints=cpts)
+
+
+def _state(**changes):
+    state = {"version": 1, "counter": 3, "size": 6, "counter_per_shard": [0], "shard_sizes": [11], "shard_ids": [0]}
+    return json.dumps({**state, **changes})
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        (_state(counter=1e999), CorruptCheckpointError, "not valid JSON of integers"),  # was an OverflowError
+        (_state(counter=3.0), CorruptCheckpointError, "not valid JSON of integers"),
+        (_state().replace('"counter":3', '"counter":NaN').replace('"counter": 3', '"counter": NaN'),
+         CorruptCheckpointError, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, CorruptCheckpointError, "not valid JSON"),  # was a RecursionError
+        ('{"version": 1, "counter": ' + "[" * 100_000 + "]" * 100_000 + "}", CorruptCheckpointError, "JSON"),
+        (_state(counter=-6, size=-1), CheckpointMismatchError, "size -1"),  # was accepted
+        (_state(counter=-6), CorruptCheckpointError, "counter -6"),
+        (_state(counter=9), CorruptCheckpointError, "counter 9"),  # past one batch beyond the end
+        (_state(counter=True), CorruptCheckpointError, "counter True"),
+        (_state(size=13), CheckpointMismatchError, "size 13"),  # more than the shard (11), in batches (12)
+        (_state(size="6"), CheckpointMismatchError, "not an integer"),
+        (_state(version=2), UnsupportedCheckpointVersionError, "version 2"),
+        (_state(version="1"), CorruptCheckpointError, "version '1'"),
+        (_state(shard_sizes=[10]), CheckpointMismatchError, "shard sizes"),
+        (_state(shard_ids=[1]), CorruptCheckpointError, "shard ids"),
+        (_state(counter_per_shard=[-1]), CorruptCheckpointError, "out of range"),
+        (_state(counter_per_shard=[[0]]), CorruptCheckpointError, "lists of integers"),
+        (_state(shard_ids=[0, 0]), CheckpointMismatchError, "2 pipelines"),
+        (json.dumps({"version": 1, "counter": 3, "size": 6}), CheckpointMismatchError, "same reader_name"),
+        ("5", CorruptCheckpointError, "JSON object"),
+    ],
+)
+def test_iterator_states_no_iterator_writes_are_clear_checkpoint_errors(data_dir, data, error, match):
+    pipes = _with_iterator_data(data_dir, data)
+    with pytest.raises(error, match=match):
+        NumpyIterator(pipes, ["x"], reader_name="Reader")
+
+
+def test_the_largest_iterator_state_values_a_run_reaches_are_accepted(data_dir):
+    pipes = _with_iterator_data(data_dir, _state(counter=8, size=6, counter_per_shard=[13]))
+    it = NumpyIterator(pipes, ["x"], reader_name="Reader")
+    assert it._counter == 8 and it.size == 6
+
+
+@pytest.mark.parametrize(("data", "match"), [(_state(size=5), "size 5"), (_state(counter=-1, size=11), "counter")])
+def test_iterator_states_for_size_are_checked_against_size(data_dir, data, match):
+    data = data.replace(',"counter_per_shard":[0],"shard_sizes":[11],"shard_ids":[0]', "")
+    data = json.dumps({k: v for k, v in json.loads(data).items() if k in ("version", "counter", "size")})
+    with pytest.raises(CheckpointError, match=match):
+        NumpyIterator(_with_iterator_data(data_dir, data), ["x"], size=11)
+
+
+def test_load_state_dict_with_a_bad_iterator_state_moves_nothing(data_dir):
+    it = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader", auto_reset=True)
+    good = it.state_dict()
+    bad = [p.checkpoint(iterator_data=_state(counter=-6)) for p in it._pipes]
+    reference = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader", auto_reset=True)
+    next(it), next(reference)
+    with pytest.raises(CorruptCheckpointError, match="counter -6"):
+        it.load_state_dict({"checkpoints": bad})
+    assert observe(it, 8) == observe(reference, 8)
+    it.load_state_dict(good)  # a good state still loads
+    fresh = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader", auto_reset=True)
+    assert observe(it, 8) == observe(fresh, 8)
+
+
+def test_load_state_dict_is_all_or_nothing_over_the_pipelines(data_dir):
+    """The second pipeline refuses its checkpoint (another pipeline's): the first is moved back."""
+    it = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader", auto_reset=True)
+    reference = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader", auto_reset=True)
+    observe(it, 3), observe(reference, 3)
+    start = NumpyIterator(make_pipes(data_dir, 3, 2, False, False), ["x"], reader_name="Reader").checkpoints()
+    with pytest.raises(CheckpointMismatchError):
+        it.load_state_dict({"checkpoints": [start[0], start[0]]})  # shard 0's checkpoint for shard 1
+    assert observe(it, 8) == observe(reference, 8)
+
+
+@pytest.mark.parametrize(("value", "error"), [(5, TypeError), (b"{}", TypeError), (1.5, TypeError),
+                                              ("\ud800", ValueError)])
+def test_checkpoint_iterator_data_must_be_a_string(value, error):
+    @pipeline_def(batch_size=2, seed=1, enable_checkpointing=True)
+    def pipe():
+        return fn.random.uniform()
+
+    with pytest.raises(error, match="iterator_data"):
+        pipe().checkpoint(iterator_data=value)
+
+
+def test_an_elastic_reader_is_refused_as_reader_name(data_dir):
+    """Its epochs are the job's, cut into global batches: DALI's per-shard epoch accounting would be wrong."""
+
+    @pipeline_def(batch_size=2, num_threads=1, seed=7, enable_checkpointing=True)
+    def pipe():
+        data, _ = fn.readers.file(file_root=data_dir, file_filters="*.bin", name="Reader", elastic=True)
+        return data
+
+    with pytest.raises(ValueError, match="elastic=True: its epochs are the whole job's"):
+        NumpyIterator([pipe()], ["x"], reader_name="Reader")
+    it = NumpyIterator([pipe()], ["x"], size=6)
+    assert len(observe(it, 3)) == 3

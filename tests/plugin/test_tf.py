@@ -452,3 +452,55 @@ def test_dali_dataset_passes_batches_per_call_on():
     ds = DALIDataset(_sample_source_pipe(), (tf.int64,), ((5,),), batches_per_call=2)
     assert ds.batches_per_call == 2
     assert [next(iter(ds))[0].numpy().tolist()] == [[0] * 5]
+
+
+@pytest.mark.skipif(not TWO_CPUS, reason="TensorFlow devices were initialized before this module")
+def test_elastic_job_resumes_on_another_number_of_replicas(tmp_path):
+    from pipestate import distributed
+    from pipestate.plugin.tf import elastic_args, job_checkpoint
+
+    files = []
+    for i in range(14):
+        path = tmp_path / f"{i:02d}.bin"
+        path.write_bytes(i.to_bytes(4, "little"))
+        files.append(str(path))
+
+    @pipeline_def(seed=9, enable_checkpointing=True)
+    def elastic(shard_id, num_shards, global_batch_size):
+        _, index = fn.readers.file(
+            files=files,
+            elastic=True,
+            random_shuffle=True,
+            initial_fill=4,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            global_batch_size=global_batch_size,
+        )
+        return index, fn.random.uniform()
+
+    def run(devices, global_batch, steps, job=None):
+        strategy = tf.distribute.MirroredStrategy(devices)
+        datasets = {}
+
+        def dataset_fn(ctx):
+            args = elastic_args(ctx, global_batch)
+            checkpoint = None
+            if job is not None:
+                checkpoint = distributed.shard_checkpoint(job, args["shard_id"], args["num_shards"], global_batch)
+            pipe = elastic(**args, checkpoint=checkpoint)
+            datasets[ctx.input_pipeline_id] = PipelineDataset(pipe, (tf.int32, tf.float32))
+            return datasets[ctx.input_pipeline_id]
+
+        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn, options=input_options()))
+        seen = []
+        for _ in range(steps):
+            index, draw = next(iterator)
+            for i, d in zip(strategy.experimental_local_results(index), strategy.experimental_local_results(draw)):
+                seen += list(zip(i.numpy().ravel().tolist(), d.numpy().ravel().tolist()))
+        return seen, job_checkpoint([datasets[k] for k in sorted(datasets)], steps)
+
+    reference, _ = run(["/cpu:0"], 1, 3 * 5 + 2 * 3 + 4)
+    two, job = run(["/cpu:0", "/cpu:1"], 5, 3)  # 3 global steps of 5 on two replicas (3 + 2 samples)
+    one, job = run(["/cpu:0"], 3, 2, job)  # then 2 of 3 on one replica
+    again, _ = run(["/cpu:0", "/cpu:1"], 4, 1, job)  # then 1 of 4 on two
+    assert two + one + again == reference

@@ -4,10 +4,18 @@ A subclass lists its dataset in :meth:`Reader.discover` (at build time) and read
 :meth:`Reader.read`. The base class decides which indices each batch holds (``_sampler``), and its state
 is ``{epoch, consumed, dataset_digest}`` — a reader epoch and a position in it — so restoring never
 re-reads a sample.
+
+With ``elastic=True`` (every reader has it, through :data:`SHARD_ARGS`) the position is the whole job's:
+each epoch is one global sequence, cut into global batches of which each shard takes its part, and the
+state adds the shard's layout (``{epoch, consumed, dataset_digest, layout}``). The reader then decides
+the pipeline's sample identities (``sample_origin``: the epoch and dataset index of every sample), and
+its layout arguments stay out of the fingerprint, so a job's checkpoint restores on another number of
+shards and global batch size (``pipestate.distributed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,8 +25,8 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError
 from pipestate.operators import schema as sch
-from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
-from pipestate.operators.readers import _sampler, _stdshuffle
+from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, SampleOrigin
+from pipestate.operators.readers import _elastic, _sampler, _stdshuffle
 from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
@@ -40,6 +48,20 @@ SHARD_ARGS: tuple[Arg, ...] = (
     Arg("dont_use_mmap", sch.Bool(), False, "Accepted for DALI compatibility"),
     Arg("skip_cached_images", sch.Bool(), False, "Accepted for DALI compatibility"),
     Arg("tensor_init_bytes", sch.Int(0), 1048576, "Accepted for DALI compatibility"),
+    Arg(
+        "elastic",
+        sch.Bool(),
+        False,
+        "One global, shard-independent sequence per epoch, cut into global batches of which each shard takes "
+        "its part; the checkpoint restores on another number of shards or global batch size "
+        "(pipestate.distributed; not a DALI argument)",
+    ),
+    Arg(
+        "global_batch_size",
+        sch.Int(0, 2**31 - 1),
+        0,
+        "With elastic=True: samples per global step over all shards (0: batch_size * num_shards)",
+    ),
 )
 
 
@@ -53,6 +75,9 @@ class Reader(Operator):
     ``next_epoch()`` (``Pipeline.reset()``) does not move a reader: as in DALI, readers never end the
     pipeline's epoch and wrap into their next reader epoch by themselves; use ``reader_meta()`` or
     ``epoch_size()`` to know how many batches make an epoch.
+
+    With ``elastic=True`` the order is global (``_sampler.global_order``, ``_sampler.elastic_step``) and
+    the reader decides the pipeline's sample identities; see ``docs/distributed.md``.
     """
 
     DALI_FIXED_SHUFFLE: bool = False
@@ -68,6 +93,7 @@ class Reader(Operator):
                 f"{where}: shuffle_after_epoch=True and random_shuffle=True cannot be combined; "
                 "choose one way to shuffle"
             )
+        _elastic.check_arguments(a, where)
         if a.get("shuffle_after_epoch", False) and a["stick_to_shard"]:
             raise ValueError(
                 f"{where}: shuffle_after_epoch=True and stick_to_shard=True cannot be combined: the epoch "
@@ -114,7 +140,7 @@ class Reader(Operator):
         self.num_workers = env.num_threads
         self.batch_size = env.batch_size
         size, listing = self.discover()
-        if size < a["num_shards"]:
+        if size < a["num_shards"] and not a["elastic"]:
             raise ValueError(
                 f"fn.{self.type}() ({self.name}): the dataset has {size} sample(s), fewer than "
                 f"num_shards={a['num_shards']}; every shard needs at least one sample"
@@ -142,9 +168,49 @@ class Reader(Operator):
         self.epoch = 0
         self.consumed = 0
         self._orders: dict[int, np.ndarray] = {}
+        self.layout: _sampler.Layout | None = None
+        self._planned: tuple[tuple[int, int], tuple] | None = None
+        if a["elastic"]:
+            self.layout = _elastic.layout(a, size, env.batch_size, f"fn.{self.type}() ({self.name})")
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        return self.read(ctx, self.take(ctx.batch_size))
+        if self.layout is None:
+            return self.read(ctx, self.take(ctx.batch_size))
+        _, indices, self.epoch, self.consumed = self._step()
+        self._planned = None
+        return self.read(ctx, indices.tolist())
+
+    # ---- the elastic mode ---------------------------------------------------------------------------
+    def layout_args(self) -> frozenset[str]:
+        """``shard_id``, ``num_shards`` and ``global_batch_size`` with ``elastic=True``, else none."""
+        return _elastic.LAYOUT_ARGS if self.args["elastic"] else frozenset()
+
+    def sample_origin(self, count: int) -> SampleOrigin | None:
+        """With ``elastic=True``: the epoch and dataset index of each sample of the next batch."""
+        if self.layout is None:
+            return None
+        epochs, indices, _, _ = self._step()
+        return SampleOrigin(epochs, indices, self.shard.size)
+
+    def _step(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """This shard's part of the next global step, computed once per position."""
+        at = (self.epoch, self.consumed)
+        planned = self._planned
+        if planned is None or planned[0] != at:
+            step = _sampler.elastic_step(
+                self.shard.size, self.layout, self.shard.pad_last_batch, *at, self.global_order
+            )
+            planned = self._planned = (at, step)
+        return planned[1]
+
+    def global_order(self, epoch: int) -> np.ndarray:
+        """The elastic mode's sequence of reader epoch ``epoch`` (computed once, cached for two epochs)."""
+        order = self._orders.get(epoch)
+        if order is None:
+            order = _sampler.global_order(self.shard.size, self.shuffle, epoch, self.base_order(epoch))
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = order
+        return order
 
     def take(self, count: int) -> list[int]:
         """Advance the position by ``count`` samples and return their dataset indices."""
@@ -170,21 +236,20 @@ class Reader(Operator):
         return order
 
     def state(self) -> dict:
-        return {"epoch": self.epoch, "consumed": self.consumed, "dataset_digest": self.dataset_digest}
+        position = {"epoch": self.epoch, "consumed": self.consumed, "dataset_digest": self.dataset_digest}
+        if self.layout is not None:
+            position["layout"] = dataclasses.asdict(self.layout)
+        return position
 
-    def restore(self, state: Any, at: Position) -> None:
+    def check_state(self, state: Any, at: Position) -> None:
         where = f"operator {self.name!r} ({self.type})"
-        if (
-            not isinstance(state, dict)
-            or set(state) != {"epoch", "consumed", "dataset_digest"}
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64 for v in state.values())
-        ):
+        if self.layout is not None:
+            _elastic.check_state(state, self.layout, self.shard.size, where)
+            self._check_digest(state, where)
+            return
+        if not _elastic.counters(state, _elastic.POSITION_KEYS):
             raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not a reader position")
-        if state["dataset_digest"] not in (0, self.dataset_digest):
-            raise CheckpointMismatchError(
-                f"{where}: the dataset differs from the one the checkpoint was taken on (files, labels or records "
-                "were added, removed or renamed)"
-            )
+        self._check_digest(state, where)
         epoch, consumed = state["epoch"], state["consumed"]
         taken = at.iteration * self.batch_size  # a reader takes batch_size samples per batch
         if (
@@ -195,7 +260,17 @@ class Reader(Operator):
                 f"{where}: position {consumed} of reader epoch {epoch} is not where this reader is after "
                 f"{at.iteration} batches of {self.batch_size} on this dataset; the checkpoint does not fit it"
             )
-        self.epoch, self.consumed = epoch, consumed
+
+    def _check_digest(self, state: dict, where: str) -> None:
+        if state["dataset_digest"] not in (0, self.dataset_digest):
+            raise CheckpointMismatchError(
+                f"{where}: the dataset differs from the one the checkpoint was taken on (files, labels or records "
+                "were added, removed or renamed)"
+            )
+
+    def restore(self, state: Any, at: Position) -> None:
+        self.epoch, self.consumed = state["epoch"], state["consumed"]
+        self._planned = None
 
     def next_epoch(self) -> None:
         """No-op: readers wrap into their next epoch by themselves (as in DALI)."""
@@ -206,9 +281,13 @@ class Reader(Operator):
         Returns:
             ``epoch_size`` (samples in the dataset), ``epoch_size_padded`` (``num_shards *
             ceil(epoch_size / num_shards)`` with ``pad_last_batch``, else ``epoch_size``),
-            ``number_of_shards``, ``shard_id``, ``pad_last_batch`` and ``stick_to_shard`` (0 or 1).
+            ``number_of_shards``, ``shard_id``, ``pad_last_batch`` and ``stick_to_shard`` (0 or 1). With
+            ``elastic=True`` also ``elastic`` (1) and ``global_batch_size``, and ``epoch_size_padded`` is
+            the samples the whole job reads per epoch (with ``pad_last_batch``: whole global batches).
         """
         cfg = self.shard
+        if self.layout is not None:
+            return _elastic.reader_meta(cfg, self.layout)
         return {
             "epoch_size": cfg.size,
             "epoch_size_padded": _sampler.epoch_size_padded(cfg),

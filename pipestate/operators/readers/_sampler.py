@@ -13,11 +13,17 @@ The unshuffled sequence equals NVIDIA DALI's readers, checked against DALI in
   (so without padding a shard reads the dataset circularly from its first sample, as DALI does);
 - with ``pad_last_batch`` every epoch has ``roundup(ceil(n/num_shards), batch_size)`` samples: the shard,
   then its last sample repeated, so every shard yields the same whole number of batches per epoch.
+
+The elastic mode (``elastic=True``) has no per-shard sequence: each epoch is one global sequence
+(:func:`global_order`), global batches cut the stream of epochs into consecutive pieces, and each shard
+takes its part of every global batch (:class:`Layout`, :func:`elastic_step`). Its position is global
+(``(epoch, consumed)`` of the whole job), so it means the same under any number of shards.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -171,3 +177,87 @@ def epoch_order(cfg: ShardConfig, shuffle: ShuffleConfig, epoch: int, base: np.n
         if missing:
             order = np.concatenate([order, np.full(missing, order[-1], dtype=np.int64)])
     return order
+
+
+# ---- the elastic mode: one global sequence per epoch, cut into global batches -------------------------
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where a shard sits in an elastic job: its part of every global batch.
+
+    Shard ``k`` of ``num_shards`` takes positions ``[G*k // num_shards, G*(k+1) // num_shards)`` of each
+    global batch of ``G = global_batch_size`` samples (contiguous parts whose sizes differ by at most one),
+    so the shards' parts, in shard order, concatenate to the global batch.
+
+    Attributes:
+        global_batch_size: Samples per global step over all shards.
+        num_shards: Number of shards.
+        shard_id: This shard.
+    """
+
+    global_batch_size: int
+    num_shards: int
+    shard_id: int
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """``[begin, end)`` of this shard's part of a global batch."""
+        g, m, k = self.global_batch_size, self.num_shards, self.shard_id
+        return g * k // m, g * (k + 1) // m
+
+
+def global_order(size: int, shuffle: ShuffleConfig, epoch: int, base: np.ndarray | None = None) -> np.ndarray:
+    """Return the elastic mode's sequence of epoch ``epoch``: every dataset index once, in an order that
+    depends on (dataset size, shuffle mode, key, epoch, ``initial_fill``) and never on the shard layout.
+
+    Args:
+        size: Samples in the dataset.
+        shuffle: The shuffle configuration (``random_shuffle`` passes the whole sequence through one shuffle
+            buffer of ``initial_fill`` samples).
+        epoch: The reader epoch.
+        base: The reader's own dataset order for this epoch (see :func:`epoch_order`), or ``None``.
+    """
+    if base is not None:
+        order = np.asarray(base, dtype=np.int64)
+    elif shuffle.shuffle_after_epoch:
+        order = dataset_permutation(size, shuffle.key, epoch)
+    else:
+        order = np.arange(size, dtype=np.int64)
+    if shuffle.random_shuffle:
+        order = buffer_shuffle(order, shuffle.initial_fill, derive_key("elastic-shuffle-buffer", shuffle.key, epoch))
+    return order
+
+
+def elastic_step(
+    size: int, layout: Layout, pad_last_batch: bool, epoch: int, consumed: int, order: Callable[[int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """One global step of an elastic job, seen from one shard.
+
+    The job's stream is the epochs' sequences (``order(e)``, ``size`` samples each) one after the other;
+    the global position ``(epoch, consumed)`` is where the next global batch starts. Without padding a
+    global batch is the next ``global_batch_size`` samples of the stream (the last batch of an epoch ends
+    in the next one). With ``pad_last_batch`` a global batch never crosses an epoch end: the epoch's last
+    global batch is completed with copies of the epoch's last sample, and the next starts the next epoch.
+
+    Returns:
+        The reader epoch and dataset index of each of this shard's samples (int64 arrays), and the global
+        position after the step.
+    """
+    g = layout.global_batch_size
+    begin, end = layout.bounds
+    if pad_last_batch:
+        positions = np.minimum(np.arange(consumed + begin, consumed + end, dtype=np.int64), size - 1)
+        indices = order(epoch)[positions]
+        epochs = np.full(len(indices), epoch, dtype=np.int64)
+        after = (epoch, consumed + g) if consumed + g < size else (epoch + 1, 0)
+        return epochs, indices, *after
+    start, count = consumed + begin, end - begin
+    e, c = epoch + start // size, start % size
+    epoch_parts, index_parts = [], []
+    while count > 0:
+        n = min(size - c, count)
+        index_parts.append(order(e)[c : c + n])
+        epoch_parts.append(np.full(n, e, dtype=np.int64))
+        count -= n
+        e, c = e + 1, 0
+    total = consumed + g
+    return np.concatenate(epoch_parts), np.concatenate(index_parts), epoch + total // size, total % size

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from pipestate.operators.base import BuildEnv, RunContext, register
 from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.readers._npy_header import parse_header_dict
 from pipestate.operators.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
@@ -56,8 +56,9 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
     if len(head) < start + size:
         raise ValueError(f"{path!r}: the .npy header is truncated")
     try:
-        meta = ast.literal_eval(head[start : start + size].decode("latin1" if major < 3 else "utf8"))
-        dtype = np.dtype(np.lib.format.descr_to_dtype(meta["descr"]))
+        # not numpy's ast.literal_eval: it is not thread-safe on Python 3.11, and workers parse headers
+        meta = parse_header_dict(head[start : start + size].decode("latin1" if major < 3 else "utf8"))
+        dtype = np.dtype(meta["descr"])
         shape = tuple(int(d) for d in meta["shape"])
         fortran = bool(meta["fortran_order"])
     except (ValueError, SyntaxError, KeyError, TypeError, RecursionError, MemoryError) as exc:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import pytest
 from nose_utils import SkipTest, assert_raises, cartesian_params, params  # noqa: F401
 
-from pipestate import fn, pipeline_def
+import pipestate.fn as fn
+from pipestate.pipeline import pipeline_def
 from pipestate.plugin.base_iterator import LastBatchPolicy
 from tests.dali_ported.test_dali_checkpointing import (
     make_dummy_source,
