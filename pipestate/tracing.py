@@ -131,7 +131,8 @@ def make_function(cls: type[Operator]) -> Callable[..., Any]:
 def constant_node(
     value: Any, dtype: Any = None, shape: Any = None, layout: str | None = None, **kwargs: Any
 ) -> DataNode:
-    """A constant DataNode for a number or numeric array (Python ints are int32, floats float32, as in DALI).
+    """A constant DataNode for a number or numeric array (Python ints are int32, floats float32, 64-bit numpy
+    arrays their 32-bit type, as in DALI).
 
     Raises:
         TypeError: ``value`` is not numeric.
@@ -145,7 +146,8 @@ def constant_node(
         raise TypeError(f"a constant must be a number or a numeric array, not {type(value).__name__}")
     if dtype is None:
         if isinstance(value, (np.ndarray, np.generic)):
-            dtype = array.dtype
+            # DALI narrows 64-bit numpy arrays to their 32-bit type (float64 -> float32, int64 -> int32).
+            dtype = {"float64": np.float32, "int64": np.int32, "uint64": np.uint32}.get(array.dtype.name, array.dtype)
         else:
             dtype = {"b": np.bool_, "i": np.int32, "u": np.int32, "f": np.float32}[array.dtype.kind]
     key = "fdata" if array.dtype.kind == "f" else "idata"

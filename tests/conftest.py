@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
+from hypothesis import settings
+
+# In CI the property tests draw the same examples every run (a red CI run is reproducible, never luck);
+# elsewhere they explore new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -477,8 +477,10 @@ def validate(op_type: str, schema: Sequence[Arg], kwargs: dict[str, Any]) -> Con
     values = {}
     for arg in schema:
         where = f"fn.{op_type}(): {arg.name}"
-        value = kwargs.get(arg.name, arg.default)
-        if value is REQUIRED or (value is None and arg.default is REQUIRED):
+        value = kwargs.get(arg.name)
+        if value is None:  # DALI: an argument given as None is not given (its default applies)
+            value = arg.default
+        if value is REQUIRED:
             raise TypeError(f"fn.{op_type}() needs {arg.name}= ({arg.doc})")
         if isinstance(value, DataNode):
             if not arg.tensor:

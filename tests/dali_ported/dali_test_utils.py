@@ -10,7 +10,8 @@ generated stand-in with the same layout for the parts the ported tests read, mad
 the temporary directory: ``db/single/jpeg`` holds real JPEGs (encoded with OpenCV; the image operators'
 tests decode them, with DALI's ``100/swan-3584559_640.jpg``), ``db/tfrecord/train`` and
 ``db/3D/MRI/Knee/npy_2d_slices/STU00001`` deterministic random bytes (the readers do not decode them), the
-sequence reader's frames PNGs and the NeMo reader's audio WAV files.
+sequence reader's frames PNGs, the NeMo reader's audio WAV files and a COCO dataset (``db/coco``:
+images and ``instances.json``) for the COCO reader.
 """
 
 from __future__ import annotations
@@ -56,9 +57,14 @@ def get_dali_extra_path() -> str:
     env = os.environ.get("DALI_EXTRA_PATH")
     if env and os.path.isdir(os.path.join(env, "db", "single", "jpeg")):
         return env
-    # keyed by this module's text: a change to the generator (on any branch) makes a new directory
-    with open(__file__, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    # keyed by the generating code (this module and the dataset writers it uses): a change makes a new directory
+    from tests.operators.readers import coco_data, formats
+
+    sha = hashlib.sha256()
+    for module in (__file__, coco_data.__file__, formats.__file__):
+        with open(module, "rb") as f:
+            sha.update(f.read())
+    digest = sha.hexdigest()[:16]
     root = os.path.join(tempfile.gettempdir(), f"pipestate-dali-extra-{digest}")
     if not os.path.isdir(root):
         staging = tempfile.mkdtemp(prefix="pipestate-dali-extra-", dir=tempfile.gettempdir())
@@ -167,6 +173,14 @@ def _generate_formats(root: str, rng: np.random.Generator) -> None:
         # the file DALI's stateless test of decoders.audio reads (a LibriSpeech utterance in DALI_extra)
         signal = (rng.standard_normal(16000) * 3000).astype(np.int16)
         soundfile.write(os.path.join(folder, "237-134500-0000.wav"), signal, 16000, subtype="PCM_16")
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        pass
+    else:  # db/coco: 64 JPEGs and instances.json (polygons, crowd RLEs, images without annotations)
+        from tests.operators.readers.coco_data import write_coco
+
+        write_coco(os.path.join(root, "db", "coco"), n_images=64, seed=17)
 
 
 def check_batch(

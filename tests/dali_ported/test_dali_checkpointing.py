@@ -179,6 +179,49 @@ def test_file_reader(
     )
 
 
+# Coco reader is based on file reader and all the strange corner cases are (hopefully) tested there
+@params(
+    (0, 4, 1, 2, True, False, False, False, None),
+    (4, 5, 0, 1, False, True, False, False, 1),
+    (16, 6, 3, 5, False, False, True, False, 2),
+    (6, 7, 2, 3, False, True, False, True, 3),
+)
+@reader_signed_off("readers.coco", "coco_reader")
+def test_coco_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    shuffle_after_epoch,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    coco_dir = os.path.join(data_root, "db", "coco")
+    coco_images = os.path.join(coco_dir, "images")
+    coco_annotations = os.path.join(coco_dir, "instances.json")
+
+    check_reader_checkpointing(
+        fn.readers.coco,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        file_root=coco_images,
+        annotations_file=coco_annotations,
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        shuffle_after_epoch=shuffle_after_epoch,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+        polygon_masks=True,
+        image_ids=True,
+    )
+
+
 @params(
     (0, 1, 0, 1, True, True, True, None),
     (0, 3, 0, 2, True, True, False, 1),
@@ -663,6 +706,33 @@ def test_image_random_crop(device):
         image = fn.decoders.image_random_crop(data, device=device)
         return image
 
+
+@random_signed_off("segmentation.random_object_bbox")
+def test_random_object_bbox():
+    check_single_input_operator(fn.segmentation.random_object_bbox, "cpu", format="box")
+
+
+@random_signed_off("segmentation.random_mask_pixel")
+def test_random_mask_pixel():
+    check_single_input_operator(fn.segmentation.random_mask_pixel, "cpu")
+
+
+@random_signed_off("roi_random_crop")
+def test_roi_random_crop():
+    check_single_input_operator(
+        fn.roi_random_crop, "cpu", crop_shape=(10, 10), roi_start=(0, 0), roi_end=(30, 30)
+    )
+
+
+@random_signed_off("ssd_random_crop")
+def test_ssd_random_crop():
+    @pipeline_def
+    def pipeline():
+        data = fn.random.uniform(shape=(100, 100), dtype=types.DALIDataType.UINT8)
+        bbox = fn.random.uniform(shape=(7, 4), range=[0, 100], dtype=types.DALIDataType.FLOAT)
+        labels = fn.random.uniform(shape=(1,), dtype=types.DALIDataType.INT32)
+        return fn.ssd_random_crop(data, bbox, labels, device="cpu")[0]
+
     check_pipeline_checkpointing_native(pipeline)
 
 
@@ -674,6 +744,31 @@ def test_experimental_image_random_crop(device):
         data, _ = fn.readers.file(name="Reader", file_root=images_dir)
         image = fn.experimental.decoders.image_random_crop(data, device=device)
         return image
+
+
+@random_signed_off("batch_permutation")
+def test_batch_permutation():
+    check_no_input_operator(fn.batch_permutation, "cpu")
+
+
+@random_signed_off("random_bbox_crop")
+def test_random_bbox_crop():
+    def wrapper(input, **kwargs):
+        bboxes = fn.cast(input[:, :4, 0], dtype=types.DALIDataType.FLOAT)
+        bboxes /= fn.reductions.max(bboxes, axes=(0, 1))
+        out = fn.random_bbox_crop(bboxes, bbox_layout="xyXY", input_shape=(2000, 2000), **kwargs)
+        return out[0]
+
+    check_single_input_operator(wrapper, "cpu")
+
+
+@random_signed_off("random_crop_generator")
+def test_random_crop_generator():
+    @pipeline_def
+    def pipeline():
+        data = fn.random.uniform(shape=(2,), dtype=types.DALIDataType.INT64)
+        crop_anchor, crop_shape = fn.random_crop_generator(data)
+        return crop_anchor, crop_shape
 
     check_pipeline_checkpointing_native(pipeline)
 

@@ -60,6 +60,24 @@ class RandomBatch:
         return self.batch
 
 
+# Provides the same random batch of bounding boxes each time
+class RandomBoundingBoxBatch:
+    def __init__(self):
+        rng = np.random.default_rng(1234)
+
+        def random_sample():
+            left = rng.uniform(0, 1, size=1)
+            top = rng.uniform(0, 1, size=1)
+            right = rng.uniform(left, 1)
+            bottom = rng.uniform(top, 1)
+            return np.vstack([left, top, right, bottom]).astype(np.float32).T
+
+        self.batch = [random_sample() for _ in range(batch_size)]
+
+    def __call__(self):
+        return self.batch
+
+
 def move_to(tensor, device):
     return tensor.gpu() if device == "gpu" else tensor
 
@@ -119,6 +137,15 @@ def check_single_encoded_jpeg_input(op, device, **kwargs):
     check_is_pipeline_stateless(pipeline_factory)
 
 
+def check_single_bbox_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBoundingBoxBatch(), batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
 def check_no_input(op, device, **kwargs):
     @pipeline_def(enable_checkpointing=True)
     def pipeline_factory():
@@ -136,6 +163,55 @@ def test_stateful(device):
         device,
         glob="Mean error: *, Min error: *, Max error: *Total error count: *, Tensor size: *Index in batch: 0",
     )
+
+
+@stateless_signed_off("transforms.crop")
+def test_transforms_crop_stateless():
+    check_no_input(fn.transforms.crop, "cpu")
+
+
+@stateless_signed_off("transforms.rotation")
+def test_transforms_rotation_stateless():
+    check_no_input(fn.transforms.rotation, "cpu", angle=35)
+
+
+@stateless_signed_off("transforms.shear")
+def test_transforms_shear_stateless():
+    check_no_input(fn.transforms.shear, "cpu", shear=(2, 2))
+
+
+@stateless_signed_off("transforms.scale")
+def test_transforms_scale_stateless():
+    check_no_input(fn.transforms.scale, "cpu", scale=(3, 2))
+
+
+@stateless_signed_off("transforms.translation", "hidden.transform_translation", "transform_translation")
+def test_transforms_translation_stateless():
+    check_no_input(fn.transforms.translation, "cpu", offset=(4, 3))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("coord_transform")
+def test_coord_transform(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch((5, 2)), layout="NX")
+        if device == "gpu":
+            data = data.gpu()
+        return fn.coord_transform(data, M=(0.1, 0.9, 10, 0.8, -0.2, -20))
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@stateless_signed_off("transforms.combine")
+def test_transforms_combine_stateless():
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        scale = fn.transforms.scale(scale=(3, 2))
+        shear = fn.transforms.shear(shear=(2, 2))
+        return fn.transforms.combine(scale, shear)
+
+    check_is_pipeline_stateless(pipeline_factory)
 
 
 @params("cpu", "gpu")
@@ -310,6 +386,17 @@ def test_constant_stateless(device):
     check_no_input(fn.constant, device, idata=[1, 2, 3])
 
 
+@stateless_signed_off("bbox_paste")
+def test_bbox_paste_stateless():
+    check_single_bbox_input(fn.bbox_paste, "cpu", ratio=2)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("bb_flip")
+def test_bb_flip_stateless(device):
+    check_single_bbox_input(fn.bb_flip, device, ltrb=True)
+
+
 @params("cpu", "gpu")
 @stateless_signed_off("paste")
 def test_paste_stateless(device):
@@ -356,6 +443,35 @@ def test_tensor_subscript_stateless(device):
 @stateless_signed_off("subscript_dim_check", "hidden.subscript_dim_check")
 def test_subscript_dim_check(device):
     check_single_input(lambda x, **kwargs: x[:], device)
+
+
+@stateless_signed_off("segmentation.select_masks")
+def test_select_masks_stateless():
+    n = 10
+    polygons = np.asarray([[i, 0, i] for i in range(n)])
+    vertices = np.asarray([[i, i + 1] for i in range(n)])
+    mask_ids = np.asarray([i for i in range(n) if i % 2 == 0])
+
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        return tuple(fn.segmentation.select_masks(mask_ids, polygons, vertices))
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("box_encoder")
+def test_box_encoder_stateless(device):
+    n = 10
+    boxes = np.asarray([[float(i), float(i), float(i + 1), float(i + 1)] for i in range(n)])
+    labels = np.asarray(list(range(n)))
+    anchors = [float(i) for i in range(4)]
+
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        return tuple(fn.box_encoder(boxes, labels, anchors=anchors, device=device))
+
+    check_is_pipeline_stateless(pipeline_factory)
 
 
 @attr("cupy")
@@ -412,6 +528,17 @@ def test_image_decoder_slice_stateless(device):
 @stateless_signed_off("experimental.decoders.image_slice")
 def test_experimental_image_decoder_slice_stateless(device):
     check_single_encoded_jpeg_input(fn.experimental.decoders.image_slice, device, start=(5, 5), end=(45, 45))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("coord_flip")
+def test_coord_flip_stateless(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        input = np.array([[1], [2], [3]], dtype=np.float32)
+        return fn.coord_flip(input, flip_x=True, center_x=0, device=device)
+
+    check_is_pipeline_stateless(pipeline_factory)
 
 
 @params("cpu", "gpu")

@@ -38,7 +38,6 @@ def run_once(body, **options):
     [
         (lambda: fn.random.uniform(range=[0, np.inf]), ValueError, "range\\[1\\]"),
         (lambda: fn.random.uniform(range="ab"), TypeError, "range"),
-        (lambda: fn.random.uniform(range=None), TypeError, "range"),
         (lambda: fn.random.uniform(range=[0, 3e9], dtype=types.INT32), ValueError, "does not fit dtype int32"),
         (lambda: fn.random.uniform(range=[-300, -200], dtype=types.UINT8), ValueError, "does not fit"),
         (lambda: fn.random.uniform(dtype=types.BOOL), TypeError, "dtype"),
@@ -399,3 +398,15 @@ def test_constant_matches_dali_shapes():
     assert [g.shape for g in got] == [(4, 1), (4, 3), (4, 2), (4, 2, 2)]
     assert [g.dtype for g in got] == [np.int32, np.int32, np.float32, np.int32]
     assert got[1][0].tolist() == [42, 42, 42] and got[3][0].tolist() == [[1, 2], [3, 4]]
+
+
+def test_an_argument_given_as_none_takes_its_default_as_in_dali():
+    @pipeline_def(batch_size=2, seed=1)
+    def pipe(**kwargs):
+        return fn.random.uniform(shape=[64], **kwargs)
+
+    (given_none,) = pipe(range=None).run()
+    (omitted,) = pipe().run()
+    (other,) = pipe(range=[0, 1]).run()
+    assert np.array_equal(np.asarray(given_none), np.asarray(omitted))
+    assert not np.array_equal(np.asarray(given_none), np.asarray(other))
