@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipestate.batch import Batch
+from pipestate.checkpoint import decode
+from pipestate.errors import CheckpointMismatchError
 from pipestate.pipeline import Pipeline
 
 __all__ = ["BaseIterator", "LastBatchPolicy"]
@@ -73,6 +75,9 @@ class BaseIterator:
             :class:`LastBatchPolicy`.
         ValueError: inconsistent arguments (the message names them), or pipelines that disagree on
             ``batch_size``, checkpointing or the reader's configuration.
+        CheckpointMismatchError: the pipelines were restored from checkpoints of an iterator with other
+            options (``last_batch_policy``, ``size``/``reader_name``, number of pipelines); the message
+            names each.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class BaseIterator:
         self._last_batch_policy = last_batch_policy
         self._last_batch_padded = bool(last_batch_padded)
         self._size = int(size)
+        self._size_argument = self._size
         if self._size == 0:
             raise ValueError("size=0: give the number of samples in the shard, or -1 to read until StopIteration")
         if reader_name and self._size > 0:
@@ -131,6 +137,8 @@ class BaseIterator:
         for p in pipes:
             p.build()
         self._read_reader_meta()
+        self._initial_size = self._size
+        self._source_ended = False  # size=-1: a pipeline raised StopIteration and no reset() followed
         self._ever_consumed = False
         self._first_batch: Any = None
         self._pending_stop = False
@@ -198,6 +206,7 @@ class BaseIterator:
             for p in self._pipes:
                 outputs.append(p.run())
         except StopIteration:
+            self._source_ended = True
             if self._size < 0 and self._auto_reset:
                 self.reset()
             raise
@@ -248,6 +257,7 @@ class BaseIterator:
                 "the iterator does not reset in the middle of an epoch (as DALI); ignoring reset()", stacklevel=2
             )
             return
+        self._source_ended = False
         fill_wrapping = self._last_batch_policy is LastBatchPolicy.FILL and not self._last_batch_padded
         if fill_wrapping and self._reader_name:
             read = self._counter - min(self._counter_per_gpu)
@@ -347,18 +357,104 @@ class BaseIterator:
             return self.size // per_batch
         return math.ceil(self.size / per_batch)
 
+    def _epoch_over(self) -> bool:
+        """Whether the current epoch has no batch left (the next ``next()`` would raise ``StopIteration``)."""
+        if self._pending_stop or self._source_ended or self._ended():
+            return True
+        return self._last_batch_policy is LastBatchPolicy.DROP and self._advance(dry_run=True, end_iteration=False)
+
+    def _begin_epoch(self) -> None:
+        """Start the next epoch if the current one is over; otherwise do nothing (no warning).
+
+        What a training loop that counts its own epochs needs at the start of each of them (the Lightning
+        data module calls it): unlike ``iter()``, it never tries to reset in the middle of an epoch, e.g.
+        after ``auto_reset`` already reset or with the samples ``FILL`` carried into the next epoch.
+        """
+        if self._pending_stop:
+            self._pending_stop = False
+            if not self._auto_reset:
+                self.reset()
+        elif self._epoch_over():
+            self.reset()
+        self._restored_at_end = False
+
+    def _max_batches_per_epoch(self) -> int | None:
+        """The most batches any epoch of this iterator has (``None`` for ``size=-1``).
+
+        ``len()`` is the length of the current epoch, as in DALI: with ``FILL`` and no padding it
+        alternates (e.g. 8, 7, 8, ...: the samples that filled the last batch are not read again). Loops
+        that read the length once (Lightning) need this bound instead, and end shorter epochs at
+        ``StopIteration``.
+        """
+        if self._initial_size < 0:
+            return None
+        per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
+        if self._last_batch_policy is LastBatchPolicy.DROP:
+            return self._initial_size // per_batch
+        return math.ceil(self._initial_size / per_batch)
+
     # ---- checkpoints -------------------------------------------------------------------------------
+    def _options(self) -> dict[str, Any]:
+        """The arguments that decide the sequence of batches, stored with the state and checked on restore."""
+        return {
+            "last_batch_policy": self._last_batch_policy.name,
+            "last_batch_padded": self._last_batch_padded,
+            "reader_name": self._reader_name or "",
+            "size": -1 if self._reader_name else self._size_argument,
+            "pipelines": self._num_gpus,
+            "batch_size": self.batch_size,
+        }
+
+    def _check_options(self, saved: Any) -> None:
+        """Raise :class:`CheckpointMismatchError` naming every option that differs from the saved ones."""
+        if not isinstance(saved, dict):
+            return  # a state written before options were stored: nothing to compare
+        ours = self._options()
+        names = {"pipelines": "the number of pipelines"}
+        diffs = [
+            f"{names.get(key, key)} is {_show(key, ours[key])}, the checkpoint's iterator had {_show(key, value)}"
+            for key, value in sorted(saved.items())
+            if key in ours and ours[key] != value
+        ]
+        if diffs:
+            raise CheckpointMismatchError(
+                "the checkpoint was taken by an iterator with other options:\n  - "
+                + "\n  - ".join(diffs)
+                + "\nConstruct the iterator with the options it was saved with (a different "
+                "last_batch_policy or epoch size would change which samples every later batch holds), or "
+                "start without the checkpoint.",
+                diffs,
+            )
+
     def _state(self) -> dict[str, Any]:
-        state = {"version": _STATE_VERSION, "counter": int(self._counter), "size": int(self._size)}
+        state = {
+            "version": _STATE_VERSION,
+            "counter": int(self._counter),
+            "size": int(self._size),
+            "options": self._options(),
+        }
         if self._reader_name:
             state["counter_per_shard"] = [int(v) for v in self._counter_per_gpu]
             state["shard_sizes"] = [int(v) for v in self._shard_sizes_per_gpu]
             state["shard_ids"] = [int(v) for v in self._shards_id]
         return state
 
-    def _set_state(self, data: str) -> None:
+    def _parse_state(self, data: str) -> dict[str, Any]:
         try:
             state = json.loads(data)
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise ValueError(
+                f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
+                "iterator with the same reader_name/size and pipelines"
+            ) from exc
+        self._check_options(state.get("options"))
+        return state
+
+    def _set_state(self, data: str) -> None:
+        state = self._parse_state(data)
+        try:
             if state.get("version") != _STATE_VERSION:
                 raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
             counter, size = int(state["counter"]), int(state["size"])
@@ -367,7 +463,12 @@ class BaseIterator:
                 sizes = [int(v) for v in state["shard_sizes"]]
                 ids = [int(v) for v in state["shard_ids"]]
                 if len(per_shard) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
-                    raise ValueError("the checkpoint's iterator was over another number of shards or pipelines")
+                    raise CheckpointMismatchError(
+                        "the checkpoint's iterator was over another number of shards or pipelines: restore it "
+                        "into an iterator over as many pipelines, with the reader's num_shards unchanged"
+                    )
+        except CheckpointMismatchError:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
                 f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
@@ -433,7 +534,10 @@ class BaseIterator:
 
         Raises:
             ValueError: the state holds another number of checkpoints than there are pipelines.
-            CheckpointError: a checkpoint is damaged or comes from another pipeline.
+            CheckpointMismatchError: the state was saved by an iterator with other options (e.g. another
+                ``last_batch_policy``; the message names each) or from another pipeline. Nothing is
+                restored.
+            CheckpointError: a checkpoint is damaged.
         """
         key = self._state_key()
         cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None
@@ -445,12 +549,21 @@ class BaseIterator:
         if not self._enable_checkpointing:
             raise ValueError("cannot restore: build the pipelines with enable_checkpointing=True")
         cpts = [bytes(c) for c in cpts]
+        data = decode(cpts[0]).iterator_data  # check the iterator's options before moving any pipeline
+        if data:
+            self._parse_state(data)
         for p, cpt in zip(self._pipes, cpts):
             p.restore(cpt)
         self._restore_from_pipelines()
         self._initial_checkpoints = cpts
         self._ever_consumed = False
         self._prepare()
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "last_batch_policy":
+        return f"LastBatchPolicy.{value}"
+    return repr(value)
 
 
 def _round_up(value: int, multiple: int) -> int:

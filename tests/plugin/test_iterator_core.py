@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipestate import fn, pipeline_def
+from pipestate import CheckpointMismatchError, fn, pipeline_def
 from pipestate.plugin.base_iterator import BaseIterator, LastBatchPolicy
 
 
@@ -136,8 +136,10 @@ def test_state_is_plain_json_counters(data_dir):
             it.reset()
     restored = make_pipes(data_dir, 4, 2, False, False, checkpoints=it.checkpoints())
     state = json.loads(restored[0].iterator_data)
-    assert set(state) == {"version", "counter", "size", "counter_per_shard", "shard_sizes", "shard_ids"}
+    assert set(state) == {"version", "counter", "size", "counter_per_shard", "shard_sizes", "shard_ids", "options"}
     assert all(isinstance(v, int) for k in ("counter", "size") for v in [state[k]])
+    assert state["options"] == {"last_batch_policy": "FILL", "last_batch_padded": False, "reader_name": "Reader",
+                                "size": -1, "pipelines": 2, "batch_size": 4}
     assert state["shard_ids"] == [1, 0]  # the epoch ended: each pipeline moved to the next shard
 
 
@@ -209,5 +211,64 @@ def test_state_from_another_iterator_configuration_is_refused(data_dir):
     it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], size=11)
     next(it)
     cpts = it.checkpoints()
-    with pytest.raises(ValueError, match="iterator state"):
+    with pytest.raises(CheckpointMismatchError, match="reader_name is 'Reader'") as info:
         NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=cpts), ["x"], reader_name="Reader")
+    assert any("size is -1, the checkpoint's iterator had 11" in d for d in info.value.differences)
+
+
+@pytest.mark.parametrize("api", ["checkpoint=", "load_state_dict"])
+@pytest.mark.parametrize("saved", list(LastBatchPolicy))
+def test_restoring_with_another_last_batch_policy_names_it(data_dir, api, saved):
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader", last_batch_policy=saved)
+    observe(it, 2)
+    other = next(p for p in LastBatchPolicy if p is not saved)
+    match = rf"last_batch_policy is LastBatchPolicy.{other.name}, the checkpoint's iterator had LastBatchPolicy.{saved.name}"
+    if api == "checkpoint=":
+        with pytest.raises(CheckpointMismatchError, match=match):
+            NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=it.checkpoints()), ["x"],
+                          reader_name="Reader", last_batch_policy=other)
+        return
+    target = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader",
+                           last_batch_policy=other)
+    before = target.state_dict()
+    with pytest.raises(CheckpointMismatchError, match=match):
+        target.load_state_dict(it.state_dict())
+    assert target.state_dict() == before  # nothing was restored
+
+
+def test_a_state_without_options_still_restores(data_dir):
+    """Iterator states written before the options were stored (no "options" key) restore unchecked."""
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader")
+    observe(it, 2)
+    state = it._state()
+    del state["options"]
+    cpt = it._pipes[0].checkpoint(iterator_data=json.dumps(state))
+    after = observe(it, 5)
+    again = NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=[cpt]), ["x"], reader_name="Reader")
+    assert observe(again, 5) == after
+
+
+@pytest.mark.parametrize("policy", list(LastBatchPolicy))
+@pytest.mark.parametrize("auto_reset", [False, True])
+def test_begin_epoch_starts_each_epoch_once_and_never_warns(data_dir, policy, auto_reset):
+    """A loop that counts its own epochs (Lightning) calls _begin_epoch() at each start: the epochs it sees are
+    the iterator's, the longest has _max_batches_per_epoch() batches, and nothing warns about a mid-epoch reset."""
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader",
+                       last_batch_policy=policy, auto_reset=auto_reset)
+    lengths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            it._begin_epoch()
+            it._begin_epoch()  # twice: still one epoch
+            n = 0
+            while True:
+                try:
+                    next(it)
+                except StopIteration:
+                    break
+                n += 1
+            lengths.append(n)
+    expected = {LastBatchPolicy.FILL: [4, 4, 3, 4, 4], LastBatchPolicy.DROP: [3] * 5, LastBatchPolicy.PARTIAL: [4] * 5}
+    assert lengths == expected[policy]  # 11 samples, batch 3: FILL carries 1, then 2, then 0 samples over
+    assert it._max_batches_per_epoch() == max(lengths)
