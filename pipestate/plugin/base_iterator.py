@@ -18,6 +18,7 @@ import enum
 import json
 import math
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,16 @@ from pipestate.pipeline import Pipeline
 __all__ = ["BaseIterator", "LastBatchPolicy"]
 
 _STATE_VERSION = 1
+_DRIVEN_BY: weakref.WeakKeyDictionary[Pipeline, weakref.ref] = weakref.WeakKeyDictionary()
+
+
+def iterator_of(pipeline: Pipeline) -> BaseIterator | None:
+    """Return the live iterator that drives ``pipeline`` (the last one created over it), or ``None``.
+
+    ``Checkpointer.save`` uses it to warn that a pipeline's own checkpoint lacks its iterator's counters.
+    """
+    ref = _DRIVEN_BY.get(pipeline)
+    return ref() if ref is not None else None
 
 
 @enum.unique
@@ -98,6 +109,8 @@ class BaseIterator:
             if not isinstance(p, Pipeline):
                 raise TypeError(f"pipelines[{i}] is a {type(p).__name__}, not a pipestate Pipeline")
         self._pipes = pipes
+        for p in pipes:
+            _DRIVEN_BY[p] = weakref.ref(self)
         self._num_gpus = len(pipes)
         self.batch_size = pipes[0].batch_size
         if any(p.batch_size != self.batch_size for p in pipes):

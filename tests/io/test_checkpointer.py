@@ -80,7 +80,7 @@ def test_argument_errors(tmp_path):
     ckpt = Checkpointer(tmp_path)
     with pytest.raises(ValueError, match="step"):
         ckpt.save(make_checkpoint(), -1)
-    with pytest.raises(TypeError, match="checkpoint bytes or a pipeline"):
+    with pytest.raises(TypeError, match="checkpoint bytes, a pipeline, a framework iterator .* not a str"):
         ckpt.save("text", 1)
 
 
@@ -165,7 +165,9 @@ def test_retention_never_deletes_newest_valid(tmp_path):
         (tmp_path / f"checkpoint-{s:012d}.pscpt").write_bytes(b"garbage")
     ckpt.save(make_checkpoint(10), 10)
     assert ckpt.latest() == ckpt.path_for(10)
-    assert ckpt.steps() == [10, 12]  # 12 is within keep_last=1, 11 goes, 10 is the newest valid one
+    assert ckpt.steps() == [10, 11, 12]  # damaged files take no keep_last slot; newer than any valid: kept
+    ckpt.save(make_checkpoint(13), 13)
+    assert ckpt.steps() == [13]  # now older than a valid checkpoint: deleted with the one beyond keep_last
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
