@@ -12,7 +12,8 @@ imported only when an object of theirs is given (or a part of their kind is load
 | a pipestate framework iterator | ``iterator`` | in place (``load_state_dict``), counters included |
 | an object with ``state_dict()``/``load_state_dict()`` (torch modules, optimizers, schedulers, ...) | ``torch`` | in place |
 | torch tensors (or containers of them) | ``torch`` | replaced |
-| ``tf.train.Checkpoint`` or a TensorFlow/Keras trackable (``tf.Module``, ``tf.Variable``, a Keras model) | ``tensorflow`` | in place |
+| a Keras model (any backend): its variables (seed generators included) and its optimizer's | ``keras`` | in place |
+| ``tf.train.Checkpoint`` or a TensorFlow trackable (``tf.Module``, ``tf.Variable``) | ``tensorflow`` | in place |
 | numpy / JAX arrays, or dicts, lists and tuples (any JAX pytree) of them | ``arrays`` | replaced, in the structure of the value given |
 | plain data: ``None``, bool, int, float, str, lists and dicts with string keys | ``data`` | replaced |
 """
@@ -32,12 +33,13 @@ from typing import Any
 import numpy as np
 
 from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError
+from pipestate.io.base import validate_checkpoint
 from pipestate.io.step import Part
 from pipestate.pipeline import Pipeline
 
 ACCEPTED = (
     "bytes, a pipestate Pipeline or framework iterator, an object with state_dict()/load_state_dict() (torch "
-    "modules, optimizers ...), torch tensors, a tf.train.Checkpoint or TensorFlow/Keras trackable, numpy/JAX "
+    "modules, optimizers ...), torch tensors, a Keras model, a tf.train.Checkpoint or TensorFlow trackable, numpy/JAX "
     "arrays (or dicts, lists, tuples of them), or plain data (None, bool, int, float, str, lists, dicts with "
     "string keys)"
 )
@@ -51,6 +53,14 @@ def _iterator_class() -> type | None:
 def _is_iterator(obj: Any) -> bool:
     cls = _iterator_class()
     return cls is not None and isinstance(obj, cls)
+
+
+def _is_pipeline_like(obj: Any) -> bool:
+    """A Pipeline, or an object that stands for one: ``checkpoint()`` returns pipestate checkpoint bytes and
+    ``restore(bytes)`` takes them (e.g. the TF plugin's dataset position)."""
+    return isinstance(obj, Pipeline) or (
+        callable(getattr(obj, "checkpoint", None)) and callable(getattr(obj, "restore", None))
+    )
 
 
 def _is_stateful(obj: Any) -> bool:
@@ -79,6 +89,12 @@ def _is_tf_trackable(obj: Any) -> bool:
     except AttributeError:  # pragma: no cover - very old TensorFlow
         return isinstance(obj, (tf.train.Checkpoint, tf.Module, tf.Variable))
     return isinstance(obj, base)
+
+
+def _is_keras_model(obj: Any) -> bool:
+    keras = sys.modules.get("keras")
+    model = getattr(keras, "Model", None)
+    return model is not None and isinstance(obj, model)
 
 
 def _is_array(obj: Any) -> bool:
@@ -141,6 +157,12 @@ def to_part(name: str, obj: Any, stacklevel: int = 4) -> Part:
         return Part(name, "pipeline", (obj.checkpoint(),))
     if _is_iterator(obj):
         return Part(name, "iterator", tuple(obj.checkpoints()), {"class": type(obj).__name__})
+    if _is_pipeline_like(obj):
+        blob = obj.checkpoint()
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise TypeError(f"part {name!r}: {type(obj).__name__}.checkpoint() returned {type(blob).__name__}, not bytes")
+        validate_checkpoint(bytes(blob), where=f"part {name!r} ({type(obj).__name__}.checkpoint())")
+        return Part(name, "pipeline", (bytes(blob),))
     if _is_stateful(obj):
         state = obj.state_dict()
         if "torch" in sys.modules or _is_torch_value(state):
@@ -148,6 +170,8 @@ def to_part(name: str, obj: Any, stacklevel: int = 4) -> Part:
         return Part(name, "data", (_json(name, state),), {"in_place": True, "class": type(obj).__name__})
     if _is_torch_value(obj):
         return _torch_part(name, obj, {"in_place": False})
+    if _is_keras_model(obj):
+        return _keras_part(name, obj)
     if _is_tf_trackable(obj):
         return _tf_part(name, obj)
     if _has_arrays(obj):
@@ -204,6 +228,23 @@ def _tf_part(name: str, obj: Any) -> Part:
             with open(os.path.join(tmp, file), "rb") as f:
                 blobs.append(f.read())
     return Part(name, "tensorflow", tuple(blobs), {"files": files, "wrapped": checkpoint is not obj})
+
+
+def _keras_variables(model: Any) -> tuple[list[Any], list[Any]]:
+    optimizer = getattr(model, "optimizer", None)
+    opt_vars = list(optimizer.variables) if optimizer is not None and optimizer.built else []
+    return list(model.variables), opt_vars
+
+
+def _keras_part(name: str, model: Any) -> Part:
+    import keras
+
+    model_vars, opt_vars = _keras_variables(model)
+    arrays = {f"a{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model_vars + opt_vars)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    meta = {"paths": [v.path for v in model_vars + opt_vars], "optimizer_variables": len(opt_vars)}
+    return Part(name, "keras", (buffer.getvalue(),), meta)
 
 
 def _flatten(value: Any) -> tuple[list[str], list[Any], Any]:
@@ -264,7 +305,7 @@ def load_value(part: Part) -> Any:
         return _load_json(part)
     if part.kind == "torch":
         return _load_torch(part)
-    if part.kind == "arrays":
+    if part.kind in ("arrays", "keras"):
         paths, arrays = _load_arrays(part)
         return dict(zip(paths, arrays))
     raise TypeError(
@@ -345,7 +386,7 @@ class Restorer:
     def _plan(self, name: str, part: Part, target: Any) -> None:
         kind = part.kind
         if kind == "pipeline":
-            if not isinstance(target, Pipeline):
+            if not _is_pipeline_like(target):
                 raise self._mismatch(name, part, target)
             self._actions.append((0, name, lambda: target.restore(part.blobs[0])))
         elif kind == "iterator":
@@ -368,6 +409,11 @@ class Restorer:
                 raise self._mismatch(name, part, target)
             state = _load_json(part)
             self._actions.append((1, name, lambda: target.load_state_dict(state)))
+        elif kind == "keras":
+            if not _is_keras_model(target):
+                raise self._mismatch(name, part, target)
+            assign = _keras_restore_plan(self.step, name, part, target)
+            self._actions.append((1, name, assign))
         elif kind == "tensorflow":
             if not _is_tf_trackable(target):
                 raise self._mismatch(name, part, target)
@@ -376,7 +422,7 @@ class Restorer:
             value = _arrays_into(self.step, name, part, target)
             self._actions.append((2, name, lambda: self.into.__setitem__(name, value)))
         else:  # bytes, data, torch values: replace
-            if _is_stateful(target) or isinstance(target, Pipeline) or _is_iterator(target):
+            if _is_stateful(target) or _is_pipeline_like(target) or _is_iterator(target):
                 raise self._mismatch(name, part, target)
             value = load_value(part)
             self._actions.append((2, name, lambda: self.into.__setitem__(name, value)))
@@ -407,11 +453,43 @@ class Restorer:
 
 
 def _snapshot(target: Any) -> Callable[[], Any]:
-    if isinstance(target, Pipeline):
+    if _is_pipeline_like(target):
         saved = target.checkpoint()
         return lambda: target.restore(saved)
     state = target.state_dict()
     return lambda: target.load_state_dict(state)
+
+
+def _keras_restore_plan(step: int, name: str, part: Part, model: Any) -> Callable[[], None]:
+    """Check a ``keras`` part against ``model`` (building its optimizer if the part has its variables) and
+    return the assignment to run."""
+    paths, arrays = _load_arrays(part)
+    n_opt = part.meta.get("optimizer_variables", 0)
+    optimizer = getattr(model, "optimizer", None)
+    if n_opt and optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # its variables must exist to receive the saved values
+    model_vars, opt_vars = _keras_variables(model)
+    variables = model_vars + (opt_vars if n_opt else [])
+    mine = [v.path for v in variables]
+    if len(mine) != len(paths):
+        raise CheckpointMismatchError(
+            f"step {step}: part {name!r} holds {len(paths)} variables ({_few(paths)}); the model (and its "
+            f"optimizer) has {len(mine)} ({_few(mine)}): restore into the model it was saved from",
+            [f"part {name!r}: number of variables"],
+        )
+    for variable, path, array in zip(variables, paths, arrays):
+        if tuple(variable.shape) != array.shape or np.dtype(variable.dtype) != array.dtype:
+            raise CheckpointMismatchError(
+                f"step {step}: part {name!r}, variable {path}: saved {array.dtype}{list(array.shape)}, the "
+                f"model's {variable.path} is {variable.dtype}{list(variable.shape)}",
+                [f"part {name!r}: {path}"],
+            )
+
+    def assign() -> None:
+        for variable, array in zip(variables, arrays):
+            variable.assign(array)
+
+    return assign
 
 
 def _restore_tf(name: str, part: Part, target: Any) -> None:

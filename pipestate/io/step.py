@@ -14,7 +14,7 @@ header, then the parts' bytes, each with its own CRC-32::
 The header is ``{"step": int, "library_version": str, "parts": [{"name": str, "kind": str, "meta":
 {...}, "blobs": [{"length": int, "crc32": int}, ...]}, ...]}``. Parsing never executes anything (JSON
 and bytes only; the parts of kind ``torch`` are read with ``torch.load(weights_only=True)``, ``arrays``
-with ``numpy.load(allow_pickle=False)``), so a step file from an untrusted source is safe to load.
+and ``keras`` with ``numpy.load(allow_pickle=False)``), so a step file from an untrusted source is safe to load.
 What each kind holds is in ``docs/checkpoint-format.md``.
 """
 
@@ -39,11 +39,11 @@ MAX_STEP_BYTES = (1 << 40) - 1
 """The largest step file a load accepts (1 TiB - 1 byte): unlike a pipestate checkpoint, a step holds model
 state, which can exceed protobuf's 2 GiB."""
 
-KINDS = ("pipeline", "iterator", "bytes", "data", "torch", "tensorflow", "arrays")
+KINDS = ("pipeline", "iterator", "bytes", "data", "torch", "keras", "tensorflow", "arrays")
 """The part kinds: ``pipeline`` (one pipestate checkpoint), ``iterator`` (one per pipeline, the
 iterator's counters inside), ``bytes`` (yours, verbatim), ``data`` (JSON), ``torch`` (``torch.save``),
-``tensorflow`` (the files of ``tf.train.Checkpoint.write``), ``arrays`` (an ``.npz`` of a pytree's
-leaves)."""
+``keras`` (an ``.npz`` of a Keras model's and its optimizer's variables), ``tensorflow`` (the files of
+``tf.train.Checkpoint.write``), ``arrays`` (an ``.npz`` of a pytree's leaves)."""
 PIPESTATE_KINDS = ("pipeline", "iterator")
 
 
