@@ -5,17 +5,21 @@ checks that the parts of a step fit the objects to restore into and then applies
 imported only when an object of theirs is given (or a part of their kind is loaded): ``torch`` for
 ``torch`` parts, TensorFlow for ``tensorflow`` parts, jax for JAX arrays.
 
-| object | kind | restored |
-|---|---|---|
-| ``bytes`` | ``bytes`` | replaced in the mapping |
-| a pipestate ``Pipeline`` | ``pipeline`` | in place (``Pipeline.restore``) |
-| a pipestate framework iterator | ``iterator`` | in place (``load_state_dict``), counters included |
-| an object with ``state_dict()``/``load_state_dict()`` (torch modules, optimizers, schedulers, ...) | ``torch`` | in place |
-| torch tensors (or containers of them) | ``torch`` | replaced |
-| a Keras model (any backend): its variables (seed generators included) and its optimizer's | ``keras`` | in place |
-| ``tf.train.Checkpoint`` or a TensorFlow trackable (``tf.Module``, ``tf.Variable``) | ``tensorflow`` | in place |
-| numpy / JAX arrays, or dicts, lists and tuples (any JAX pytree) of them | ``arrays`` | replaced, in the structure of the value given |
-| plain data: ``None``, bool, int, float, str, lists and dicts with string keys | ``data`` | replaced |
+Kinds, by the object given (first match):
+
+- ``bytes``: kind ``bytes``, replaced in the mapping on restore;
+- a pipestate ``Pipeline`` (or an object with ``checkpoint()``/``restore()``): ``pipeline``, in place;
+- a pipestate framework iterator: ``iterator`` (its counters included), in place (``load_state_dict``);
+- an object with ``state_dict()``/``load_state_dict()`` (torch modules, optimizers, schedulers ...):
+  ``torch`` (``data`` without torch), in place;
+- torch tensors, or containers of them: ``torch``, replaced;
+- a Keras model (any backend): ``keras``, its and its optimizer's variables (seed generators
+  included), in place;
+- a ``tf.train.Checkpoint`` or TensorFlow trackable (``tf.Module``, ``tf.Variable``): ``tensorflow``, in
+  place;
+- numpy/JAX arrays, or dicts, lists and tuples (any JAX pytree) of them: ``arrays``, replaced, in the
+  structure of the value given;
+- plain data (``None``, bool, int, float, str, lists, dicts with string keys): ``data``, replaced.
 """
 
 from __future__ import annotations
@@ -160,7 +164,9 @@ def to_part(name: str, obj: Any, stacklevel: int = 4) -> Part:
     if _is_pipeline_like(obj):
         blob = obj.checkpoint()
         if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise TypeError(f"part {name!r}: {type(obj).__name__}.checkpoint() returned {type(blob).__name__}, not bytes")
+            raise TypeError(
+                f"part {name!r}: {type(obj).__name__}.checkpoint() returned {type(blob).__name__}, not bytes"
+            )
         validate_checkpoint(bytes(blob), where=f"part {name!r} ({type(obj).__name__}.checkpoint())")
         return Part(name, "pipeline", (bytes(blob),))
     if _is_stateful(obj):

@@ -2,7 +2,8 @@
 
 ``python _lightning_child.py CONFIG_JSON``: trains on 120 files in 4 class folders of different sizes
 (batch 16: epochs do not divide into batches) with ``PipelineDataModule``, ``PipestateCheckpointIO`` and
-``ModelCheckpoint(every_n_train_steps=...)`` (or ``every_n_epochs=1``), resuming from the newest ``.ckpt`` in the run's directory.
+``ModelCheckpoint(every_n_train_steps=...)`` (or ``every_n_epochs=1``), resuming from the newest ``.ckpt``
+in the run's directory.
 Each training step appends one JSON line (step, epoch, batch index, the batch's labels and first feature)
 to ``steps.jsonl``; with ``kill_at`` the process SIGKILLs itself in that step (once the saves already
 queued are durable, unless ``settle`` is false: then the resume point depends on the timing). At the end it writes

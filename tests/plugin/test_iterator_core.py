@@ -222,7 +222,8 @@ def test_restoring_with_another_last_batch_policy_names_it(data_dir, api, saved)
     it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader", last_batch_policy=saved)
     observe(it, 2)
     other = next(p for p in LastBatchPolicy if p is not saved)
-    match = rf"last_batch_policy is LastBatchPolicy.{other.name}, the checkpoint's iterator had LastBatchPolicy.{saved.name}"
+    match = (rf"last_batch_policy is LastBatchPolicy.{other.name}, "
+             rf"the checkpoint's iterator had LastBatchPolicy.{saved.name}")
     if api == "checkpoint=":
         with pytest.raises(CheckpointMismatchError, match=match):
             NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=it.checkpoints()), ["x"],
