@@ -597,15 +597,15 @@ def fit_resumable(
 ) -> Any:
     """``model.fit`` that saves every ``checkpointer.period`` batches and resumes exactly, mid-epoch included.
 
-    Each save is one Checkpointer step of three parts: ``model`` (the variables of the model, its dropout
-    seed generators included, and of its optimizer), ``data`` (the pipeline's state after the batches the
-    model consumed: ``tf.data`` computes ahead, :meth:`PipelineDataset.checkpoint_after` does not) and
-    ``progress`` (batches done, ``steps_per_epoch``). The step number is the number of batches done.
-    When the Checkpointer holds a step, training resumes there: model, optimizer and data position are restored, the rest of the
-    interrupted epoch runs as its own ``model.fit`` call (``initial_epoch`` = that epoch,
-    ``steps_per_epoch`` = the batches left in it), then the remaining epochs. The model then trains on
-    exactly the batches of an uninterrupted run, in the same epochs; with
-    ``tf.config.experimental.enable_op_determinism()`` the final weights are bit-identical.
+    Each save is one Checkpointer step of three parts: ``model`` (the variables of the model, its dropout seed
+    generators included, and of its optimizer), ``data`` (the pipeline's state after the batches the model
+    consumed: ``tf.data`` computes ahead, :meth:`PipelineDataset.checkpoint_after` does not) and ``progress``
+    (batches done, ``steps_per_epoch``). The step number is the number of batches done. When the Checkpointer
+    holds a step, training resumes there: model, optimizer and data position are restored, the rest of the
+    interrupted epoch runs as its own ``model.fit`` call (``initial_epoch`` = that epoch, ``steps_per_epoch`` =
+    the batches left in it), then the remaining epochs. The model then trains on exactly the batches of an
+    uninterrupted run, in the same epochs; with ``tf.config.experimental.enable_op_determinism()`` the final
+    weights are bit-identical.
 
     Args:
         model: A compiled Keras model with its weights created (built, e.g. by ``keras.Input``).
