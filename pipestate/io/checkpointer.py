@@ -340,6 +340,7 @@ class Checkpointer:
         elif isinstance(into, Pipeline) or parts_mod._is_iterator(into):
             if decoded is None:
                 if isinstance(into, Pipeline):
+                    parts_mod.warn_if_driven(into, "", "restore", 4)
                     into.restore(blob)
                 else:
                     into.load_state_dict({"checkpoints": [blob]})

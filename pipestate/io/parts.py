@@ -130,6 +130,19 @@ def wrapping_iterator(pipeline: Pipeline) -> Any:
     return find(pipeline) if find is not None else None
 
 
+def warn_if_driven(pipeline: Pipeline, name: str, action: str, stacklevel: int) -> None:
+    """Warn that a pipeline driven by a framework iterator is saved or restored without the iterator."""
+    it = wrapping_iterator(pipeline)
+    if it is None:
+        return
+    where = f"part {name!r}: " if name else ""
+    warnings.warn(
+        f"{where}this pipeline is driven by a {type(it).__name__}; its checkpoint does not hold the iterator's "
+        f"counters (where the epoch ends, the last batch's padding): {action} the iterator instead",
+        stacklevel=stacklevel,
+    )
+
+
 def to_part(name: str, obj: Any, stacklevel: int = 4) -> Part:
     """Serialize ``obj`` as the part ``name`` (see the module's table).
 
@@ -149,15 +162,7 @@ def to_part(name: str, obj: Any, stacklevel: int = 4) -> Part:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return Part(name, "bytes", (bytes(obj),))
     if isinstance(obj, Pipeline):
-        it = wrapping_iterator(obj)
-        if it is not None:
-            where = f"part {name!r}: " if name else ""
-            warnings.warn(
-                f"{where}this pipeline is driven by a {type(it).__name__}; its checkpoint does not hold "
-                "the iterator's counters (where the epoch ends, the last batch's padding): save the iterator "
-                "instead, or resume with it.checkpoints()",
-                stacklevel=stacklevel,
-            )
+        warn_if_driven(obj, name, "save", stacklevel + 1)
         return Part(name, "pipeline", (obj.checkpoint(),))
     if _is_iterator(obj):
         return Part(name, "iterator", tuple(obj.checkpoints()), {"class": type(obj).__name__})
