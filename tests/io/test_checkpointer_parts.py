@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pipestate import CheckpointMismatchError, Checkpointer, fn, pipeline_def
+from pipestate import Checkpointer, CheckpointMismatchError, fn, pipeline_def
 from pipestate.io import CheckpointBytes, StepState
 from pipestate.io.step import decode_step, is_step
 

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install pipestate[torch])")
 
-from pipestate import CheckpointMismatchError, Checkpointer, fn, pipeline_def  # noqa: E402
+from pipestate import Checkpointer, CheckpointMismatchError, fn, pipeline_def  # noqa: E402
 from pipestate.io.step import decode_step  # noqa: E402
 from pipestate.plugin.pytorch import DALIGenericIterator, LastBatchPolicy  # noqa: E402
 
