@@ -35,12 +35,16 @@ class Batch:
     Args:
         data: One array with the batch as its first axis, or a sequence of per-sample arrays.
         layout: The samples' layout (e.g. ``"HWC"``), or ``None``/``""`` when it has none.
+        sources: Where each sample came from (e.g. its file name), or ``None`` (DALI's ``source_info``).
     """
 
-    __slots__ = ("_dense", "_samples", "_layout")
+    __slots__ = ("_dense", "_samples", "_layout", "_sources")
 
-    def __init__(self, data: np.ndarray | Sequence[np.ndarray], layout: str | None = None) -> None:
+    def __init__(
+        self, data: np.ndarray | Sequence[np.ndarray], layout: str | None = None, sources: Sequence[str] | None = None
+    ) -> None:
         self._layout = layout or ""
+        self._sources = sources
         if isinstance(data, np.ndarray):
             if data.ndim == 0:
                 raise ValueError("a dense batch needs a leading batch axis; got a 0-d array")
@@ -52,11 +56,28 @@ class Batch:
 
     @classmethod
     def from_samples(cls, samples: Sequence[np.ndarray], layout: str | None = None) -> Batch:
-        """Build a batch from per-sample arrays, stacking them when they share shape and dtype."""
-        arrays = [np.asarray(s) for s in samples]
-        if arrays and all(a.shape == arrays[0].shape and a.dtype == arrays[0].dtype for a in arrays):
-            return cls(np.stack(arrays), layout)
-        return cls(arrays, layout)
+        """Build a batch from per-sample arrays, as they are (no copy; :meth:`as_array` stacks on demand)."""
+        return cls([np.asarray(s) for s in samples], layout)
+
+    def with_meta(self, layout: str | None, sources: Sequence[str] | None) -> Batch:
+        """This batch's samples (not copied) with another layout and source information."""
+        out = Batch.__new__(Batch)
+        out._dense, out._samples, out._layout, out._sources = self._dense, self._samples, layout or "", sources
+        return out
+
+    def sources(self) -> Sequence[str] | None:
+        """Where each sample came from (e.g. file names), or ``None`` when unknown."""
+        return self._sources
+
+    def source_info(self, index: int) -> str:
+        """Where sample ``index`` came from (``""`` when unknown), as DALI's ``Tensor.source_info()``."""
+        return self._sources[index] if self._sources is not None else ""
+
+    def dtypes_and_ndims(self) -> tuple[set, set]:
+        """The set of the samples' element types and the set of their numbers of dimensions."""
+        if self._dense is not None:
+            return {self._dense.dtype}, {self._dense.ndim - 1}
+        return {s.dtype for s in self._samples}, {s.ndim for s in self._samples}
 
     def layout(self) -> str:
         """The samples' layout, e.g. ``"HWC"`` (``""`` when it has none), as DALI's ``TensorList.layout()``."""
@@ -114,7 +135,10 @@ class Batch:
         """True when all samples have one shape and dtype, so :meth:`as_array` works."""
         if self._dense is not None:
             return True
-        return len({(s.shape, s.dtype) for s in self._samples}) <= 1 and bool(self._samples)
+        if not self._samples:
+            return False
+        first = self._samples[0]
+        return all(s.shape == first.shape and s.dtype == first.dtype for s in self._samples)
 
     def as_array(self) -> np.ndarray:
         """Return the batch as one array of shape ``(len(batch), *sample_shape)``.

@@ -8,6 +8,7 @@
 - ``pipestate verify PATH``: exit status 0 when the checkpoint (every checkpoint of a directory) is
   intact, 1 otherwise.
 - ``pipestate tfrecord2idx FILE INDEX``: write a TFRecord file's index.
+- ``pipestate wds2idx ARCHIVE [INDEX]``: write a webdataset tar's index.
 
 Nothing is unpickled: Lightning checkpoints are read with ``torch.load(weights_only=True)``.
 """
@@ -344,8 +345,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     idx = commands.add_parser("tfrecord2idx", help="write a TFRecord file's index (DALI's tfrecord2idx format)")
     idx.add_argument("tfrecord")
     idx.add_argument("index")
+    wds = commands.add_parser("wds2idx", help="write a webdataset tar's index (DALI's wds2idx format)")
+    wds.add_argument("archive")
+    wds.add_argument("index", nargs="?", default=None, help="default: the archive's name with .idx")
     args = parser.parse_args(argv)
 
+    if args.command == "wds2idx":
+        from pipestate.operators.readers._wds_index import wds2idx_main
+
+        return wds2idx_main([args.archive] + ([args.index] if args.index else []))
     if args.command == "tfrecord2idx":
         from pipestate.tfrecord import tfrecord2idx_main
 

@@ -22,44 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from pipestate.graph import DataNode, current_graph
+from pipestate.graph import DataNode, Undefined
 from pipestate.operators import schema as sch
+from pipestate.operators.conditional import Merge, Not, Split, ValidateLogical
+from pipestate.tracing import add_operator, constant_node, current_graph
 
 RETURN = "ps__ret"  # the variable the rewritten function assigns instead of returning inside an `if`
-
-
-class Undefined:
-    """The value of a variable that has none after an ``if`` on a DataNode; any use raises ``error``.
-
-    Args:
-        error: The exception type raised on use.
-        message: Its message (DALI's, where DALI has one).
-    """
-
-    __slots__ = ("error", "message")
-
-    def __init__(self, error: type[Exception], message: str) -> None:
-        self.error = error
-        self.message = message
-
-    def fail(self, *args: Any, **kwargs: Any) -> Any:
-        """Raise the error (every use of the value ends here)."""
-        raise self.error(self.message)
-
-    def __repr__(self) -> str:
-        return f"<undefined: {self.message}>"
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        return self.fail()
-
-
-for _dunder in (
-    "bool call iter len getitem setitem contains array index int float hash eq ne lt le gt ge neg pos abs invert "
-    "add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow and rand or ror xor rxor"
-).split():
-    setattr(Undefined, f"__{_dunder}__", Undefined.fail)
 
 
 def unbound(name: str) -> Undefined:
@@ -163,9 +131,6 @@ class Scopes:
             frame = scope.frame
             pair = frame.splits.get(_key(node))
             if pair is None:
-                from pipestate.operators.base import add_operator
-                from pipestate.operators.conditional import Split
-
                 pair = tuple(self._quietly(add_operator, Split, [node], {"predicate": frame.predicate}))
                 frame.splits[_key(node)] = pair
                 self._where[_key(pair[0])] = frame.children[True]
@@ -194,9 +159,6 @@ class Scopes:
 
     def merge(self, frame: _Frame, true: DataNode, false: DataNode) -> DataNode:
         """Merge ``true`` (of the ``if`` branch) and ``false`` (of the ``else`` branch) in sample order."""
-        from pipestate.operators.base import add_operator
-        from pipestate.operators.conditional import Merge
-
         merged = self._quietly(add_operator, Merge, [true, false], {"predicate": frame.predicate})
         self._where[_key(merged)] = frame.parent
         return merged
@@ -204,8 +166,6 @@ class Scopes:
     def in_branch(self, frame: _Frame, branch: bool, value: Any) -> DataNode:
         """``value`` (a DataNode or a number) as a DataNode of ``branch`` of ``frame``."""
         if not isinstance(value, DataNode):
-            from pipestate.operators.constant import constant_node
-
             value = constant_node(value)
         saved, self.current = self.current, frame.children[branch]
         try:
@@ -374,22 +334,12 @@ def returned(value: Any) -> Any:
     return value
 
 
-def call(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``func``, rewritten first if it is a user's function (every call in rewritten code)."""
-    from pipestate.conditionals_ast import convert
-
-    return convert(func)(*args, **kwargs)
-
-
 # ---- logical expressions ------------------------------------------------------------------------------
 
 
 def not_(value: Any) -> Any:
     """``not value``: a ``fn._conditional.not_`` operator for a DataNode (DALI), else Python's."""
     if isinstance(value, DataNode):
-        from pipestate.operators.base import add_operator
-        from pipestate.operators.conditional import Not
-
         return add_operator(Not, [value], {})
     return not value
 
@@ -419,9 +369,6 @@ def _logical(kind: str, operands: Sequence[Callable[[], Any]]) -> Any:
 
 
 def _validated(value: Any, kind: str, side: str) -> DataNode:
-    from pipestate.operators.base import add_operator
-    from pipestate.operators.conditional import ValidateLogical
-
     return add_operator(ValidateLogical, [value], {"expression_name": kind, "expression_side": side})
 
 

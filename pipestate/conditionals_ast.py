@@ -31,6 +31,22 @@ from typing import Any
 from pipestate import conditionals as _runtime
 
 _MODULE = "ps__"
+
+
+class _Runtime:
+    """What rewritten code calls as ``ps__.<name>``: the helpers of :mod:`pipestate.conditionals`, and
+    :meth:`call`, which needs the rewriter (so the helpers' module does not import this one)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_runtime, name)
+
+    @staticmethod
+    def call(func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``func``, rewritten first if it is a user's function (every call in rewritten code)."""
+        return convert(func)(*args, **kwargs)
+
+
+_RUNTIME = _Runtime()
 _RETURN = _runtime.RETURN
 _NOT_WRAPPED = frozenset({"locals", "vars", "globals", "super", "eval", "exec", "dir"})
 _SKIP_MODULES = frozenset({"pipestate", "numpy", "nvidia", "builtins"}) | frozenset(sys.stdlib_module_names)
@@ -433,7 +449,7 @@ def convert(func: Callable[..., Any], strict: bool = False) -> Callable[..., Any
     if inner is None:
         return func
     cells = dict(zip(code.co_freevars, func.__closure__ or ()))
-    cells[_MODULE] = types.CellType(_runtime)
+    cells[_MODULE] = types.CellType(_RUNTIME)
     try:
         closure = tuple(cells[name] for name in inner.co_freevars)
     except KeyError:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import zlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipestate.operators.base import Operator
 
-_local = threading.local()
 _ops: dict[str, Any] = {}
 
 
@@ -73,7 +71,7 @@ class DataNode:
         return self
 
 
-# (method, operator, operands swapped): each builds an arithmetic operator (pipestate.operators.math).
+# (method, operator, operands swapped): each builds an arithmetic operator (pipestate.operators.arithmetic).
 _METHODS = [
     (f"__{prefix}{name}__", symbol, prefix == "r")
     for name, symbol in [
@@ -168,23 +166,39 @@ class Graph:
         raise KeyError(f"no operator named {name!r}; the pipeline has: {', '.join(o.name for o in self.ops)}")
 
 
-def current_graph() -> Graph | None:
-    """Return the graph being defined on this thread, or ``None`` outside a pipeline definition (an
-    operator defined there is detached: the pipeline that uses its output adopts it, as in DALI)."""
-    stack = getattr(_local, "stack", None)
-    return stack[-1] if stack else None
+class Undefined:
+    """The value of a variable that has none after an ``if`` on a DataNode; any use raises ``error``.
+
+    Args:
+        error: The exception type raised on use.
+        message: Its message (DALI's, where DALI has one).
+    """
+
+    __slots__ = ("error", "message")
+
+    def __init__(self, error: type[Exception], message: str) -> None:
+        self.error = error
+        self.message = message
+
+    def fail(self, *args: Any, **kwargs: Any) -> Any:
+        """Raise the error (every use of the value ends here)."""
+        raise self.error(self.message)
+
+    def __repr__(self) -> str:
+        return f"<undefined: {self.message}>"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self.fail()
 
 
-def push_graph(graph: Graph) -> None:
-    """Make ``graph`` the one that ``fn.*`` calls add to on this thread."""
-    if not hasattr(_local, "stack"):
-        _local.stack = []
-    _local.stack.append(graph)
+for _dunder in (
+    "bool call iter len getitem setitem contains array index int float hash eq ne lt le gt ge neg pos abs invert "
+    "add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow and rand or ror xor rxor"
+).split():
+    setattr(Undefined, f"__{_dunder}__", Undefined.fail)
 
-
-def pop_graph() -> None:
-    """Undo the last :func:`push_graph`."""
-    _local.stack.pop()
 
 
 def canonical(value: Any, modules: bool = False) -> Any:

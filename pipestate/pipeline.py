@@ -18,14 +18,16 @@ from typing import Any, NamedTuple
 from pipestate import checkpoint as ckpt
 from pipestate import options as opts
 from pipestate.batch import Batch
-from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError, PipestateError
+from pipestate.dtypes import to_numpy_dtype
+from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
-from pipestate.graph import DataNode, Graph, fingerprint, op_identity, pop_graph, push_graph
+from pipestate.graph import DataNode, Graph
 from pipestate.operators.base import BuildEnv, Position, RunContext
 from pipestate.runtime import Runtime
+from pipestate.tracing import pop_graph, push_graph
 
 PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
-_MAX_POSITION = 2**63 - 1
+_MAX_POSITION = ckpt.restore.MAX_POSITION
 
 
 class _Stage(enum.Enum):
@@ -131,7 +133,7 @@ class Pipeline:
         nodes = []
         for i, node in enumerate(outputs):
             if not isinstance(node, DataNode):
-                from pipestate.operators.base import as_constant
+                from pipestate.tracing import as_constant
 
                 push_graph(self._graph)
                 try:
@@ -151,14 +153,14 @@ class Pipeline:
         restore = self._restore_from
         if self._user_seed is not None:
             seed = self._user_seed
-        elif restore is not None:
+        elif restore is not None and restore.seed in ckpt.restore.SEEDS:
             seed = restore.seed
         else:
             seed = int.from_bytes(os.urandom(8), "little") >> 1
         self._setup(seed)
         self._last = self._snapshot()
         if restore is not None:
-            self._last = self._apply_checkpoint(restore)
+            self._apply(ckpt.resolve(restore, self._target()))
         self._stage = _Stage.DEFINED
 
     def _setup(self, seed: int) -> None:
@@ -177,75 +179,43 @@ class Pipeline:
                 extra.get("py_callback_pickler"),
             )
         )
-        identities = [op_identity(op) for op in self._graph.ops]
-        self._fingerprint = fingerprint(
-            self.batch_size,
-            seed,
-            [(op.name, ident[0]) for op, ident in zip(self._graph.ops, identities)],
-            self._graph.outputs,
-        )
-        self._identity = ckpt.CheckpointData(
-            library_version=_version(),
-            fingerprint=self._fingerprint,
-            batch_size=self.batch_size,
-            seed=seed,
-            iteration=0,
-            epoch=0,
-            iteration_in_epoch=0,
-            operators=tuple(
-                ckpt.OperatorRecord(op.name, op.type, digest, args, has_state=op.stateful)
-                for op, (digest, args) in zip(self._graph.ops, identities)
-            ),
-        )
+        self._identity = self._identity_for(seed)
+        self._fingerprint = self._identity.fingerprint
         position = {id(op): i for i, op in enumerate(self._runtime.stateful)}
         self._state_index = [position.get(id(op), -1) for op in self._graph.ops]
         self._encoder = ckpt.Encoder(self._identity)
         self._iteration = self._epoch = self._iteration_in_epoch = 0
 
-    def _apply_checkpoint(self, data: ckpt.CheckpointData) -> _Snapshot:
-        """Validate a decoded checkpoint against this pipeline and move every operator to its state.
+    def _identity_for(self, seed: int) -> ckpt.CheckpointData:
+        return ckpt.identity(self._graph.ops, self._graph.outputs, self.batch_size, seed, _version())
 
-        Returns the snapshot now in effect. All or nothing: on error, the pipeline is where it was.
-        """
-        if data.format_version == 1:
-            from pipestate import checkpoint_v1
+    def _target(self) -> ckpt.Target:
+        seed = self._user_seed if self._user_seed is not None else None
+        return ckpt.Target(self._graph.ops, self._graph.outputs, self.batch_size, seed, self._identity_for)
 
-            data = checkpoint_v1.migrate(data, self._graph.ops, self.batch_size, self.seed, self._graph.outputs)
+    def _apply(self, restored: ckpt.Restored) -> None:
+        """Move the pipeline to a validated checkpoint: every operator to its state, the counters to its
+        position, the seed to its seed. All or nothing: if an operator refuses its state, the pipeline is
+        exactly where it was (seed included) and the error propagates."""
+        previous_seed, previous = self.seed, self._last
+        if restored.seed != self.seed:
+            self._setup(restored.seed)
+            here = Position(0, 0, 0, from_checkpoint=False)
         else:
-            ckpt.check_matches(self._identity, data)
-        stated = [
-            f"{what} is {mine}, the checkpoint states {theirs}"
-            for what, mine, theirs in (("batch_size", self.batch_size, data.batch_size), ("seed", self.seed, data.seed))
-            if mine != theirs
-        ]
-        if stated:
-            raise ckpt.mismatch([*stated, "(the checkpoint's fields disagree with its fingerprint: altered bytes)"])
-        records = data.operators
-        if [r.name for r in records] != [op.name for op in self._graph.ops] or any(
-            r.has_state != op.stateful for r, op in zip(records, self._graph.ops)
-        ):
-            raise CheckpointMismatchError(
-                "the checkpoint's operator entries do not match its fingerprint (entries missing, renamed, "
-                "reordered or with the wrong kind of state): the bytes were altered or written by another program"
-            )
-        if not (
-            data.iteration_in_epoch <= data.iteration
-            and (data.epoch > 0 or data.iteration_in_epoch == data.iteration)  # epoch 0 holds every batch so far
-            and data.iteration * self.batch_size <= _MAX_POSITION
-            and data.epoch <= _MAX_POSITION
-        ):
-            raise CorruptCheckpointError(
-                f"the checkpoint's position (iteration {data.iteration}, epoch {data.epoch}, iteration in epoch "
-                f"{data.iteration_in_epoch}) is not one a pipeline reaches"
-            )
-        states = tuple(r.state for r in records if r.has_state)
-        snapshot = _Snapshot(data.iteration, data.epoch, data.iteration_in_epoch, states)
-        previous = self._last
-        self._runtime.restore(
-            states, Position(*snapshot[:3], from_checkpoint=True), Position(*previous[:3], from_checkpoint=False)
-        )
-        self._iteration, self._epoch, self._iteration_in_epoch = snapshot[:3]
-        return self._snapshot()
+            here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
+        at = Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
+        try:
+            self._runtime.restore(restored.states, at, here)
+        except BaseException:
+            if self.seed != previous_seed:
+                self._setup(previous_seed)
+                self._runtime.restore(previous.states, Position(*previous[:3], from_checkpoint=False), here)
+            self._iteration, self._epoch, self._iteration_in_epoch = previous[:3]
+            self._last = previous
+            raise
+        self._iteration, self._epoch, self._iteration_in_epoch = at[:3]
+        self._last = self._snapshot()
+        self._restore_from = restored.data
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -322,8 +292,6 @@ class Pipeline:
         return Produced(outputs, self._snapshot())
 
     def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        from pipestate.types import to_numpy_dtype
-
         for key in ("output_dtype", "output_ndim"):
             spec = self.options.extra.get(key)
             if spec is None:
@@ -448,31 +416,12 @@ class Pipeline:
                 raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
-            data = ckpt.decode(checkpoint)
+            restored = ckpt.resolve(checkpoint, self._target())
             self._stop_prefetch()
             self._rewind()  # a failed restore leaves the pipeline at the last batch returned
-            if self._user_seed is None and data.seed != self.seed:
-                previous, last = self.seed, self._last
-                self._setup(data.seed)
-                self._last = self._snapshot()
-                try:
-                    self._last = self._apply_checkpoint(data)
-                except BaseException:
-                    self._setup(previous)
-                    self._last = self._snapshot()
-                    self._last = self._restore_snapshot(last)
-                    raise
-            else:
-                self._last = self._apply_checkpoint(data)
-            self._restore_from = data
+            self._apply(restored)
             self._failure = None
             self._ended = False
-
-    def _restore_snapshot(self, snapshot: _Snapshot) -> _Snapshot:
-        here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
-        self._runtime.restore(snapshot.states, Position(*snapshot[:3], from_checkpoint=False), here)
-        self._iteration, self._epoch, self._iteration_in_epoch = snapshot[:3]
-        return snapshot
 
     @property
     def is_restored_from_checkpoint(self) -> bool:

@@ -1,7 +1,10 @@
 """The graph interpreter: runs a pipeline's operators for one batch, and gathers and restores their state.
 
 The graph is compiled once into a plan of flat result slots, so a batch costs one list and a few index
-look-ups per operator on top of the operators' own work.
+look-ups per operator on top of the operators' own work. Each intermediate batch is released as soon as
+its last consumer has run, so peak memory holds only the batches still needed. Per-sample ``DataNode``
+arguments are checked against their declaration before the operator runs, and every output batch is
+checked for one element type and one number of dimensions.
 
 Conditionals: a graph with ``fn._conditional.split``/``merge`` operators (``scope_rule``) runs each
 operator in its *scope*, the samples of the branch it belongs to. Scopes are found statically when the
@@ -22,6 +25,29 @@ from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
 from pipestate.operators.conditional import predicate_mask
 
 
+def _check_argument(kind: Any, batch: Batch, where: str) -> None:
+    """Check every sample of a ``DataNode`` argument against its kind (see ``schema.Kind.check_samples``)."""
+    kind.check_samples(batch.as_array() if batch.is_dense_tensor() else list(batch), where)
+
+
+def _check_output(op: Operator, index: int, out: Any, size: int) -> None:
+    """An output must be a Batch of ``size`` samples with one element type and one number of dimensions."""
+    if type(out) is not Batch or len(out) != size:
+        got = f"{len(out)} samples" if isinstance(out, Batch) else type(out).__name__
+        raise OperatorError(
+            f"operator {op.name!r} ({op.type}) produced {got} for output {index}; a batch of {size} is expected",
+            op.name,
+        )
+    if out._dense is None and size > 1:
+        dtypes, ndims = out.dtypes_and_ndims()
+        if len(dtypes) > 1 or len(ndims) > 1:
+            raise OperatorError(
+                f"operator {op.name!r} ({op.type}) produced output {index} with samples of different types or "
+                f"dimensions ({sorted(map(str, dtypes))}, ndim {sorted(ndims)}); a batch has one of each",
+                op.name,
+            )
+
+
 class EndOfData(Exception):
     """Raised by a batch computation when a source ended the epoch."""
 
@@ -32,16 +58,28 @@ class Runtime:
     def __init__(self, graph: Graph) -> None:
         self.ops = list(graph.ops)
         slots: dict[int, int] = {}
-        self._plan = []
+        plan = []
         total = 0
         for op in self.ops:
             inputs = [slots[id(n.op)] + n.index for n in op.inputs]
-            arg_inputs = [(k, slots[id(n.op)] + n.index) for k, n in op.arg_inputs.items()]
+            kinds = {a.name: a.kind for a in op.SCHEMA}
+            arg_inputs = [(k, slots[id(n.op)] + n.index, kinds[k]) for k, n in op.arg_inputs.items()]
             slots[id(op)] = total
-            self._plan.append((op, op.run, inputs, arg_inputs, total, op.num_outputs))
+            plan.append((op, op.run, inputs, arg_inputs, total, op.num_outputs))
             total += op.num_outputs
         self._size = total
         self._outputs = [slots[id(n.op)] + n.index for n in graph.outputs]
+        # The plan entry after which each slot is no longer needed (pipeline outputs: never).
+        last_use = {slot: k for k, (_, _, _, _, base, count) in enumerate(plan) for slot in range(base, base + count)}
+        for k, (_, _, inputs, arg_inputs, _, _) in enumerate(plan):
+            for slot in [*inputs, *(i for _, i, _ in arg_inputs)]:
+                last_use[slot] = k
+        keep = set(self._outputs)
+        frees: list[list[int]] = [[] for _ in plan]
+        for slot, k in last_use.items():
+            if slot not in keep:
+                frees[k].append(slot)
+        self._plan = [(*entry, tuple(free)) for entry, free in zip(plan, frees)]
         self.stateful = [op for op in self.ops if op.stateful]
         self._scoped = any(getattr(op, "scope_rule", None) for op in self.ops)
         if self._scoped:
@@ -60,9 +98,9 @@ class Runtime:
         keys: dict[tuple, int] = {}
         slot_scope: dict[int, int] = {}
         self._scopes = []  # per plan entry: (scope index, child scope indices of a split, or None)
-        for op, _run, inputs, arg_inputs, base, count in self._plan:
+        for op, _run, inputs, arg_inputs, base, count, _free in self._plan:
             rule = getattr(op, "scope_rule", None)
-            arg_scopes = [slot_scope[i] for _, i in arg_inputs]
+            arg_scopes = [slot_scope[i] for _, i, _ in arg_inputs]
             in_scopes = [slot_scope[i] for i in inputs]
             if rule == "merge":
                 scope = arg_scopes[0]
@@ -105,43 +143,24 @@ class Runtime:
 
         Raises:
             EndOfData: a source (an operator with ``ends_epoch``) raised ``StopIteration``.
-            OperatorError: an operator failed or produced a wrong batch (naming it).
+            OperatorError: an operator failed, was given a bad per-sample argument, or produced a wrong
+                batch (naming it).
         """
-        if self._scoped:
-            return self._run_scoped(ctx)
         results: list[Any] = [None] * self._size
-        for op, run, inputs, arg_inputs, base, count in self._plan:
+        scoped = self._scoped
+        if scoped:
+            contexts: list[RunContext | None] = [None] * self._n_scopes
+            contexts[0] = ctx
+        for k, (op, run, inputs, arg_inputs, base, count, free) in enumerate(self._plan):
+            if scoped:
+                scope, children = self._scopes[k]
+                op_ctx = contexts[scope]
+            else:
+                op_ctx, children = ctx, None
             try:
-                outputs = run(ctx, [results[i] for i in inputs], {k: results[i] for k, i in arg_inputs})
-            except StopIteration as exc:
-                if getattr(op, "ends_epoch", False):
-                    raise EndOfData from exc
-                raise self._error(op, ctx, exc) from exc
-            except Exception as exc:
-                raise self._error(op, ctx, exc) from exc
-            if len(outputs) != count:
-                raise OperatorError(
-                    f"operator {op.name!r} ({op.type}) returned {len(outputs)} outputs, not {count}", op.name
-                )
-            for out in outputs:
-                if type(out) is not Batch or len(out) != ctx.batch_size:
-                    got = f"{len(out)} samples" if isinstance(out, Batch) else type(out).__name__
-                    raise OperatorError(
-                        f"operator {op.name!r} ({op.type}) produced {got}; a batch of {ctx.batch_size} is expected",
-                        op.name,
-                    )
-            results[base : base + count] = outputs
-        return tuple(results[i] for i in self._outputs)
-
-    def _run_scoped(self, ctx: RunContext) -> tuple[Batch, ...]:
-        """:meth:`run` for a graph with conditionals: each operator runs on its scope's samples."""
-        results: list[Any] = [None] * self._size
-        contexts: list[RunContext | None] = [None] * self._n_scopes
-        contexts[0] = ctx
-        for (op, run, inputs, arg_inputs, base, count), (scope, children) in zip(self._plan, self._scopes):
-            op_ctx = contexts[scope]
-            args = {k: results[i] for k, i in arg_inputs}
-            try:
+                args = {name: results[i] for name, i, _ in arg_inputs}
+                for name, i, kind in arg_inputs:
+                    _check_argument(kind, results[i], f"argument {name!r}")
                 outputs = run(op_ctx, [results[i] for i in inputs], args)
                 if children is not None and contexts[children[0]] is None:
                     mask = predicate_mask(args["predicate"])
@@ -150,26 +169,23 @@ class Runtime:
                 if getattr(op, "ends_epoch", False):
                     raise EndOfData from exc
                 raise self._error(op, ctx, exc) from exc
+            except OperatorError:
+                raise  # already names the operator (and the sample); its cause is the original error
             except Exception as exc:
                 raise self._error(op, ctx, exc) from exc
-            if len(outputs) != count:
-                raise OperatorError(
-                    f"operator {op.name!r} ({op.type}) returned {len(outputs)} outputs, not {count}", op.name
-                )
-            for k, out in enumerate(outputs):
-                size = (contexts[children[k]] if children is not None else op_ctx).batch_size
-                if type(out) is not Batch or len(out) != size:
-                    got = f"{len(out)} samples" if isinstance(out, Batch) else type(out).__name__
-                    raise OperatorError(
-                        f"operator {op.name!r} ({op.type}) produced {got}; a batch of {size} is expected", op.name
-                    )
+            if type(outputs) is not tuple or len(outputs) != count:
+                got = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
+                raise OperatorError(f"operator {op.name!r} ({op.type}) returned {got}, not {count} outputs", op.name)
+            for j, out in enumerate(outputs):
+                size = (contexts[children[j]] if children is not None else op_ctx).batch_size
+                _check_output(op, j, out, size)
             results[base : base + count] = outputs
+            for slot in free:
+                results[slot] = None
         return tuple(results[i] for i in self._outputs)
 
     @staticmethod
     def _error(op: Operator, ctx: RunContext, exc: BaseException) -> OperatorError:
-        if isinstance(exc, OperatorError):
-            return exc
         return OperatorError(
             f"operator {op.name!r} ({op.type}) failed in epoch {ctx.epoch}, iteration {ctx.iteration_in_epoch}: "
             f"{type(exc).__name__}: {exc}",

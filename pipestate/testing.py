@@ -1,20 +1,26 @@
-"""Conformance helpers: every operator's checkpoint test calls these.
+"""Conformance helpers: every operator's checkpoint test calls these, and the registry-wide suite.
 
 ``assert_equal_output_after_checkpoint(make_pipeline)`` runs a pipeline uninterrupted, taking a
 checkpoint after every step, then restores from each of those checkpoints and checks that the
 continuation is bit-identical: same outputs, same epoch ends, and byte-identical later checkpoints (so
 the state's structure never changes). A step is one ``run()``; when it raises ``StopIteration`` the step
 is an epoch end and the helper calls ``reset()``, so runs cross epoch boundaries.
+
+``example_pipeline(op_type)`` builds the pipeline of an operator's declared
+:class:`~pipestate.operators.example.Example` (synthetic inputs, deterministic per sample, plus an epoch
+clock so runs cross epoch ends); ``check_operator(op_type)`` runs the conformance checks on it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from pipestate import checkpoint as ckpt
+from pipestate.operators.example import Example, Tensor
 from pipestate.pipeline import Pipeline
 
 END_OF_EPOCH = "end-of-epoch"
@@ -38,7 +44,8 @@ def record(pipe: Pipeline, steps: int) -> tuple[list[Event], list[bytes]]:
 
 
 def assert_events_equal(expected: Sequence[Event], actual: Sequence[Event], where: str = "") -> None:
-    """Assert two event sequences are bit-identical (same dtypes, shapes and bytes)."""
+    """Assert two event sequences are bit-identical: as many steps, outputs per step and samples per
+    output, with the same dtypes, shapes and bytes."""
     if len(expected) != len(actual):
         raise AssertionError(f"{where}: {len(actual)} steps, expected {len(expected)}")
     for step, (e, a) in enumerate(zip(expected, actual)):
@@ -46,7 +53,11 @@ def assert_events_equal(expected: Sequence[Event], actual: Sequence[Event], wher
             if e != a:
                 raise AssertionError(f"{where}: step {step}: got {_brief(a)}, expected {_brief(e)}")
             continue
+        if len(e) != len(a):
+            raise AssertionError(f"{where}: step {step}: {len(a)} outputs, expected {len(e)}")
         for k, (eo, ao) in enumerate(zip(e, a)):
+            if len(eo) != len(ao):
+                raise AssertionError(f"{where}: step {step}, output {k}: {len(ao)} samples, expected {len(eo)}")
             for i, (es, as_) in enumerate(zip(eo, ao)):
                 if es.dtype != as_.dtype or es.shape != as_.shape or es.tobytes() != as_.tobytes():
                     raise AssertionError(
@@ -131,3 +142,130 @@ def assert_same_output(make_pipeline: Callable[..., Pipeline], variants: Sequenc
         assert_events_equal(results[0][0], events, f"options {options}")
         if checkpoints != results[0][1]:
             raise AssertionError(f"options {options}: checkpoints differ from options {variants[0]}")
+
+
+# ---- operator examples ----------------------------------------------------------------------------------
+def synthetic_sample(spec: Tensor, index: int, salt: int = 0) -> np.ndarray:
+    """Sample ``index`` of a synthetic input: a pure function of (spec, index, salt), stable across numpy
+    releases (raw PCG64 words, never a numpy distribution)."""
+    if spec.values is not None:
+        return np.asarray(spec.values(index), dtype=spec.dtype)
+    bits = np.random.PCG64([salt, index])
+    shape = list(spec.shape)
+    if spec.ragged:
+        sizes = bits.random_raw(len(spec.ragged))
+        for axis, word in zip(spec.ragged, sizes.tolist()):
+            shape[axis] = 1 + int(word % (2 * max(spec.shape[axis], 1)))
+    n = int(np.prod(shape))
+    u = (bits.random_raw(n) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    values = spec.low + u * (spec.high - spec.low)
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind in "iub":
+        values = np.floor(values)
+    return values.astype(dtype).reshape(shape)
+
+
+class SyntheticSource:
+    """An external source (``batch=False``) of synthetic samples; an epoch holds ``limit`` samples."""
+
+    def __init__(self, spec: Tensor, salt: int, limit: int) -> None:
+        self.spec, self.salt, self.limit = spec, salt, limit
+
+    def __call__(self, info: Any) -> np.ndarray:
+        if info.idx_in_epoch >= self.limit:
+            raise StopIteration
+        return synthetic_sample(self.spec, info.idx_in_epoch, self.salt)
+
+
+def example_setup(example: Example, directory: str = "data") -> dict[str, Any] | None:
+    """Run an example's ``setup`` (a function, or ``"module:function"``) in ``directory``; its arguments."""
+    setup = example.setup
+    if setup is None:
+        return None
+    if isinstance(setup, str):
+        import importlib
+
+        module, _, name = setup.partition(":")
+        setup = getattr(importlib.import_module(module), name)
+    os.makedirs(directory, exist_ok=True)
+    return setup(directory)
+
+
+def example_of(op: str | type) -> tuple[type, Example]:
+    """The operator class registered as ``op`` (or ``op`` itself) and its declared example.
+
+    Raises:
+        LookupError: the operator declares no ``EXAMPLE``.
+    """
+    from pipestate.operators import REGISTRY
+
+    cls = REGISTRY[op] if isinstance(op, str) else op
+    example = getattr(cls, "EXAMPLE", None)
+    if example is None:
+        raise LookupError(f"operator {cls.type!r} ({cls.__qualname__}) declares no EXAMPLE")
+    return cls, example
+
+
+def example_pipeline(
+    op: str | type,
+    example: Example | None = None,
+    setup_args: dict[str, Any] | None = None,
+    **options: Any,
+) -> Pipeline:
+    """The pipeline of an operator's example: synthetic inputs (external sources ending the epoch every
+    ``example.epoch_batches`` batches), the operator, and the epoch clock as the last output.
+
+    Args:
+        op: The operator type (``"random.uniform"``) or class.
+        example: Another example than the declared one (e.g. with a bad argument, for fuzzing).
+        setup_args: What ``example.setup`` returned (the caller runs it once, in the working directory).
+        **options: Pipeline options (``num_threads``, ``prefetch_queue_depth``, ``checkpoint``...).
+    """
+    from pipestate import fn
+    from pipestate.pipeline import pipeline_def
+    from pipestate.tracing import add_operator
+
+    cls, declared = example_of(op)
+    example = example or declared
+    limit = example.epoch_batches * example.batch_size
+    defaults = {"batch_size": example.batch_size, "seed": 1234, "num_threads": 1, "enable_checkpointing": True}
+
+    @pipeline_def(**{**defaults, **options})
+    def pipe():
+        def source(spec: Tensor, salt: int) -> Any:
+            return fn.external_source(
+                source=SyntheticSource(spec, salt, limit), batch=False, layout=spec.layout or None
+            )
+
+        inputs = [source(spec, k) for k, spec in enumerate(example.inputs)]
+        args = {**example.args, **(setup_args or {})}
+        args.update({name: source(spec, 100 + k) for k, (name, spec) in enumerate(example.arg_inputs.items())})
+        clock = source(Tensor("int32", (), values=lambda i: i), 99)
+        if example.build is not None:
+            out = example.build(*inputs, **args)
+        else:
+            out = add_operator(cls, inputs, args)
+        out = list(out.values()) if isinstance(out, dict) else out
+        return (*(out if isinstance(out, (list, tuple)) else [out]), clock)
+
+    return pipe()
+
+
+def check_operator(op: str | type, setup_args: dict[str, Any] | None = None, steps: int | None = None) -> None:
+    """Run the conformance checks on an operator's example: restore after every step across an epoch end
+    (checkpoints byte-identical after the restore), and the same output with 1 or 3 threads and a
+    prefetch depth of 1 or 3.
+
+    Raises:
+        AssertionError: naming what differs.
+    """
+    _, example = example_of(op)
+    steps = steps or 2 * (example.epoch_batches + 1) + 1
+
+    def make(**options: Any) -> Pipeline:
+        return example_pipeline(op, setup_args=setup_args, **options)
+
+    assert_equal_output_after_checkpoint(make, steps=steps)
+    assert_same_output(
+        make, [{"num_threads": 1, "prefetch_queue_depth": 1}, {"num_threads": 3, "prefetch_queue_depth": 3}], steps
+    )

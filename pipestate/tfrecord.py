@@ -14,7 +14,7 @@ import dataclasses
 import os
 import struct
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import google_crc32c
@@ -90,6 +90,21 @@ def masked_crc32c(data: bytes) -> int:
     """Return TFRecord's masked CRC-32C of ``data``."""
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> int:
+    """Write serialized records (e.g. ``tf.train.Example`` bytes) as a TFRecord file, with checksums.
+
+    Returns:
+        The number of records written.
+    """
+    count = 0
+    with open(path, "wb") as f:
+        for data in records:
+            length = struct.pack("<Q", len(data))
+            f.write(length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data)))
+            count += 1
+    return count
 
 
 def parse_record(raw: bytes, path: str, offset: int, check_crc: bool = True) -> bytes:

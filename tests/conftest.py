@@ -26,7 +26,9 @@ def pytest_addoption(parser):
 
 # Tests of optional integrations skip with a reason where their dependency is missing; in CI (CI=true)
 # every one of them must run, so a missing install step fails the run instead of hiding behind skips.
-_CI_REQUIRED = ("tensorflow", "nvidia.dali", "torch", "jax", "fsspec", "s3fs", "grpc_tools")
+_CI_REQUIRED = (
+    "tensorflow", "nvidia.dali", "torch", "jax", "fsspec", "s3fs", "grpc_tools", "cv2", "scipy", "lmdb", "soundfile"
+)
 
 
 def pytest_sessionstart(session):

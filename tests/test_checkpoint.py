@@ -229,7 +229,7 @@ def test_no_pickle_anywhere_in_the_package():
         if path == root / "parallel.py":
             continue
         assert "import pickle" not in text and "cloudpickle" not in text and "marshal" not in text, path
-    for path in [root / "checkpoint.py", root / "checkpoint_v1.py", root / "io"]:
+    for path in [root / "checkpoint", root / "io"]:
         for file in [path] if path.is_file() else path.rglob("*.py"):
             assert "parallel" not in file.read_text(), file
 

@@ -34,7 +34,8 @@ from pipestate import CheckpointError, PipestateError, fn, pipeline_def
 from pipestate import checkpoint as ckpt
 from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb1
 from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb2
-from pipestate.checkpoint_v1 import ExternalSourceState, ReaderState, RngState
+from pipestate.checkpoint import codec
+from pipestate.checkpoint.v1 import ExternalSourceState, ReaderState, RngState
 from pipestate.pipeline import Pipeline
 from pipestate.testing import END_OF_EPOCH, assert_events_equal
 from tests.golden import pipelines as golden
@@ -394,8 +395,8 @@ def deep_value_bytes(depth: int) -> bytes:
     """A serialized Value nested ``depth`` lists deep (too deep to build as a message: protobuf refuses)."""
     body = b"\x18\x02"  # int: 1
     for _ in range(depth):
-        item = b"\x0a" + ckpt._varint(len(body)) + body
-        body = b"\x42" + ckpt._varint(len(item)) + item
+        item = b"\x0a" + codec._varint(len(body)) + body
+        body = b"\x42" + codec._varint(len(item)) + item
     return body
 
 
@@ -580,8 +581,8 @@ def mutated(data: st.DataObject, version: str, base: bytes, others: list[bytes])
     for i, op in enumerate(payload.operators):
         entry = op.SerializeToString(deterministic=True)
         if i in raw:  # fields may come in any order: the state field is appended
-            entry += b"\x2a" + ckpt._varint(len(raw[i])) + raw[i]
-        entries.append(b"\x42" + ckpt._varint(len(entry)) + entry)
+            entry += b"\x2a" + codec._varint(len(raw[i])) + raw[i]
+        entries.append(b"\x42" + codec._varint(len(entry)) + entry)
     del payload.operators[:]
     return ckpt.seal(number, payload.SerializeToString(deterministic=True) + b"".join(entries))
 

@@ -260,6 +260,7 @@ def _outputs(pipe, iterations):
     return out
 
 
+@pytest.mark.dali_differential("_conditional.split", "_conditional.merge")
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
 def test_same_outputs_as_dali(case):
     dali = pytest.importorskip("nvidia.dali")

@@ -13,17 +13,19 @@ operator has no state at all.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.graph import DataNode, current_graph
+from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
+from pipestate.operators.example import Example
 from pipestate.rng import Stream, derive_key
 
 REGISTRY: dict[str, type[Operator]] = {}
+_LISTENERS: list[tuple[Callable[[type[Operator]], None], Callable[[type[Operator]], None] | None]] = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +63,15 @@ class RunContext:
         iteration: Batches computed before this one, over all epochs.
         epoch: The pipeline epoch (incremented by ``Pipeline.reset()``).
         iteration_in_epoch: Index of this batch within the pipeline epoch.
-        first_sample: Global index of the pipeline batch's first sample (``iteration * batch_size``).
-        sample_indices: ``None`` for the whole pipeline batch (sample ``i`` has global index
-            ``first_sample + i``); in a conditional branch, the global indices of the batch's samples.
         map: ``map(func, *iterables) -> list``, run on the pipeline's worker pool. Results are in input
             order, so per-sample work gives the same batch for any number of threads.
+
+    A sample's identity (what its random draws are keyed by) is :attr:`sample_ids`, and only that: an
+    operator never computes it from the iteration. It is the pipeline's global sample counter
+    (``iteration * batch_size + i``); in a conditional branch, the identities of the branch's samples.
     """
 
-    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "first_sample", "map", "sample_indices")
+    __slots__ = ("batch_size", "iteration", "epoch", "iteration_in_epoch", "map", "_first", "_ids")
 
     def __init__(
         self, batch_size: int, iteration: int, epoch: int, iteration_in_epoch: int, map: Callable[..., list]
@@ -77,31 +80,35 @@ class RunContext:
         self.iteration = iteration
         self.epoch = epoch
         self.iteration_in_epoch = iteration_in_epoch
-        self.first_sample = iteration * batch_size
         self.map = map
-        self.sample_indices: np.ndarray | None = None
+        self._first: int | None = iteration * batch_size  # the one place the identity's basis is decided
+        self._ids: np.ndarray | None = None
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        """The identity of each sample of the batch (int64, read-only): the key of its random draws."""
+        if self._ids is None:
+            ids = np.arange(self._first, self._first + self.batch_size, dtype=np.int64)
+            ids.flags.writeable = False
+            self._ids = ids
+        return self._ids
 
     def stream(self, key: int) -> Stream:
-        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``), indexed
-        by their global sample indices (also inside a conditional branch)."""
-        if self.sample_indices is None:
-            return Stream(key, self.first_sample, self.batch_size)
-        return Stream.at(key, self.sample_indices)
-
-    def global_index(self, i: int) -> int:
-        """The global sample index of sample ``i`` of this batch."""
-        return self.first_sample + i if self.sample_indices is None else int(self.sample_indices[i])
+        """Random words for this batch's samples from the stream ``key`` (e.g. ``op.rng_key``): row ``i``
+        depends only on (key, ``sample_ids[i]``)."""
+        if self._first is not None:
+            return Stream(key, self._first, self.batch_size)
+        return Stream.at(key, self._ids)
 
     def subset(self, mask: np.ndarray) -> RunContext:
         """The context of the samples selected by the boolean ``mask`` (one entry per sample), in order."""
-        indices = self.sample_indices
-        if indices is None:
-            indices = np.arange(self.first_sample, self.first_sample + self.batch_size, dtype=np.int64)
         sub = RunContext.__new__(RunContext)
         sub.iteration, sub.epoch, sub.iteration_in_epoch = self.iteration, self.epoch, self.iteration_in_epoch
-        sub.first_sample, sub.map = self.first_sample, self.map
-        sub.sample_indices = indices[mask]
-        sub.batch_size = len(sub.sample_indices)
+        sub.map = self.map
+        sub._first = None
+        sub._ids = self.sample_ids[mask]
+        sub._ids.flags.writeable = False
+        sub.batch_size = len(sub._ids)
         return sub
 
 
@@ -121,6 +128,8 @@ class Operator:
     ARGS: ClassVar[tuple[sch.Arg, ...]] = ()
     SCHEMA: ClassVar[tuple[sch.Arg, ...]] = sch.COMMON
     stateful: ClassVar[bool] = False
+    internal: ClassVar[bool] = False  # created by DataNode operators (``x + y``, ``x[i]``); not in ``fn``/``ops``
+    EXAMPLE: ClassVar[Example | None] = None  # the conformance suite's case (every registered operator has one)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -149,9 +158,13 @@ class Operator:
 
     def bind(self, env: BuildEnv) -> None:
         """Set the random key from the seeds, then :meth:`setup` (the runtime calls this at build)."""
-        seed = self.args["seed"]
-        self.rng_key = derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", env.seed, self.name)
+        self.rng_key = self.stream_key(env.seed)
         self.setup(env)
+
+    def stream_key(self, pipeline_seed: int) -> int:
+        """The operator's random stream key in a pipeline seeded ``pipeline_seed`` (its own ``seed=`` wins)."""
+        seed = self.args["seed"]
+        return derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", pipeline_seed, self.name)
 
     def setup(self, env: BuildEnv) -> None:
         """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""
@@ -185,95 +198,39 @@ class Operator:
 
 
 def register(cls: type[Operator]) -> type[Operator]:
-    """Class decorator: add an operator to the registry that builds the ``fn`` namespace."""
-    if cls.type in REGISTRY:
-        raise ValueError(f"operator type {cls.type!r} is registered twice")
+    """Class decorator: add an operator to the registry; ``fn`` and ``ops`` gain it at once.
+
+    Raises:
+        ValueError: another operator class already has this ``type``.
+    """
+    if cls.type in REGISTRY and REGISTRY[cls.type] is not cls:
+        raise ValueError(f"operator type {cls.type!r} is registered twice ({REGISTRY[cls.type].__qualname__} first)")
     REGISTRY[cls.type] = cls
+    for added, _ in _LISTENERS:
+        added(cls)
     return cls
 
 
-def add_operator(cls: type[Operator], inputs: Iterable[Any], kwargs: dict[str, Any]) -> DataNode | list[DataNode]:
-    """Create an operator of ``cls`` in the graph being defined and return its output node(s).
-
-    Positional DataNodes are inputs; other positional values fill the schema's positional arguments in
-    order, and any left become constant inputs (``fn.constant``), as DALI does with numpy arrays and numbers.
+def unregister(op_type: str) -> None:
+    """Remove an operator type from the registry (and from ``fn``/``ops``), e.g. after a test.
 
     Raises:
-        TypeError / ValueError: from the schema, naming the argument.
+        KeyError: no operator of this type is registered.
     """
-    where = f"fn.{cls.type}"
-    graph = current_graph()
-    kwargs = dict(kwargs)
-    name = kwargs.pop("name", None)
-    positional = [a for a in cls.SCHEMA if a.positional]
-    nodes: list[Any] = []
-    for value in inputs:
-        if isinstance(value, DataNode) or not positional or _constant_input(positional[0], value, where):
-            nodes.append(value)
-            continue
-        arg = positional.pop(0).name
-        if arg in kwargs:
-            raise TypeError(f"{where}() got {arg!r} both positionally and as a keyword")
-        kwargs[arg] = value
-    config = sch.validate(cls.type, cls.SCHEMA, kwargs)
-    nodes = [node if isinstance(node, DataNode) else as_constant(node, where, i) for i, node in enumerate(nodes)]
-    scopes = graph.conditionals if graph is not None else None  # with enable_conditionals: inputs are split
-    if scopes is not None:
-        nodes, config, kwargs = scopes.scope_inputs(nodes, config, kwargs)
-    op = cls(nodes, config, kwargs)
-    outputs = [DataNode(op, i) for i in range(op.num_outputs)]
-    if graph is None:  # defined outside a pipeline: adopted, with this name, by the pipeline that uses it
-        op.detached_name = name
-        op.name = name or f"{cls.type} (detached)"
-        return op.user_outputs(outputs)
-    graph.add(op, name)
-    if scopes is not None:
-        scopes.register(outputs, has_inputs=bool(nodes) or bool(op.arg_inputs))
-    return op.user_outputs(outputs)
+    cls = REGISTRY.pop(op_type)
+    for _, removed in _LISTENERS:
+        if removed is not None:
+            removed(cls)
 
 
-def _constant_input(arg: sch.Arg, value: Any, where: str) -> bool:
-    """True when a positional number or numpy array is a constant input rather than ``arg``'s value.
-
-    DALI takes every positional argument as an input (``fn.cast(np.array([1, 2]), dtype=...)``); pipestate
-    also lets a few arguments be positional (``fn.cast(x, types.INT32)``). A number or array that
-    ``arg`` does not accept is an input, as in DALI.
-    """
-    if not isinstance(value, (np.ndarray, np.generic, int, float)) or isinstance(value, bool):
-        return False
-    try:
-        arg.kind.check(value, f"{where}(): {arg.name}")
-    except (TypeError, ValueError):
-        return True
-    return False
-
-
-def as_constant(value: Any, where: str, index: int) -> DataNode:
-    """A constant input (a number or numeric array) as the output of an ``fn.constant`` operator."""
-    from pipestate.conditionals import Undefined
-    from pipestate.operators.constant import constant_node
-
-    if isinstance(value, Undefined):  # a variable without a value after an `if` on a DataNode
-        value.fail()
-    try:
-        return constant_node(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{where}(): input {index} is {type(value).__name__}; inputs are DataNodes returned by fn.* calls, "
-            f"numbers or numeric arrays ({exc})"
-        ) from None
-
-
-def make_function(cls: type[Operator]) -> Callable[..., Any]:
-    """Return the ``fn.*`` function that adds an operator of ``cls`` to the current pipeline."""
-
-    def function(*inputs: Any, **kwargs: Any) -> Any:
-        return add_operator(cls, inputs, kwargs)
-
-    function.__name__ = cls.type.rsplit(".", 1)[-1]
-    function.__qualname__ = f"fn.{cls.type}"
-    function.__doc__ = sch.docstring(sch.first_paragraph(cls.__doc__), cls.SCHEMA)
-    return function
+def on_register(
+    added: Callable[[type[Operator]], None], removed: Callable[[type[Operator]], None] | None = None
+) -> None:
+    """Call ``added`` with every registered operator class, now and on each later :func:`register`, and
+    ``removed`` on each :func:`unregister`."""
+    _LISTENERS.append((added, removed))
+    for cls in list(REGISTRY.values()):
+        added(cls)
 
 
 def per_sample(batch: Batch | None, index: int, default: Any) -> Any:

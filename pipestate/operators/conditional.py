@@ -7,7 +7,7 @@ and ``validate_logical`` implement ``not``, ``and`` and ``or`` on DataNodes. The
 errors are DALI's.
 
 The runtime gives the operators that consume a part a context holding only its samples, with their
-global sample indices (``RunContext.sample_indices``): random operators draw, for each sample, what they
+global sample indices (``RunContext.sample_ids``): random operators draw, for each sample, what they
 would draw for it outside the conditional.
 """
 
@@ -18,8 +18,10 @@ from typing import ClassVar
 import numpy as np
 
 from pipestate.batch import Batch
+from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 
 _PREDICATE = Arg(
@@ -73,6 +75,11 @@ class Split(Operator):
     """Split the input by ``predicate`` into the samples where it holds and the others, each in order."""
 
     type = "_conditional.split"
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (3,), ragged=(0,)), Tensor("bool", (), low=0, high=1.99)),
+        build=lambda x, p: Merge.roundtrip(x, p),
+        dali="test:tests/test_conditionals.py",
+    )
     scope_rule: ClassVar[str] = "split"
     ARGS = (_PREDICATE,)
 
@@ -91,6 +98,16 @@ class Merge(Operator):
     """Merge the two parts of a split batch (``predicate`` true, false) back in sample order."""
 
     type = "_conditional.merge"
+    EXAMPLE = Split.EXAMPLE
+
+    @staticmethod
+    def roundtrip(x: DataNode, predicate: DataNode) -> tuple[DataNode, ...]:
+        """Split ``x`` by ``predicate``, change each part, and merge them back (the operators' example)."""
+        from pipestate.tracing import add_operator
+
+        true, false = add_operator(Split, [x], {"predicate": predicate})
+        return (add_operator(Merge, [true + 1, false * 2], {"predicate": predicate}),)
+
     scope_rule: ClassVar[str] = "merge"
     ARGS = (_PREDICATE,)
 
@@ -146,6 +163,7 @@ class Not(Operator):
     """Logical ``not`` of a per-sample scalar (any type: 0 is false), as a bool."""
 
     type = "_conditional.not_"
+    EXAMPLE = Example(inputs=(Tensor("int32", (), low=-2, high=2),))
 
     def validate(self) -> None:
         if len(self.inputs) != 1:
@@ -167,6 +185,9 @@ class ValidateLogical(Operator):
     """Pass a per-sample scalar bool through, or fail: the operands of ``and``/``or`` on DataNodes."""
 
     type = "_conditional.validate_logical"
+    EXAMPLE = Example(
+        inputs=(Tensor("bool", (), low=0, high=1.99),), args={"expression_name": "and", "expression_side": "left"}
+    )
     ARGS = (
         Arg("expression_name", sch.Str(("and", "or")), sch.REQUIRED, "The logical expression"),
         Arg("expression_side", sch.Str(("left", "right")), sch.REQUIRED, "The operand checked"),

@@ -3,14 +3,12 @@ numpy arrays given where DataNodes are expected)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from pipestate.batch import Batch
-from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.schema import Arg
 
 
@@ -19,6 +17,7 @@ class Constant(Operator):
     """A constant tensor: ``idata`` (integers) or ``fdata`` (floats) reshaped to ``shape`` (DALI's ``fn.constant``)."""
 
     type = "constant"
+    EXAMPLE = Example(args={"fdata": [1.5, -2.0, 3.25, 0.0], "shape": [2, 2], "layout": "HW"})
     ARGS = (
         Arg("idata", sch.Seq(sch.Int(), broadcast=True), None, "Integer contents (int32 by default)"),
         Arg("fdata", sch.Seq(sch.Float(), broadcast=True), None, "Floating-point contents (float32 by default)"),
@@ -61,28 +60,3 @@ class Constant(Operator):
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
         data = np.broadcast_to(self.value, (ctx.batch_size, *self.value.shape))
         return (Batch(data, layout=self.args["layout"]),)
-
-
-def constant_node(value: Any, dtype: Any = None, shape: Any = None, layout: str | None = None) -> DataNode:
-    """A constant DataNode for a number or numeric array (Python ints are int32, floats float32, as in DALI).
-
-    Raises:
-        TypeError: ``value`` is not numeric.
-    """
-    if isinstance(value, DataNode):
-        return value
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"a constant must be a number or a numeric array, not {type(value).__name__}")
-    if dtype is None:
-        if isinstance(value, (np.ndarray, np.generic)):
-            dtype = array.dtype
-        else:
-            dtype = {"b": np.bool_, "i": np.int32, "u": np.int32, "f": np.float32}[array.dtype.kind]
-    key = "fdata" if array.dtype.kind == "f" else "idata"
-    data = array.reshape(-1).astype(np.float64 if key == "fdata" else np.int64).tolist()
-    return add_operator(
-        Constant,
-        [],
-        {key: data, "shape": list(array.shape) if shape is None else shape, "dtype": dtype, "layout": layout},
-    )

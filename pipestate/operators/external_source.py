@@ -37,6 +37,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointError
 from pipestate.operators import schema as sch
 from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.schema import Arg
 from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
@@ -63,11 +64,18 @@ def check_numeric(data: np.ndarray, where: str) -> np.ndarray:
     return data
 
 
+def _example_source(info: SampleInfo) -> np.ndarray:
+    return np.arange(info.idx_in_epoch % 4 + 1, dtype=np.int16) * (info.epoch_idx + 1)
+
+
 @register
 class ExternalSource(Operator):
     """Feed data produced by Python code into the pipeline (see the module documentation for the sources)."""
 
     type = "external_source"
+    EXAMPLE = Example(
+        args={"source": _example_source, "batch": False, "layout": "W"}, fixed=("batch", "batch_info", "num_outputs")
+    )
     ends_epoch = True  # a StopIteration from the source ends the epoch (from any other operator, an error)
     ARGS = (
         Arg(

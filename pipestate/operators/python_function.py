@@ -7,8 +7,13 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.operators import schema as sch
 from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.external_source import check_numeric
 from pipestate.operators.schema import Arg
+
+
+def _example_function(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x * 2, x.sum(axis=0)
 
 
 @register
@@ -24,6 +29,12 @@ class PythonFunction(Operator):
     """
 
     type = "python_function"
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (2, 3), ragged=(0,), low=-1, high=1),),
+        args={"function": _example_function, "num_outputs": 2},
+        dali_options={"exec_async": False, "exec_pipelined": False},
+        fixed=("num_outputs", "batch_processing"),
+    )
     ARGS = (
         Arg("function", sch.Function(), sch.REQUIRED, "The function"),
         Arg("num_outputs", sch.Int(1), 1, "Number of outputs the function returns"),

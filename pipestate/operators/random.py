@@ -9,13 +9,16 @@ sample shapes.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators._kit import Sample, SampleOperator
+from pipestate.operators.base import RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
 from pipestate.rng import Stream
 
@@ -31,38 +34,36 @@ def _dtype_arg(default_text: str) -> Arg:
     return Arg("dtype", sch.DType(), None, f"Output type ({default_text} when omitted).")
 
 
-class RandomOperator(Operator):
+class RandomOperator(SampleOperator):
     """Shared machinery of ``fn.random.*``: output shapes and per-sample draws from the context's stream.
 
-    Stateless: sample ``s`` of the pipeline always gets the words of counter ``s`` of the operator's
-    stream (keyed by the pipeline seed and the operator name, or by ``seed=``).
+    Stateless: sample ``s`` of the pipeline always gets the words of its identity in the operator's stream
+    (keyed by the pipeline seed and the operator name, or by ``seed=``). Batches whose samples share a
+    shape draw in one call (:meth:`dense`); others draw per sample, with the same values.
     """
 
+    INPUTS = (sch.Input("shape_like", "Its samples' shapes are the output shapes", optional=True),)
+
     def validate(self) -> None:
-        if len(self.inputs) > 1:
-            raise TypeError(f"fn.{self.type}() takes at most one input (its samples' shapes are used)")
+        super().validate()
         if self.args["shape"] is not None and self.inputs:
             raise TypeError(f"fn.{self.type}(): give either shape= or an input whose shape is used, not both")
 
-    def _shapes(self, ctx: RunContext, inputs: list[Batch]) -> list[tuple[int, ...]]:
-        if inputs:
-            return inputs[0].shape()
-        return [self.args["shape"] or ()] * ctx.batch_size
+    def output_layout(self, index: int, layouts: tuple[str, ...], ndim: int) -> str:
+        return ""
 
-    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        shapes = self._shapes(ctx, inputs)
-        if len(set(shapes)) == 1:
-            shape = shapes[0]
-            params = {k: np.stack([np.asarray(s) for s in b]) for k, b in arg_inputs.items()}
-            values = self.generate(ctx.stream(self.rng_key), math.prod(shape), params)
-            return (Batch(values.reshape((ctx.batch_size, *shape))),)
-        samples = []
-        stream = ctx.stream(self.rng_key)
-        for i, shape in enumerate(shapes):
-            params = {k: np.asarray(b[i])[None] for k, b in arg_inputs.items()}
-            values = self.generate(stream.sample(i), math.prod(shape), params)
-            samples.append(values.reshape(shape))
-        return (Batch(samples),)
+    def dense(
+        self, ctx: RunContext, inputs: list[np.ndarray], args: dict, layouts: tuple[str, ...]
+    ) -> tuple[np.ndarray, ...]:
+        shape = inputs[0].shape[1:] if inputs else tuple(self.args["shape"] or ())
+        params = {k: np.asarray(args[k]) for k in self.arg_inputs}
+        values = self.generate(ctx.stream(self.rng_key), math.prod(shape), params)
+        return (values.reshape((ctx.batch_size, *shape)),)
+
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        shape = inputs[0].shape if inputs else tuple(self.args["shape"] or ())
+        params = {k: np.asarray(args[k])[None] for k in self.arg_inputs}
+        return self.generate(Stream(self.rng_key, s.id, 1), math.prod(shape), params).reshape(shape)
 
     def generate(self, stream: Stream, n: int, params: dict[str, np.ndarray]) -> np.ndarray:
         """Return (stream.n_samples, n) values; ``params`` holds per-sample argument arrays (axis 0)."""
@@ -70,12 +71,8 @@ class RandomOperator(Operator):
 
     def param(self, params: dict[str, np.ndarray], key: str, dtype: type = np.float64) -> np.ndarray:
         """The argument ``key`` as an array broadcastable against (samples, n) values."""
-        if key in params:
+        if key in params:  # checked by the runtime: one scalar per sample
             value = params[key]
-            if value.size != len(value):
-                raise ValueError(
-                    f"argument {key!r} must be a scalar per sample; got samples of shape {value.shape[1:]}"
-                )
             return value.astype(dtype).reshape(len(value), 1)
         return np.asarray(self.args[key], dtype=dtype)
 
@@ -85,6 +82,11 @@ class Uniform(RandomOperator):
     """Uniformly distributed values in ``[range[0], range[1])``, or drawn from the discrete ``values``."""
 
     type = "random.uniform"
+    EXAMPLE = Example(
+        args={"shape": [4]},
+        arg_inputs={"range": Tensor("float32", (2,), values=lambda i: [i % 3 - 1.0, i % 3 + 2.0])},
+        dali="test:tests/operators/test_random.py",
+    )
     ARGS = (
         Arg("range", sch.Seq(sch.Float(), length=2), (-1.0, 1.0), "[low, high) of the values", tensor=True),
         Arg("values", sch.Seq(sch.Float(), min_length=1), None, "Discrete values to choose from (instead of range)"),
@@ -118,6 +120,14 @@ class Uniform(RandomOperator):
                     f"([{info.min}, {info.max}]); choose a wider dtype or a narrower {name}"
                 )
 
+    def prepare(self, ctx: RunContext, inputs: list, arg_inputs: dict, layouts: tuple[str, ...]) -> None:
+        if "range" in arg_inputs:
+            for i, (low, high) in enumerate(np.asarray(s, dtype=np.float64).reshape(2) for s in arg_inputs["range"]):
+                if low > high:
+                    raise ValueError(
+                        f"argument 'range' (sample {i}) = {[low, high]}: it must be [low, high], low <= high"
+                    )
+
     def generate(self, stream: Stream, n: int, params: dict[str, np.ndarray]) -> np.ndarray:
         values = self.args["values"]
         if values is not None:
@@ -144,6 +154,11 @@ class Normal(RandomOperator):
     """Normally distributed values."""
 
     type = "random.normal"
+    EXAMPLE = Example(
+        inputs=(Tensor("uint8", (3, 2), ragged=(0,)),),
+        arg_inputs={"stddev": Tensor("float32", (), low=0.5, high=2.0)},
+        dali="test:tests/operators/test_random.py",
+    )
     ARGS = (
         Arg("mean", sch.Float(), 0.0, "Mean", tensor=True),
         Arg("stddev", sch.Float(0.0), 1.0, "Standard deviation", tensor=True),
@@ -168,6 +183,11 @@ class CoinFlip(RandomOperator):
     """Bernoulli samples: 1 with ``probability``, else 0 (int32 by default, as in DALI)."""
 
     type = "random.coin_flip"
+    EXAMPLE = Example(
+        args={"shape": [5], "dtype": np.dtype(np.uint8)},
+        arg_inputs={"probability": Tensor("float32", (), low=0.0, high=1.0)},
+        dali="test:tests/operators/test_random.py",
+    )
     ARGS = (
         Arg("probability", sch.Float(0.0, 1.0), 0.5, "Probability of 1", tensor=True),
         _dtype_arg("types.INT32"),
@@ -189,6 +209,9 @@ class Choice(RandomOperator):
     """Random choice from ``range(a)`` (``a`` an int) or from the list ``a``, optionally weighted by ``p``."""
 
     type = "random.choice"
+    EXAMPLE = Example(
+        args={"a": [3, 5, 7], "p": [0.2, 0.3, 0.5], "shape": [2, 3]}, dali="test:tests/operators/test_random.py"
+    )
     ARGS = (
         Arg(
             "a",
@@ -242,6 +265,11 @@ class Beta(RandomOperator):
     """Beta-distributed values in [0, 1] with parameters ``alpha`` and ``beta`` (DALI's ``fn.random.beta``)."""
 
     type = "random.beta"
+    EXAMPLE = Example(
+        args={"shape": [3]},
+        arg_inputs={"alpha": Tensor("float32", (), low=0.5, high=3.0)},
+        dali="test:tests/operators/test_random.py",
+    )
     ARGS = (
         Arg("alpha", sch.Float(), 1.0, "The alpha parameter, > 0", tensor=True),
         Arg("beta", sch.Float(), 1.0, "The beta parameter, > 0", tensor=True),

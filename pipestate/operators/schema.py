@@ -22,19 +22,84 @@ from typing import Any
 
 import numpy as np
 
+from pipestate.dtypes import to_numpy_dtype
 from pipestate.graph import DataNode
 
 REQUIRED = object()  # the default of an argument that must be given
 
 
 class Kind:
-    """How an argument's value is checked and normalized; subclasses implement :meth:`check`."""
+    """How an argument's value is checked and normalized; subclasses implement :meth:`check`.
+
+    A kind that may be given per sample (``Arg(..., tensor=True)``) also checks the samples of a
+    ``DataNode`` at run time: :meth:`check_samples` validates a whole batch at once (numpy, no per-sample
+    Python work when the samples share a shape) and :meth:`sample_value` turns one checked sample into
+    the value :meth:`check` would return for a constant.
+    """
 
     text = "any value"
+    sample_shapes: tuple[tuple[int, ...], ...] | None = None  # accepted per-sample shapes; None: any
 
     def check(self, value: Any, where: str) -> Any:
         """Return the normalized value, or raise ``TypeError``/``ValueError`` whose message starts with ``where``."""
         return value
+
+    def check_samples(self, samples: np.ndarray | Sequence[np.ndarray], where: str) -> None:
+        """Check the per-sample values of a ``DataNode`` argument (a dense array with the batch first, or
+        one array per sample).
+
+        Raises:
+            TypeError: a sample of the wrong type or shape (the message names the sample).
+            ValueError: a sample out of range (naming the sample and the value).
+        """
+        for i, sample in enumerate(samples):
+            self.check(self.sample_value(np.asarray(sample)), f"{where} (sample {i})")
+
+    def sample_value(self, sample: np.ndarray) -> Any:
+        """One checked sample as the value :meth:`check` returns for a constant."""
+        return sample
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    """The batch index of the first sample with any True in ``mask`` (batch first)."""
+    return int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
+
+
+def _numeric_samples(
+    samples: np.ndarray | Sequence[np.ndarray], where: str, kinds: str, shapes: Sequence[tuple], text: str
+) -> np.ndarray | list[np.ndarray]:
+    """Check every sample's element kind (numpy ``dtype.kind`` letters) and shape; dense input is checked at once."""
+    arrays = samples if isinstance(samples, np.ndarray) else [np.asarray(s) for s in samples]
+    dense = isinstance(arrays, np.ndarray)
+    for i, sample in enumerate([arrays[0]] if dense and len(arrays) else arrays):
+        if sample.dtype.kind not in kinds:
+            raise TypeError(f"{where} (sample {i}) has type {sample.dtype}; it must be {text}")
+        if sample.shape not in shapes:
+            want = " or ".join(str(tuple(s)) for s in shapes)
+            raise TypeError(f"{where} (sample {i}) has shape {sample.shape}; it must have shape {want} ({text})")
+    return arrays
+
+
+def _range_check(values: np.ndarray, where: str, low: Any, high: Any, text: str, finite: bool) -> None:
+    """Raise naming the first sample whose values (batch first) leave [low, high] (or are not finite)."""
+    bad = np.zeros(values.shape, dtype=bool)
+    if finite:
+        bad |= ~np.isfinite(values)
+    if low is not None:
+        bad |= values < low
+    if high is not None:
+        bad |= values > high
+    if bad.any():
+        i = _first_bad(bad)
+        value = values[i].tolist()
+        raise ValueError(f"{where} (sample {i}) = {value!r}; it must be {text}")
+
+
+def _scalar_check(kind: Kind, samples: Any, where: str, kinds: str, finite: bool) -> None:
+    arrays = _numeric_samples(samples, where, kinds, ((), (1,)), kind.text)
+    values = arrays.reshape(len(arrays)) if isinstance(arrays, np.ndarray) else np.array([a.item() for a in arrays])
+    if len(values):
+        _range_check(values, where, kind.low, kind.high, kind.text, finite)
 
 
 def _scalar(value: Any) -> Any:
@@ -63,6 +128,12 @@ class Int(Kind):
             raise ValueError(f"{where}={value!r} must be {self.text}")
         return v
 
+    def check_samples(self, samples: Any, where: str) -> None:
+        _scalar_check(self, samples, where, "iu", finite=False)
+
+    def sample_value(self, sample: np.ndarray) -> int:
+        return int(sample.reshape(()))
+
 
 class Float(Kind):
     """A finite real number (ints accepted), optionally bounded."""
@@ -83,6 +154,12 @@ class Float(Kind):
             raise ValueError(f"{where}={value!r} must be {self.text}")
         return v
 
+    def check_samples(self, samples: Any, where: str) -> None:
+        _scalar_check(self, samples, where, "iuf", finite=True)
+
+    def sample_value(self, sample: np.ndarray) -> float:
+        return float(sample.reshape(()))
+
 
 class Bool(Kind):
     """``True`` or ``False`` (numpy bools accepted; ints are not)."""
@@ -94,6 +171,13 @@ class Bool(Kind):
         if not isinstance(v, bool):
             raise TypeError(f"{where}={value!r} must be True or False")
         return v
+
+    def check_samples(self, samples: Any, where: str) -> None:
+        # DALI takes a per-sample bool argument from bool or integer tensors (e.g. fn.random.coin_flip()).
+        _numeric_samples(samples, where, "biu", ((), (1,)), "a scalar bool or int")
+
+    def sample_value(self, sample: np.ndarray) -> bool:
+        return bool(sample.reshape(()))
 
 
 class Str(Kind):
@@ -151,6 +235,47 @@ class Seq(Kind):
             raise ValueError(f"{where}={value!r} must have at least {self.min_length} value(s)")
         return tuple(self.of.check(v, f"{where}[{i}]") for i, v in enumerate(value))
 
+    def check_samples(self, samples: Any, where: str) -> None:
+        if not isinstance(self.of, (Int, Float, Bool)):
+            return super().check_samples(samples, where)
+        kinds = {Int: "iu", Float: "iuf", Bool: "biu"}[type(self.of)]
+        if self.length is not None:
+            shapes = [(self.length,)] + ([(), (1,)] if self.broadcast else [])
+            arrays = _numeric_samples(samples, where, kinds, shapes, self.text)
+        else:
+            arrays = samples if isinstance(samples, np.ndarray) else [np.asarray(s) for s in samples]
+            for i, a in enumerate(arrays):
+                if a.dtype.kind not in kinds or a.ndim > 1 or (a.ndim == 0 and not self.broadcast):
+                    raise TypeError(
+                        f"{where} (sample {i}) has type {a.dtype} and shape {a.shape}; it must be {self.text}"
+                    )
+                if a.size < self.min_length:
+                    raise ValueError(
+                        f"{where} (sample {i}) has {a.size} value(s); it must have at least {self.min_length}"
+                    )
+        if isinstance(self.of, (Int, Float)):
+            parts = [arrays] if isinstance(arrays, np.ndarray) else [a.reshape(1, -1) for a in arrays]
+            for k, part in enumerate(parts):
+                try:
+                    _range_check(part, where, self.of.low, self.of.high, self.of.text, isinstance(self.of, Float))
+                except ValueError:
+                    if isinstance(arrays, np.ndarray):
+                        raise
+                    raise ValueError(
+                        f"{where} (sample {k}) = {part[0].tolist()!r}; each value must be {self.of.text}"
+                    ) from None
+
+    def sample_value(self, sample: np.ndarray) -> tuple:
+        flat = sample.reshape(-1)
+        values = (
+            tuple(self.of.sample_value(v) for v in flat)
+            if not isinstance(self.of, (Int, Float, Bool))
+            else tuple({Int: int, Float: float, Bool: bool}[type(self.of)](v) for v in flat.tolist())
+        )
+        if sample.ndim == 0 or (self.broadcast and self.length is not None and len(values) == 1 and self.length != 1):
+            return values * (self.length or 1)
+        return values
+
 
 class DType(Kind):
     """An element type: ``types.DALIDataType``, a numpy dtype or scalar type; returned as ``numpy.dtype``."""
@@ -158,8 +283,6 @@ class DType(Kind):
     text = "a data type (types.FLOAT, types.INT32, numpy.float32, ...)"
 
     def check(self, value: Any, where: str) -> np.dtype:
-        from pipestate.types import to_numpy_dtype
-
         try:
             return to_numpy_dtype(value)
         except (TypeError, ValueError, KeyError):
@@ -223,6 +346,77 @@ class Arg:
     doc: str
     tensor: bool = False
     positional: bool = False
+
+
+# Element-type groups for Input declarations.
+INTEGERS = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64")
+FLOATS = ("float16", "float32", "float64")
+NUMBERS = ("bool", *INTEGERS, *FLOATS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """One declared input of an operator, as in DALI's schema.
+
+    Attributes:
+        name: How errors and the reference call it (e.g. ``"images"``).
+        doc: One line for the reference.
+        dtypes: The accepted element types (names or numpy dtypes); ``None``: any.
+        ndim: The accepted numbers of dimensions per sample; ``None``: any.
+        layouts: The accepted layouts (``"HWC"``, ``"CHW"``...). A batch without a layout takes the first
+            one with as many letters as its samples have dimensions; ``None``: any layout.
+        optional: The input may be left out (only trailing inputs).
+    """
+
+    name: str
+    doc: str
+    dtypes: tuple[Any, ...] | None = None
+    ndim: tuple[int, ...] | None = None
+    layouts: tuple[str, ...] | None = None
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtypes is not None:
+            object.__setattr__(self, "dtypes", tuple(np.dtype(d) for d in self.dtypes))
+        if self.ndim is None and self.layouts:
+            object.__setattr__(self, "ndim", tuple(sorted({len(layout) for layout in self.layouts})))
+
+    @property
+    def text(self) -> str:
+        """The declaration in words, for errors and the reference."""
+        parts = []
+        if self.dtypes is not None:
+            parts.append("type " + "/".join(str(d) for d in self.dtypes))
+        if self.layouts is not None:
+            parts.append("layout " + "/".join(self.layouts))
+        elif self.ndim is not None:
+            parts.append("ndim " + "/".join(map(str, self.ndim)))
+        return ", ".join(parts) or "any tensor"
+
+    def layout_of(self, layout: str, ndim: int) -> str:
+        """The layout a batch with ``layout`` (``""``: none) and samples of ``ndim`` dimensions has here."""
+        if layout or not self.layouts:
+            return layout
+        return next((candidate for candidate in self.layouts if len(candidate) == ndim), "")
+
+    def check(self, dtypes: set, ndims: set, layout: str, where: str) -> str:
+        """Check a batch's element types, sample dimensions and layout; return its effective layout.
+
+        Raises:
+            TypeError: naming the input, what it got and what it accepts.
+        """
+        if self.dtypes is not None and not dtypes <= set(self.dtypes):
+            got = "/".join(sorted(map(str, dtypes)))
+            raise TypeError(f"{where} {self.name!r} has type {got}; it accepts {self.text}")
+        if self.ndim is not None and not ndims <= set(self.ndim):
+            got = "/".join(map(str, sorted(ndims)))
+            raise TypeError(f"{where} {self.name!r} has {got}-dimensional samples; it accepts {self.text}")
+        effective = self.layout_of(layout, next(iter(ndims)) if len(ndims) == 1 else -1)
+        if self.layouts is not None and effective not in self.layouts:
+            raise TypeError(f"{where} {self.name!r} has layout {layout!r}; it accepts {self.text}")
+        if effective and len(ndims) == 1 and len(effective) != next(iter(ndims)):
+            raise TypeError(f"{where} {self.name!r}: layout {effective!r} does not match samples of {ndims.pop()} dims")
+        return effective
 
 
 class Config(Mapping):

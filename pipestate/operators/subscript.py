@@ -10,8 +10,10 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
+from pipestate.tracing import add_operator
 
 
 @register
@@ -19,6 +21,11 @@ class Subscript(Operator):
     """Index or slice every sample (created by ``DataNode[...]``)."""
 
     type = "tensor_subscript"
+    internal = True
+    EXAMPLE = Example(
+        inputs=(Tensor("int32", (4, 5), ragged=(1,), low=-9, high=9), Tensor("int32", (), low=0, high=3)),
+        build=lambda x, k: (x[1:, ::2], x[k, -1], x[-2:, 0]),
+    )
     ARGS = (
         Arg(
             "spec",

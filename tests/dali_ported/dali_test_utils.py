@@ -8,7 +8,8 @@ behaviour on top of pytest, so the ported test bodies stay as DALI wrote them.
 ``get_dali_extra_path()`` returns ``$DALI_EXTRA_PATH`` when it holds DALI_extra, and otherwise a
 generated stand-in with the same layout for the parts the ported tests read (``db/single/jpeg``,
 ``db/tfrecord/train``, ``db/3D/MRI/Knee/npy_2d_slices/STU00001``): deterministic random bytes, made once
-per machine under the temporary directory. The readers do not decode, so any bytes do.
+per machine under the temporary directory. The readers do not decode, so any bytes do — except the
+stand-ins of the sequence reader's frames (PNG) and the NeMo reader's audio (WAV), which are decoded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-_EXTRA_VERSION = 2  # bump when the generated data changes
+_EXTRA_VERSION = 4  # bump when the generated data changes
 GPU_DEVICES = ("gpu", "mixed")
 
 
@@ -57,6 +58,9 @@ def _generate(root: str) -> None:
         for i in range(4 + c % 3):
             with open(os.path.join(folder, f"img_{c:02d}_{i}.jpg"), "wb") as f:
                 f.write(rng.bytes(int(rng.integers(16, 64))))
+    # the file DALI's tests name directly (e.g. check_single_filepath_input)
+    with open(os.path.join(root, "db", "single", "jpeg", "100", "swan-3584559_640.jpg"), "wb") as f:
+        f.write(rng.bytes(97))
     # db/tfrecord/train (+ train.idx): 100 Examples with image/encoded and image/class/label
     from pipestate import tfrecord as tfr
     from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
@@ -79,6 +83,55 @@ def _generate(root: str) -> None:
     os.makedirs(folder)
     for i in range(120):
         np.save(os.path.join(folder, f"slice_{i:03d}.npy"), rng.random((4 + i % 3, 5)).astype(np.float32))
+    _generate_formats(root, rng)
+
+
+def _generate_formats(root: str, rng: np.random.Generator) -> None:
+    """The DALI_extra stand-ins of the format readers' tests (each part skipped when its writer is missing):
+    db/webdataset/MNIST/devel-{0,1,2}.tar, db/recordio/train.{rec,idx}, db/lmdb, db/c2lmdb,
+    db/sequence/frames, db/audio/wav."""
+    from tests.operators.readers import formats
+
+    folder = os.path.join(root, "db", "webdataset", "MNIST")
+    os.makedirs(folder)
+    for k in range(3):  # 1,800 samples: DALI's cases need more than 6 shards x 4 batches of 64
+        members = [
+            (f"{i:06d}.{ext}", rng.bytes(int(rng.integers(8, 40))) if ext == "jpg" else b"%d" % (i % 10))
+            for i in range(600 * k, 600 * (k + 1))
+            for ext in ("jpg", "cls")
+        ]
+        formats.write_tar(os.path.join(folder, f"devel-{k}.tar"), members)
+    folder = os.path.join(root, "db", "recordio")
+    os.makedirs(folder)
+    payloads = [formats.image_record(i, image=rng.bytes(int(rng.integers(8, 40)))) for i in range(64)]
+    formats.write_recordio([os.path.join(folder, "train.rec")], os.path.join(folder, "train.idx"), payloads, [64])
+    try:
+        import lmdb  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        formats.write_lmdb(os.path.join(root, "db", "lmdb"), [formats.caffe_datum(i) for i in range(64)])
+        formats.write_lmdb(os.path.join(root, "db", "c2lmdb"), [formats.caffe2_protos(i) for i in range(64)])
+    try:
+        import cv2
+    except ImportError:
+        pass
+    else:
+        for s in range(2):  # 2 streams of 20 frames: 32 sequences of 5
+            folder = os.path.join(root, "db", "sequence", "frames", f"{s}")
+            os.makedirs(folder)
+            for f in range(20):
+                cv2.imwrite(os.path.join(folder, f"{f:05d}.png"), rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    try:
+        import soundfile
+    except ImportError:
+        pass
+    else:
+        folder = os.path.join(root, "db", "audio", "wav")
+        os.makedirs(folder)
+        for i in range(45):
+            signal = (rng.standard_normal(8000 + 97 * i) * 3000).astype(np.int16)
+            soundfile.write(os.path.join(folder, f"{i:03d}.wav"), signal, 16000, subtype="PCM_16")
 
 
 def check_batch(batch1: Any, batch2: Any, batch_size: int | None = None, eps: float = 1e-07) -> None:
@@ -213,9 +266,7 @@ def params(*cases: Any) -> Callable[[Callable], Callable]:
         signature = inspect.signature(test)
         tuples = [case if isinstance(case, tuple) else (case,) for case in cases]
         names = list(signature.parameters)[: max(len(t) for t in tuples)]
-        padded = [
-            _mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples
-        ]
+        padded = [_mark_gpu(tuple(t) + tuple(signature.parameters[n].default for n in names[len(t) :])) for t in tuples]
 
         def run(**kwargs: Any) -> Any:  # pytest refuses to parametrize parameters that have defaults
             return test(**kwargs)

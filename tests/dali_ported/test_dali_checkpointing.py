@@ -15,6 +15,7 @@ import numpy as np
 import pipestate.fn as fn
 from pipestate import pipeline_def
 from pipestate import tfrecord as tfrec
+from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
     assert_raises,
     assert_warns,
@@ -158,6 +159,46 @@ def test_file_reader(
 
 @params(
     (0, 1, 0, 1, True, True, True, None),
+    (0, 3, 0, 2, True, True, False, 1),
+    (4, 5, 1, 3, True, False, True, 2),
+    (1, 7, 2, 4, True, False, False, None),
+    (11, 2, 2, 10, False, True, True, 1),
+    (2, 4, 1, 6, False, True, False, 2),
+    (5, 6, 2, 3, False, False, True, None),
+    (3, 8, 4, 5, False, False, False, 1),
+)
+@reader_signed_off("readers.mxnet", "mxnet_reader")
+def test_mxnet_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+):
+    recordio_dir = os.path.join(data_root, "db", "recordio")
+    recordio_rec = os.path.join(recordio_dir, "train.rec")
+    recordio_idx = os.path.join(recordio_dir, "train.idx")
+
+    check_reader_checkpointing(
+        fn.readers.mxnet,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        path=recordio_rec,
+        index_path=recordio_idx,
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        stick_to_shard=stick_to_shard,
+    )
+
+
+@params(
+    (0, 1, 0, 1, True, True, True, None),
     (0, 2, 0, 2, True, True, False, 1),
     (6, 3, 1, 3, True, False, True, 2),
     (3, 4, 2, 4, True, False, False, None),
@@ -201,6 +242,224 @@ def test_tfrecord_reader(
         num_shards=num_shards,
         stick_to_shard=stick_to_shard,
     )
+
+
+@params(
+    (1, 1, 0, 3, False, False, False, None),
+    (2, 2, 0, 1, False, False, True, 1),
+    (6, 4, 2, 3, False, True, False, 2),
+    (4, 1, 1, 5, False, True, True, 3),
+    (3, 2, 4, 5, True, False, False, 1),
+    (7, 4, 2, 5, True, False, True, 2),
+    (5, 1, 2, 3, True, True, False, 3),
+    (0, 2, 3, 6, True, True, True, None),
+)
+@reader_signed_off("readers.sequence", "sequence_reader")
+def test_sequence_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    check_reader_checkpointing(
+        fn.readers.sequence,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        file_root=os.path.join(data_root, "db", "sequence", "frames"),
+        sequence_length=5,
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+    )
+
+
+@params(
+    (1, 3, 0, 1, True, True, True, 1),
+    (5, 5, 1, 3, True, True, False, 2),
+    (6, 7, 2, 3, True, False, True, 3),
+    (5, 3, 0, 1, True, False, False, 1),
+    (7, 5, 2, 3, False, True, True, None),
+    (4, 1, 1, 2, False, True, False, 2),
+    (0, 3, 3, 4, False, False, True, None),
+    (1, 4, 2, 3, False, False, False, 3),
+)
+@reader_signed_off("readers.caffe", "caffe_reader")
+def test_caffe_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    caffe_dir = os.path.join(data_root, "db", "lmdb")
+
+    check_reader_checkpointing(
+        fn.readers.caffe,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        path=caffe_dir,
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+    )
+
+
+@params(
+    (1, 2, 0, 2, True, True, True, 1),
+    (4, 4, 1, 2, True, True, False, 2),
+    (5, 6, 0, 2, True, False, True, None),
+    (6, 2, 1, 3, True, False, False, 1),
+    (3, 4, 3, 4, False, True, True, 2),
+    (8, 1, 2, 3, False, True, False, None),
+    (0, 2, 4, 5, False, False, True, None),
+    (3, 3, 1, 3, False, False, False, 2),
+)
+@reader_signed_off("readers.caffe2", "caffe2_reader")
+def test_caffe2_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    caffe2_dir = os.path.join(data_root, "db", "c2lmdb")
+
+    check_reader_checkpointing(
+        fn.readers.caffe2,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        path=caffe2_dir,
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+    )
+
+
+@params(
+    (10, 1, 1, 8, False, False, False, 3),
+    (3, 2, 0, 1, False, False, True, 4),
+    (3, 4, 4, 7, False, True, False, 5),
+    (0, 8, 2, 6, False, True, True, None),
+    (12, 16, 0, 5, True, False, False, 3),
+    (8, 32, 1, 3, True, False, True, 4),
+    (6, 64, 4, 6, True, True, False, 5),
+    (10, 128, 3, 4, True, True, True, None),
+)
+@reader_signed_off("readers.webdataset")
+def test_webdataset_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    tar_file_paths = [
+        os.path.join(get_dali_extra_path(), "db/webdataset/MNIST/devel-0.tar"),
+        os.path.join(get_dali_extra_path(), "db/webdataset/MNIST/devel-1.tar"),
+        os.path.join(get_dali_extra_path(), "db/webdataset/MNIST/devel-2.tar"),
+    ]
+    index_files = [webdataset_base.generate_temp_index_file(tar_file_path) for tar_file_path in tar_file_paths]
+
+    check_reader_checkpointing(
+        fn.readers.webdataset,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        paths=tar_file_paths,
+        index_paths=[f.name for f in index_files],
+        ext=["jpg", "cls"],
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+    )
+
+
+@params(
+    (0, 1, 0, 1, False, False, False, False, None),
+    (5, 2, 1, 2, False, False, False, True, 1),
+    (6, 3, 4, 5, False, False, True, False, 2),
+    (7, 4, 2, 5, False, False, True, True, 3),
+    (5, 1, 1, 3, False, True, False, False, 4),
+    (6, 2, 2, 4, False, True, False, True, None),
+    (7, 3, 0, 1, True, False, False, False, 1),
+    (8, 4, 2, 3, True, False, False, True, 2),
+    (9, 1, 0, 1, True, False, True, False, 3),
+    (10, 2, 0, 2, True, False, True, True, 4),
+)
+@reader_signed_off("readers.nemo_asr", "nemo_asr_reader")
+def test_nemo_asr_reader(
+    num_epochs,
+    batch_size,
+    shard_id,
+    num_shards,
+    random_shuffle,
+    shuffle_after_epoch,
+    stick_to_shard,
+    pad_last_batch,
+    iters_into_epoch=None,
+    initial_fill=1024,
+):
+    nemo_dir = os.path.join(data_root, "db", "audio", "wav")
+    wav_files = [os.path.join(nemo_dir, f) for f in os.listdir(nemo_dir) if f.endswith(".wav")]
+
+    manifest = tempfile.NamedTemporaryFile("w")
+    for i, f in enumerate(wav_files):
+        manifest.write(
+            f'{{"audio_filepath": "{f}", \
+                       "offset": {i / 1000}, \
+                       "duration": {0.3 + i / 100}, \
+                       "text": "o{"o" * i}"}}\n'
+        )
+    manifest.flush()
+
+    check_reader_checkpointing(
+        fn.readers.nemo_asr,
+        num_epochs,
+        batch_size,
+        iters_into_epoch,
+        manifest_filepaths=[manifest.name],
+        pad_last_batch=pad_last_batch,
+        random_shuffle=random_shuffle,
+        shard_id=shard_id,
+        num_shards=num_shards,
+        shuffle_after_epoch=shuffle_after_epoch,
+        stick_to_shard=stick_to_shard,
+        initial_fill=initial_fill,
+    )
+
+    manifest.close()
 
 
 # device, num_epochs, batch_size, shard_id, num_shards,

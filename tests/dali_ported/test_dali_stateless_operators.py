@@ -5,6 +5,8 @@
 # (test_utils, nose_utils, nose2.tools) come from dali_test_utils.
 # Not ported (see tests/dali_ported/README.md): the operators pipestate lacks and GPU-only cases.
 
+import os
+
 import numpy as np
 
 from pipestate import fn, pipeline_def, types
@@ -13,6 +15,7 @@ from tests.dali_ported.dali_test_utils import (
     attr,
     compare_pipelines,
     create_sign_off_decorator,
+    get_dali_extra_path,
     params,
 )
 
@@ -58,6 +61,16 @@ class RandomBatch:
 
 def move_to(tensor, device):
     return tensor.gpu() if device == "gpu" else tensor
+
+
+def check_single_filepath_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        path_str = os.path.join(get_dali_extra_path(), "db/single/jpeg/100/swan-3584559_640.jpg")
+        path = np.frombuffer(path_str.encode(), dtype=np.int8)
+        return op(move_to(path, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
 
 
 def check_single_input(op, device, **kwargs):
@@ -211,3 +224,9 @@ def test_split_and_merge(device):
             return data + types.Constant(1, dtype=types.DALIDataType.UINT8)
 
     check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu")
+@stateless_signed_off("io.file.read")
+def test_io_file_read(device):
+    check_single_filepath_input(fn.io.file.read, device)

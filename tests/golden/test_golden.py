@@ -48,8 +48,9 @@ def expected_batches(root: str, name: str) -> list[list[list[np.ndarray]]]:
 
 
 def test_goldens_exist():
-    assert "v1" in VERSIONS
-    assert len([c for c in CASES if c[0] == "v1"]) == len(make_golden.PIPELINES)
+    assert {"v1", "v2"} <= set(VERSIONS)
+    for version in ("v1", "v2"):
+        assert len([c for c in CASES if c[0] == version]) == len(make_golden.PIPELINES)
 
 
 @pytest.mark.parametrize(("version", "name"), CASES)

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipestate import fn, pipeline_def
-from pipestate.checkpoint import FORMAT_VERSION, MAGIC, _crc
+from pipestate.checkpoint import FORMAT_VERSION, MAGIC
+from pipestate.checkpoint.codec import _crc
 from pipestate.errors import CorruptCheckpointError, UnsupportedCheckpointVersionError
 from pipestate.io import LocalCheckpointIO
 from pipestate.io.local import _HOST, NAME_MAX, TEMP_RE, is_temp_name, temp_name

@@ -12,7 +12,7 @@ from pipestate import CheckpointError, CheckpointMismatchError, Pipeline, fn, pi
 from pipestate import checkpoint as ckpt
 from pipestate.graph import op_identity
 from pipestate.operators import schema as sch
-from pipestate.operators.base import REGISTRY, Operator, register
+from pipestate.operators.base import REGISTRY, Operator, register, unregister
 from pipestate.operators.schema import Arg
 from pipestate.testing import assert_equal_output_after_checkpoint
 
@@ -186,14 +186,13 @@ def test_a_new_stateful_operator_needs_no_codec_change():
             self.count = state["count"]
 
     try:
-        from pipestate.operators.base import make_function
-
-        counter = make_function(Counter)
+        counter = fn.test.counter  # registered at run time: fn has it at once
         assert_equal_output_after_checkpoint(build(lambda: counter(step=2)), steps=5)
         blob = build(lambda: counter(step=2))().checkpoint()
         assert ckpt.decode(blob).operators[0].state == {"count": 0, "history": [0, b"\x00", None, 1.5, {"ok": True}]}
     finally:
-        del REGISTRY["test.counter"]
+        unregister("test.counter")
+    assert not hasattr(fn, "test") or not hasattr(fn.test, "counter")
 
 
 def test_operator_state_that_is_not_plain_data_is_a_clear_error():

@@ -178,3 +178,57 @@ def test_property_restore_anywhere_any_options(seed, batch_size, threads, depth,
         functools.partial(factory, num_threads=threads, prefetch_queue_depth=depth), steps=6, restore_at=[cut]
     )
     assert_same_output(factory, [{}, {"num_threads": threads, "prefetch_queue_depth": depth}], steps=3)
+
+
+DALI_CASES = [
+    ("random.uniform", {"range": [-2.0, 3.0], "shape": [4000]}),
+    ("random.uniform", {"values": [1.0, 5.0, 9.0], "shape": [4000]}),
+    ("random.normal", {"mean": 1.5, "stddev": 0.5, "shape": [4000]}),
+    ("random.coin_flip", {"probability": 0.3, "shape": [4000]}),
+    ("random.choice", {"a": [3, 5, 7], "p": [0.2, 0.3, 0.5], "shape": [4000]}),
+    ("random.beta", {"alpha": 2.0, "beta": 5.0, "shape": [4000]}),
+]
+
+
+@pytest.mark.dali_differential("random.uniform", "random.normal", "random.coin_flip", "random.choice", "random.beta")
+@pytest.mark.parametrize(("op_type", "args"), DALI_CASES, ids=lambda c: str(c))
+def test_same_types_shapes_support_and_moments_as_dali(op_type, args):
+    """pipestate's streams are its own (counter-based), so values differ from DALI's; the distribution,
+    element type, shape and support must not."""
+    dali = pytest.importorskip("nvidia.dali", reason="DALI (nvidia-dali-cuda120) is not installed")
+
+    def call(namespace):
+        func = namespace
+        for part in op_type.split("."):
+            func = getattr(func, part)
+        kwargs = dict(args)
+        return func(kwargs.pop("a"), **kwargs) if "a" in kwargs else func(**kwargs)  # DALI: `a` is positional
+
+    ours = run_once(lambda: call(fn), batch_size=2)
+    pipe = dali.pipeline_def(batch_size=2, num_threads=1, device_id=None, seed=5)(lambda: call(dali.fn))()
+    pipe.build()
+    theirs = pipe.run()[0]
+    for i in range(2):
+        a, d = np.asarray(ours[i]), np.array(theirs.at(i))
+        assert a.dtype == d.dtype and a.shape == d.shape, (a.dtype, a.shape, d.dtype, d.shape)
+        if op_type in ("random.choice", "random.coin_flip") or "values" in args:
+            assert set(np.unique(a)) == set(np.unique(d))
+        assert abs(a.mean() - d.mean()) < 4 * d.std() / np.sqrt(a.size) + 1e-3, (a.mean(), d.mean())
+        assert abs(a.std() - d.std()) < 0.08 * d.std(), (a.std(), d.std())
+        assert a.min() >= d.min() - 4 * d.std() and a.max() <= d.max() + 4 * d.std()
+
+
+@pytest.mark.parametrize(
+    ("build", "pattern"),
+    [
+        (lambda: fn.random.coin_flip(probability=fn.random.uniform(range=[2.0, 3.0])), r"probability.*sample \d"),
+        (lambda: fn.random.normal(stddev=fn.random.uniform(range=[-2.0, -1.0])), r"stddev.*sample \d.*>= 0"),
+        (lambda: fn.random.uniform(range=fn.random.uniform(range=[0.0, 1.0], shape=[3])), r"range.*sample \d.*shape"),
+    ],
+    ids=["probability-out-of-range", "negative-stddev", "range-of-3-values"],
+)
+def test_bad_per_sample_arguments_name_the_argument_and_the_sample(build, pattern):
+    from pipestate import OperatorError
+
+    with pytest.raises(OperatorError, match=pattern):
+        run_once(build)

@@ -4,7 +4,7 @@ The sample order is a pure function of a few numbers (``_sampler``); the reader 
 turns it into batches and keeps the position as its checkpoint state.
 """
 
-from pipestate.operators.readers import file, numpy, tfrecord  # noqa: F401
+from pipestate.operators.readers import caffe, caffe2, file, mxnet, nemo_asr, numpy, sequence, tfrecord, webdataset  # noqa: F401
 from pipestate.operators.readers._base import Reader
 
 __all__ = ["Reader"]

@@ -18,7 +18,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError
 from pipestate.operators import schema as sch
 from pipestate.operators.base import BuildEnv, Operator, Position, RunContext
-from pipestate.operators.readers import _sampler
+from pipestate.operators.readers import _sampler, _stdshuffle
 from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
@@ -47,23 +47,28 @@ class Reader(Operator):
     """Base class of readers: a sharded, optionally shuffled sequence of samples read by index.
 
     Subclasses define ``type``, ``ARGS`` (including :data:`SHARD_ARGS`), :meth:`discover` and :meth:`read`.
+    ``DALI_FIXED_SHUFFLE = True`` says that, as the DALI loader it mirrors, the reader permutes its listing
+    with DALI's fixed seed before sharding when ``random_shuffle=True`` (see :meth:`base_order`).
 
     ``next_epoch()`` (``Pipeline.reset()``) does not move a reader: as in DALI, readers never end the
     pipeline's epoch and wrap into their next reader epoch by themselves; use ``reader_meta()`` or
     ``epoch_size()`` to know how many batches make an epoch.
     """
 
+    DALI_FIXED_SHUFFLE: bool = False
+    ARCHIVE_ORDER_SHUFFLE: bool = False  # shuffle_after_epoch permutes whole files, so random_shuffle may join it
+
     def validate(self) -> None:
         where = f"fn.{self.type}()"
         a = self.args
         if not a["shard_id"] < a["num_shards"]:
             raise ValueError(f"{where}: shard_id={a['shard_id']} must be in [0, num_shards) = [0, {a['num_shards']})")
-        if a["shuffle_after_epoch"] and a["random_shuffle"]:
+        if a.get("shuffle_after_epoch", False) and a["random_shuffle"] and not self.ARCHIVE_ORDER_SHUFFLE:
             raise ValueError(
                 f"{where}: shuffle_after_epoch=True and random_shuffle=True cannot be combined; "
                 "choose one way to shuffle"
             )
-        if a["shuffle_after_epoch"] and a["stick_to_shard"]:
+        if a.get("shuffle_after_epoch", False) and a["stick_to_shard"]:
             raise ValueError(
                 f"{where}: shuffle_after_epoch=True and stick_to_shard=True cannot be combined: the epoch "
                 "permutation moves samples between shards"
@@ -82,6 +87,18 @@ class Reader(Operator):
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         """Read the samples ``indices`` (dataset indices, in batch order) and return the output batches."""
         raise NotImplementedError(f"{type(self).__name__} must implement read()")
+
+    def base_order(self, epoch: int) -> np.ndarray | None:
+        """The dataset order reader epoch ``epoch`` is sharded from, or ``None`` for the default.
+
+        The default is ``range(size)`` (or the ``shuffle_after_epoch`` permutation). With
+        ``DALI_FIXED_SHUFFLE`` and ``random_shuffle=True`` it is DALI's fixed pre-shuffle of the listing
+        (``_stdshuffle``), as DALI's sequence, nemo_asr ... loaders do. A subclass may override it (e.g.
+        to visit whole archives in a shuffled order); it must be a pure function of the epoch.
+        """
+        if self.DALI_FIXED_SHUFFLE and self.args["random_shuffle"]:
+            return _stdshuffle.dali_fixed_permutation(self.shard.size)
+        return None
 
     def read_chunks(self, ctx: RunContext, read_chunk: Callable[[list[int]], list], indices: list[int]) -> list:
         """Return ``read_chunk(indices)``, computed as one contiguous chunk per worker thread when there
@@ -115,12 +132,12 @@ class Reader(Operator):
         seed = int(a["seed"])
         if seed >= 0:
             key = derive_key("reader-seed", seed)
-        elif a["shuffle_after_epoch"]:
+        elif a.get("shuffle_after_epoch", False):
             key = derive_key("reader-seed", _FIXED_EPOCH_SHUFFLE_SEED)
         else:
             key = derive_key("pipeline", env.seed, self.name)
         self.shuffle = _sampler.ShuffleConfig(
-            bool(a["random_shuffle"]), int(a["initial_fill"]), bool(a["shuffle_after_epoch"]), key
+            bool(a["random_shuffle"]), int(a["initial_fill"]), bool(a.get("shuffle_after_epoch", False)), key
         )
         self.epoch = 0
         self.consumed = 0
@@ -147,7 +164,7 @@ class Reader(Operator):
         """Return reader epoch ``epoch``'s dataset indices (computed once, cached for two epochs)."""
         order = self._orders.get(epoch)
         if order is None:
-            order = _sampler.epoch_order(self.shard, self.shuffle, epoch)
+            order = _sampler.epoch_order(self.shard, self.shuffle, epoch, self.base_order(epoch))
             self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
             self._orders[epoch] = order
         return order
@@ -212,3 +229,24 @@ def chunked(indices: list[int], parts: int) -> list[list[int]]:
         chunks.append(indices[start:end])
         start = end
     return chunks
+
+
+def shard_args(*, shuffle_after_epoch: bool = True) -> tuple[Arg, ...]:
+    """:data:`SHARD_ARGS`, without ``shuffle_after_epoch`` for the readers whose DALI schema lacks it."""
+    return tuple(a for a in SHARD_ARGS if shuffle_after_epoch or a.name != "shuffle_after_epoch")
+
+
+def archive_order(counts: np.ndarray, key: int, epoch: int) -> np.ndarray:
+    """The dataset order visiting whole archives (files) in a permuted order, samples in file order.
+
+    Args:
+        counts: Samples per archive, in listing order.
+        key: The shuffle key (from ``shuffle_after_epoch_seed``).
+        epoch: The reader epoch: each epoch visits the archives in another order, the same on every shard.
+
+    Returns:
+        Dataset indices (int64), every sample once.
+    """
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    perm = _sampler.dataset_permutation(len(counts), key, epoch)
+    return np.concatenate([np.arange(starts[f], starts[f] + counts[f], dtype=np.int64) for f in perm])

@@ -66,14 +66,21 @@ def _is_listed_file(entry: os.DirEntry, patterns: Sequence[str], case_sensitive:
         mode = entry.stat().st_mode
     except FileNotFoundError:
         return False  # a dangling symbolic link: nothing to read, as before
-    raise ValueError(f"file_root: {entry.path!r} is {file_kind(mode)}, not a regular file; readers read regular "
-                     "files only (a FIFO or a device would block or never end): remove it or change the filters")
+    raise ValueError(
+        f"file_root: {entry.path!r} is {file_kind(mode)}, not a regular file; readers read regular "
+        "files only (a FIFO or a device would block or never end): remove it or change the filters"
+    )
 
 
 def file_kind(mode: int) -> str:
     """Describe a non-regular file type (``"a FIFO"``, ``"a character device"`` ...) from ``st_mode``."""
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return kind
     return "not a regular file"
@@ -103,8 +110,10 @@ def open_regular(path: str, what: str = "") -> int:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         if not stat.S_ISREG(mode):
-            raise ValueError(f"{what}{path!r} is {file_kind(mode)}, not a regular file; readers read regular files "
-                             "only (a FIFO or a device would block or never end)")
+            raise ValueError(
+                f"{what}{path!r} is {file_kind(mode)}, not a regular file; readers read regular files "
+                "only (a FIFO or a device would block or never end)"
+            )
     except BaseException:
         os.close(fd)
         raise
@@ -180,14 +189,17 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
     except FileNotFoundError:
         raise FileNotFoundError(f"file_list={list_path!r} does not exist") from None
     except IsADirectoryError:
-        raise IsADirectoryError(errno.EISDIR, "file_list= is a directory; give the list's text file",
-                                list_path) from None
+        raise IsADirectoryError(
+            errno.EISDIR, "file_list= is a directory; give the list's text file", list_path
+        ) from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"file_list={list_path!r} is not UTF-8 text: {exc}") from None
     if "\0" in text:
         number = text.count("\n", 0, text.index("\0")) + 1
-        raise ValueError(f"{list_path}:{number}: the line holds a NUL byte; file_list must be a text file of "
-                         "'relative/path label' lines")
+        raise ValueError(
+            f"{list_path}:{number}: the line holds a NUL byte; file_list must be a text file of "
+            "'relative/path label' lines"
+        )
     prefix = os.path.join(base, "")
     if with_labels and _TWO_FIELDS_PER_LINE.fullmatch(text):  # fast path: every line is `path label`
         tokens = text.split()

@@ -141,15 +141,25 @@ def buffer_shuffle(indices: np.ndarray, initial_fill: int, key: int) -> np.ndarr
     return np.asarray(out, dtype=np.int64)
 
 
-def epoch_order(cfg: ShardConfig, shuffle: ShuffleConfig, epoch: int) -> np.ndarray:
+def epoch_order(cfg: ShardConfig, shuffle: ShuffleConfig, epoch: int, base: np.ndarray | None = None) -> np.ndarray:
     """Return the dataset indices reader epoch ``epoch`` yields, in order, padding included.
+
+    Args:
+        cfg: The shard configuration.
+        shuffle: The shuffle configuration.
+        epoch: The reader epoch.
+        base: The dataset order this epoch is sharded from, when a reader defines its own (DALI's fixed
+            pre-shuffle, an archive-order shuffle); ``None``: ``range(size)``, or the
+            ``shuffle_after_epoch`` permutation.
 
     Cost is proportional to the shard size (the dataset size with ``shuffle_after_epoch``), never to a
     position inside the epoch.
     """
     shard = epoch_shard(cfg, epoch)
     begin, end = shard_bounds(cfg.size, shard, cfg.num_shards)
-    if shuffle.shuffle_after_epoch:
+    if base is not None:
+        order = np.asarray(base[begin:end], dtype=np.int64)
+    elif shuffle.shuffle_after_epoch:
         order = dataset_permutation(cfg.size, shuffle.key, epoch)[begin:end]
     else:
         order = np.arange(begin, end, dtype=np.int64)

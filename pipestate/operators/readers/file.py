@@ -10,6 +10,7 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.operators import schema as sch
 from pipestate.operators.base import RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
 from pipestate.operators.schema import Arg
@@ -36,6 +37,16 @@ def read_samples(paths: list[str], where: Callable[[int], str] | None, indices: 
     return out
 
 
+def _example_files(directory: str) -> dict:
+    """A small class-directory dataset for the operator's example (deterministic)."""
+    for label in range(3):
+        os.makedirs(os.path.join(directory, f"c{label}"), exist_ok=True)
+        for i in range(4 + label):
+            with open(os.path.join(directory, f"c{label}", f"{i}.bin"), "wb") as f:
+                f.write(bytes((label * 16 + i + k) % 256 for k in range(3 + i)))
+    return {"file_root": directory, "file_filters": "*.bin"}
+
+
 @register
 class FileReader(Reader):
     """Read whole files, with a label each, sharded and optionally shuffled (DALI's ``fn.readers.file``).
@@ -55,6 +66,11 @@ class FileReader(Reader):
     """
 
     type = "readers.file"
+    EXAMPLE = Example(
+        setup=_example_files,
+        args={"random_shuffle": True, "initial_fill": 4},
+        dali="test:tests/operators/readers/test_dali_parity.py",
+    )
     ARGS = (
         Arg("file_root", sch.Path(), None, "Directory of class sub-directories, or the base of relative paths"),
         Arg("file_list", sch.Path(), None, "Text file with one 'path label' per line"),

@@ -13,6 +13,7 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.operators import schema as sch
 from pipestate.operators.base import BuildEnv, RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
 from pipestate.operators.schema import Arg
@@ -48,8 +49,10 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
     else:
         raise ValueError(f"{path!r}: .npy format version {major}.{head[7]} is not supported")
     if size > MAX_HEADER_BYTES:
-        raise ValueError(f"{path!r}: the .npy header claims {size} bytes, more than {MAX_HEADER_BYTES}; the file "
-                         "is damaged or not a .npy file")
+        raise ValueError(
+            f"{path!r}: the .npy header claims {size} bytes, more than {MAX_HEADER_BYTES}; the file "
+            "is damaged or not a .npy file"
+        )
     if len(head) < start + size:
         raise ValueError(f"{path!r}: the .npy header is truncated")
     try:
@@ -121,6 +124,14 @@ def read_chunk(paths: list[str], headers: dict[str, NpyHeader], indices: list[in
     return out
 
 
+def _example_files(directory: str) -> dict:
+    """A few small .npy files for the operator's example (deterministic, ragged shapes)."""
+    os.makedirs(directory, exist_ok=True)
+    for i in range(7):
+        np.save(os.path.join(directory, f"{i}.npy"), np.arange((i % 3 + 1) * 2, dtype=np.float32).reshape(-1, 2) - i)
+    return {"file_root": directory}
+
+
 @register
 class NumpyReader(Reader):
     """Read ``.npy`` files as arrays (DALI's ``fn.readers.numpy``), sharded and optionally shuffled.
@@ -136,6 +147,11 @@ class NumpyReader(Reader):
     """
 
     type = "readers.numpy"
+    EXAMPLE = Example(
+        setup=_example_files,
+        args={"shuffle_after_epoch": True},
+        dali="test:tests/operators/readers/test_dali_parity.py",
+    )
     ARGS = (
         Arg("file_root", sch.Path(), None, "Directory to list (recursively), or the base of relative paths"),
         Arg("files", sch.Seq(sch.Path(), min_length=1), None, "List of .npy file paths"),
@@ -173,4 +189,12 @@ class NumpyReader(Reader):
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_chunk(self.paths, self.headers, chunk), indices)
-        return (Batch.from_samples(samples),)
+        paths = [self.paths[i] for i in indices]
+        for path, sample in zip(paths[1:], samples[1:]):
+            if sample.dtype != samples[0].dtype or sample.ndim != samples[0].ndim:
+                raise ValueError(
+                    f"all samples of a batch must have one data type and number of dimensions (as in DALI): "
+                    f"{paths[0]!r} is {samples[0].dtype} with {samples[0].ndim} dims, {path!r} is {sample.dtype} "
+                    f"with {sample.ndim} dims; keep such files in separate readers or use batch_size=1"
+                )
+        return (Batch(samples, sources=paths),)

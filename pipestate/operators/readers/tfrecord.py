@@ -16,6 +16,7 @@ from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators.base import RunContext, register
+from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
 from pipestate.operators.schema import Arg
@@ -44,6 +45,22 @@ def _default(spec: tfr.FixedLenFeature | tfr.VarLenFeature, name: str) -> np.nda
     return arr.reshape(spec.shape)
 
 
+def _example_files(directory: str) -> dict:
+    """A small TFRecord file with its index for the operator's example (deterministic)."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "data.tfrecord")
+    records = []
+    for i in range(9):
+        ex = example_pb2.Example()
+        ex.features.feature["x"].int64_list.value.extend([i, i * i])
+        ex.features.feature["s"].bytes_list.value.append(bytes(range(i % 4 + 1)))
+        records.append(ex.SerializeToString())
+    tfr.write_records(path, records)
+    tfr.tfrecord2idx(path, path + ".idx")
+    features = {"x": tfr.FixedLenFeature([2], tfr.int64, 0), "s": tfr.FixedLenFeature((), tfr.string, "")}
+    return {"path": path, "index_path": path + ".idx", "features": features}
+
+
 @register
 class TFRecordReader(Reader):
     """Read ``tf.train.Example`` records (DALI's ``fn.readers.tfrecord``), sharded and optionally shuffled.
@@ -64,6 +81,11 @@ class TFRecordReader(Reader):
     """
 
     type = "readers.tfrecord"
+    EXAMPLE = Example(
+        setup=_example_files,
+        args={"random_shuffle": True, "initial_fill": 3},
+        dali="test:tests/operators/readers/test_dali_parity.py",
+    )
     ARGS = (
         Arg(
             "path",

@@ -1,5 +1,6 @@
-"""Differential test: without shuffling, fn.readers.file yields exactly DALI's sample sequence and
-reader_meta, for every shard_id/num_shards (1..4), stick_to_shard, pad_last_batch and a few batch sizes."""
+"""Differential tests: without shuffling, fn.readers.file yields exactly DALI's sample sequence and
+reader_meta, for every shard_id/num_shards (1..4), stick_to_shard, pad_last_batch and a few batch sizes;
+fn.readers.numpy and fn.readers.tfrecord give DALI's arrays (values, dtypes, shapes) in DALI's order."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ import pytest
 from pipestate import fn, pipeline_def
 from tests.operators.readers.conftest import make_files
 
-dali = pytest.importorskip(
-    "nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)"
-)
+dali = pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda120)")
 
 SHARD_CONFIGS = [(sid, ns) for ns in range(1, 5) for sid in range(ns)]
 
@@ -69,6 +68,7 @@ def pipestate_labels(list_path: str, bs: int, sid: int, ns: int, stick: bool, pa
     return meta, seq, size
 
 
+@pytest.mark.dali_differential("readers.file")
 @pytest.mark.parametrize("n", [10, 13])
 @pytest.mark.parametrize("bs", [1, 3, 4])
 def test_same_sequence_and_meta_as_dali(tmp_path, n: int, bs: int) -> None:
@@ -82,3 +82,76 @@ def test_same_sequence_and_meta_as_dali(tmp_path, n: int, bs: int) -> None:
         if got != expected:
             failures.append(f"shard {sid}/{ns} stick={stick} pad={pad}: DALI {expected}, pipestate {got}")
     assert not failures, "\n".join(failures)
+
+
+def _run_both(build_pipestate, build_dali, bs: int, iters: int) -> tuple[list, list]:
+    ours = pipeline_def(batch_size=bs, num_threads=1, seed=1, prefetch_queue_depth=1)(build_pipestate)()
+    theirs = dali.pipeline_def(batch_size=bs, num_threads=1, device_id=None, seed=1, prefetch_queue_depth=1)(
+        build_dali
+    )()
+    theirs.build()
+    a = [[[np.array(s) for s in out] for out in ours.run()] for _ in range(iters)]
+    b = [[[np.array(out.at(i)) for i in range(bs)] for out in theirs.run()] for _ in range(iters)]
+    ours.close()
+    return a, b
+
+
+def _assert_same(a: list, b: list, what: str) -> None:
+    for j, (x, y) in enumerate(zip(a, b)):
+        for k, (xo, yo) in enumerate(zip(x, y)):
+            for i, (xs, ys) in enumerate(zip(xo, yo)):
+                where = f"{what}: iteration {j}, output {k}, sample {i}"
+                assert xs.dtype == ys.dtype and xs.shape == ys.shape, (
+                    f"{where}: {xs.dtype}{xs.shape} vs {ys.dtype}{ys.shape}"
+                )
+                assert xs.tobytes() == ys.tobytes(), where
+
+
+@pytest.mark.dali_differential("readers.numpy")
+@pytest.mark.parametrize(("sid", "ns", "pad"), [(0, 1, False), (1, 2, True), (2, 3, False)])
+def test_numpy_reader_gives_dalis_arrays(tmp_path, sid: int, ns: int, pad: bool) -> None:
+    for i in range(7):
+        arr = (np.arange(6, dtype=np.float32).reshape(2, 3) - i) if i % 2 else np.arange(i + 1, dtype=np.float32)
+        np.save(tmp_path / f"{i}.npy", arr.reshape(-1, 1) if i % 2 == 0 else arr.reshape(3, 2))
+    args = {"file_root": os.fspath(tmp_path), "shard_id": sid, "num_shards": ns, "pad_last_batch": pad}
+    a, b = _run_both(lambda: fn.readers.numpy(**args), lambda: dali.fn.readers.numpy(**args), 2, 6)
+    _assert_same(a, b, f"readers.numpy shard {sid}/{ns}")
+
+
+@pytest.mark.dali_differential("readers.tfrecord")
+def test_tfrecord_reader_gives_dalis_features(tmp_path) -> None:
+    from nvidia.dali import tfrecord as dali_tfr
+
+    from pipestate import tfrecord as tfr
+    from pipestate._proto.pipestate.tfrecord.v1 import example_pb2
+
+    records = []
+    for i in range(11):
+        ex = example_pb2.Example()
+        ex.features.feature["x"].int64_list.value.extend([i, -i, i * i])
+        ex.features.feature["y"].float_list.value.extend([i / 3.0] * (i % 3 + 1))
+        ex.features.feature["s"].bytes_list.value.append(b"abc"[: i % 4])
+        records.append(ex.SerializeToString())
+    path = os.fspath(tmp_path / "d.tfrecord")
+    tfr.write_records(path, records)
+    tfr.tfrecord2idx(path, path + ".idx")
+
+    def features(m):
+        return {
+            "x": m.FixedLenFeature([3], m.int64, 0),
+            "y": m.VarLenFeature(m.float32, 0.0),
+            "s": m.FixedLenFeature((), m.string, ""),
+        }
+
+    def ours():
+        out = fn.readers.tfrecord(path=path, index_path=path + ".idx", features=features(tfr), num_shards=2, shard_id=1)
+        return out["x"], out["y"], out["s"]
+
+    def theirs():
+        out = dali.fn.readers.tfrecord(
+            path=path, index_path=path + ".idx", features=features(dali_tfr), num_shards=2, shard_id=1
+        )
+        return out["x"], out["y"], out["s"]
+
+    a, b = _run_both(ours, theirs, 3, 5)
+    _assert_same(a, b, "readers.tfrecord")

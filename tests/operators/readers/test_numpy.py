@@ -62,9 +62,17 @@ def test_files_and_large_arrays_batch_densely(tmp_path) -> None:
 
 def test_checkpoints_and_thread_independence(npy_tree) -> None:
     root, _ = npy_tree
-    make = functools.partial(numpy_pipe, file_root=root, random_shuffle=True, initial_fill=2, num_shards=2)
+    make = functools.partial(
+        numpy_pipe, file_root=root, random_shuffle=True, initial_fill=2, num_shards=2, batch_size=1
+    )
     assert_equal_output_after_checkpoint(make, steps=8)
     assert_same_output(make, [{"num_threads": 1}, {"num_threads": 2, "prefetch_queue_depth": 3}])
+
+
+def test_a_batch_of_mixed_types_is_an_error_naming_two_files(npy_tree) -> None:
+    root, _ = npy_tree  # DALI: "All samples in the batch must have the same data type. Got ... and ..."
+    with pytest.raises(OperatorError, match=r"x.npy' is int16 with 2 dims, .*a.npy' is float64"):
+        numpy_pipe(file_root=root, batch_size=2).run()
 
 
 def test_errors_name_the_file(tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""Reading format-version-1 checkpoints (pipestate 0.1) into today's pipelines.
+"""Reading format-version-1 checkpoints (pipestate 0.1) into today's pipelines (used by
+:mod:`pipestate.checkpoint.codec` and :mod:`pipestate.checkpoint.restore` only).
 
 Version 1 differs from version 2 in three ways, all handled here and frozen by ``tests/golden/v1``:
 
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb
-from pipestate.checkpoint import CheckpointData, OperatorRecord, mismatch
+from pipestate.checkpoint.records import CheckpointData, OperatorRecord, mismatch
 from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError
 from pipestate.graph import DataNode, canonical, canonical_json
 
@@ -237,7 +238,7 @@ def migrate(
 
     Args:
         data: The decoded version-1 checkpoint.
-        ops: The pipeline's operators (graph order), bound (their ``rng_key`` set).
+        ops: The pipeline's operators (graph order).
         batch_size, seed, outputs: The pipeline's.
 
     Raises:
@@ -266,7 +267,8 @@ def migrate(
             "the checkpoint's operator entries do not match its fingerprint (entries missing, renamed, "
             "reordered or duplicated): the bytes were altered or written by another program"
         )
-    migrated = [_migrate_state(op, record, data.iteration * batch_size) for op, record in zip(ops, data.operators)]
+    counter = data.iteration * batch_size
+    migrated = [_migrate_state(op, record, counter, seed) for op, record in zip(ops, data.operators)]
     return CheckpointData(
         data.library_version,
         data.fingerprint,
@@ -315,14 +317,15 @@ def _differences(data: CheckpointData, ops: Sequence[Any], identities: dict, bat
     return diffs
 
 
-def _migrate_state(op: Any, record: OperatorRecord, counter: int) -> OperatorRecord:
+def _migrate_state(op: Any, record: OperatorRecord, counter: int, seed: int) -> OperatorRecord:
     state = record.state
     where = f"operator {op.name!r} ({op.type})"
     if isinstance(state, RngState):
-        if state.key != op.rng_key or state.counter != counter:
+        key = op.stream_key(seed)
+        if state.key != key or state.counter != counter:
             raise CheckpointMismatchError(
                 f"{where}: the checkpoint's random stream (key {state.key:#x}, sample {state.counter}) is not the "
-                f"one this pipeline is at (key {op.rng_key:#x}, sample {counter}); it was written with another "
+                f"one this pipeline is at (key {key:#x}, sample {counter}); it was written with another "
                 "seed, or its counters were altered"
             )
         new = None

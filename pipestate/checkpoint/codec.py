@@ -1,15 +1,14 @@
-"""Checkpoint bytes: the envelope, the version-2 payload, generic operator state, validation on restore.
+"""Checkpoint bytes: the envelope, the version-2 payload and generic operator state.
 
 The format is specified in ``docs/checkpoint-format.md``; the messages are in ``proto/``. An operator's
 state is plain data (``None``, bool, int, float, str, bytes, lists, dicts with string keys), encoded as
 a ``Value`` message: adding an operator never changes the format, the codec or ``pipestate inspect``.
 Nothing here pickles, so a checkpoint from an untrusted source is safe to parse. Version-1 checkpoints
-(pipestate 0.1) are read by :mod:`pipestate.checkpoint_v1`.
+(pipestate 0.1) are read by :mod:`pipestate.checkpoint.v1`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import zlib
 from typing import Any
@@ -18,50 +17,13 @@ from google.protobuf.message import DecodeError
 
 from pipestate._proto.pipestate.v1 import checkpoint_pb2 as envelope_pb
 from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb
-from pipestate.errors import (
-    CheckpointMismatchError,
-    CorruptCheckpointError,
-    UnsupportedCheckpointVersionError,
-)
+from pipestate.checkpoint import v1
+from pipestate.checkpoint.records import FORMAT_VERSION, CheckpointData, OperatorRecord
+from pipestate.errors import CorruptCheckpointError, UnsupportedCheckpointVersionError
 
 MAGIC = 0x54535350  # b"PSST" read as a little-endian uint32
-FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAX_DEPTH = 32  # nesting limit of a state value (lists and dicts), checked when encoding and decoding
-
-
-@dataclasses.dataclass(frozen=True)
-class OperatorRecord:
-    """One operator's entry: identity for validation, and its state.
-
-    Attributes:
-        arg_digests: ``{argument name: CRC-32}`` of the non-default arguments (version 2); for a version-1
-            checkpoint, the digests of every argument in sorted-name order, as a tuple.
-        state: The operator's state (plain data), or ``None`` when ``has_state`` is False.
-    """
-
-    name: str
-    type: str
-    digest: int
-    arg_digests: dict[str, int] | tuple[int, ...]
-    state: Any = None
-    has_state: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointData:
-    """The decoded payload of a checkpoint."""
-
-    library_version: str
-    fingerprint: bytes
-    batch_size: int
-    seed: int
-    iteration: int
-    epoch: int
-    iteration_in_epoch: int
-    operators: tuple[OperatorRecord, ...]
-    format_version: int = FORMAT_VERSION
-    iterator_data: str = ""
 
 
 # ---- encoding ---------------------------------------------------------------------------------------
@@ -248,9 +210,7 @@ def decode(blob: bytes) -> CheckpointData:
     """
     version, payload_bytes = open_envelope(blob)
     if version == 1:
-        from pipestate import checkpoint_v1
-
-        return checkpoint_v1.decode_payload(payload_bytes)
+        return v1.decode_payload(payload_bytes)
     payload = pb.Payload()
     try:
         payload.ParseFromString(payload_bytes)
@@ -306,58 +266,3 @@ def decode_value(message: pb.Value, depth: int = 0) -> Any:
     if kind == "uint" and value < (1 << 63):
         raise CorruptCheckpointError("an operator state integer is in the wrong field (uint below 2**63)")
     return value
-
-
-# ---- validation ---------------------------------------------------------------------------------------
-def check_matches(expected: CheckpointData, found: CheckpointData) -> None:
-    """Raise :class:`CheckpointMismatchError` if ``found`` was not taken from the pipeline ``expected``.
-
-    Both are version 2 (a version-1 checkpoint is checked by :mod:`pipestate.checkpoint_v1`).
-    """
-    if expected.fingerprint == found.fingerprint:
-        return
-    differences = describe_differences(expected, found)
-    if not differences:
-        differences = ["the graph's structure or outputs differ (operator wiring or set_outputs)"]
-    raise mismatch(differences)
-
-
-def mismatch(differences: list[str]) -> CheckpointMismatchError:
-    """The error for a checkpoint of another pipeline, listing ``differences``."""
-    return CheckpointMismatchError(
-        "the checkpoint was taken from a different pipeline:\n  - "
-        + "\n  - ".join(differences)
-        + "\nRestore it into the pipeline definition that wrote it, or start without checkpoint=.",
-        differences,
-    )
-
-
-def describe_differences(expected: CheckpointData, found: CheckpointData) -> list[str]:
-    """List what differs between the pipeline ``expected`` and the one that wrote ``found``."""
-    diffs = []
-    if expected.batch_size != found.batch_size:
-        diffs.append(f"batch_size is {expected.batch_size}, the checkpoint has {found.batch_size}")
-    if expected.seed != found.seed:
-        diffs.append(f"seed is {expected.seed}, the checkpoint has {found.seed}")
-    ours = {op.name: op for op in expected.operators}
-    theirs = {op.name: op for op in found.operators}
-    missing = [name for name in theirs if name not in ours]
-    extra = [name for name in ours if name not in theirs]
-    if missing:
-        diffs.append(f"operators in the checkpoint but not in this pipeline: {', '.join(missing)}")
-    if extra:
-        diffs.append(f"operators in this pipeline but not in the checkpoint: {', '.join(extra)}")
-    for name, op in ours.items():
-        other = theirs.get(name)
-        if other is None or op.digest == other.digest:
-            continue
-        if op.type != other.type:
-            diffs.append(f"operator {name!r} is {op.type}, the checkpoint's is {other.type}")
-            continue
-        mine, old = dict(op.arg_digests), dict(other.arg_digests)
-        changed = sorted(k for k in set(mine) | set(old) if mine.get(k) != old.get(k))
-        if changed:
-            diffs.append(f"operator {name!r} ({op.type}): changed arguments: {', '.join(changed)}")
-        else:
-            diffs.append(f"operator {name!r} ({op.type}): its inputs are wired differently")
-    return diffs

@@ -10,6 +10,7 @@ comparisons give bool. Casts to integer types round half away from zero and satu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,11 @@ import numpy as np
 from pipestate.batch import Batch
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
-from pipestate.operators.base import Operator, RunContext, add_operator, register
+from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
+from pipestate.operators.base import Operator, RunContext, register
+from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
+from pipestate.tracing import add_operator
 
 _BINARY = {
     "add": np.add,
@@ -98,6 +102,12 @@ class Arithmetic(Operator):
     """An element-wise arithmetic or comparison operator (created by DataNode operators)."""
 
     type = "arithmetic"
+    internal = True
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (4,), ragged=(0,), low=-5, high=5), Tensor("int16", (1,), low=-3, high=3)),
+        build=lambda a, b: (a * b + 1, a // b, -a),
+        dali="exact",
+    )
     ARGS = (
         Arg("op", sch.Str(("neg", *_BINARY)), sch.REQUIRED, "The operator"),
         Arg("left", sch.Anything("a number or numeric array"), None, "A constant left operand"),
@@ -161,52 +171,37 @@ def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     return add_operator(Arithmetic, inputs, args)
 
 
-def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Convert ``array`` to ``dtype``; to integers, round half away from zero and clamp to the range."""
-    if dtype.kind in "iu" and array.dtype.kind in "fiub" and array.dtype != dtype:
-        info = np.iinfo(dtype)
-        if array.dtype.kind == "f":
-            array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
-        if array.dtype.kind != "b":
-            array = np.clip(array, info.min, info.max)
-    if dtype.kind == "b":
-        return array != 0
-    with np.errstate(over="ignore"):  # out-of-range floats become inf, as in DALI
-        return array.astype(dtype)
-
-
 @register
-class Cast(Operator):
+class Cast(SampleOperator):
     """Convert the input to ``dtype`` (integers: rounded half away from zero, saturated)."""
 
     type = "cast"
+    INPUTS = (sch.Input("data", "The values to convert", dtypes=sch.NUMBERS),)
     ARGS = (Arg("dtype", sch.DType(), sch.REQUIRED, "Target type, e.g. types.INT32 or numpy.float32", positional=True),)
+    EXAMPLE = Example(
+        inputs=(Tensor("float32", (3, 4), ragged=(1,), low=-40000, high=40000),), args={"dtype": np.dtype(np.int16)}
+    )
 
-    def validate(self) -> None:
-        if len(self.inputs) != 1:
-            raise TypeError("fn.cast() takes exactly one input")
-        self.dtype = self.args["dtype"]
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        return saturate_cast(inputs[0], args["dtype"])
 
-    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        return (cast_batch(inputs[0], self.dtype),)
-
-
-def cast_batch(batch: Batch, dtype: np.dtype) -> Batch:
-    """``batch`` converted to ``dtype`` with :func:`saturate_cast`, keeping its layout."""
-    if batch.is_dense_tensor():
-        return Batch(saturate_cast(batch.as_array(), dtype), layout=batch.layout())
-    return Batch([saturate_cast(s, dtype) for s in batch], layout=batch.layout())
+    def dense(self, ctx: RunContext, inputs: list, args: dict, layouts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return (saturate_cast(inputs[0], args["dtype"]),)
 
 
 @register
-class CastLike(Operator):
+class CastLike(SampleOperator):
     """Convert the first input to the element type of the second (DALI's ``fn.cast_like``)."""
 
     type = "cast_like"
+    INPUTS = (
+        sch.Input("data", "The values to convert", dtypes=sch.NUMBERS),
+        sch.Input("like", "A batch whose element type the output takes", dtypes=sch.NUMBERS),
+    )
+    EXAMPLE = Example(inputs=(Tensor("float32", (5,), ragged=(0,), low=-300, high=300), Tensor("uint8", ())))
 
-    def validate(self) -> None:
-        if len(self.inputs) != 2:
-            raise TypeError("fn.cast_like() takes two inputs: the data and the batch whose type it takes")
+    def sample(self, s: Sample, inputs: tuple[np.ndarray, ...], args: Mapping[str, Any]) -> np.ndarray:
+        return saturate_cast(inputs[0], inputs[1].dtype)
 
-    def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
-        return (cast_batch(inputs[0], inputs[1].dtype),)
+    def dense(self, ctx: RunContext, inputs: list, args: dict, layouts: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        return (saturate_cast(inputs[0], inputs[1].dtype),)
