@@ -251,7 +251,8 @@ def _checkpoint_text(info: dict[str, Any], indent: str) -> str:
         f"  fingerprint:   {info['fingerprint']}",
         f"  batch_size:    {info['batch_size']}",
         f"  seed:          {info['seed']}",
-        f"  iteration:     {info['iteration']} (epoch {info['epoch']}, iteration {info['iteration_in_epoch']} in epoch)",
+        f"  iteration:     {info['iteration']} (epoch {info['epoch']}, "
+        f"iteration {info['iteration_in_epoch']} in epoch)",
     ]
     if info["iterator"] is not None:
         it = dict(info["iterator"])
