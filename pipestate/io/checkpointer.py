@@ -63,8 +63,9 @@ class StepState(dict):
 
     Values: ``bytes`` for bytes and pipeline parts, the iterator's ``state_dict`` (``{"checkpoints":
     [...]}``) for an iterator, the ``state_dict`` for an object saved with one (load it with torch's
-    ``load_state_dict``), the data for plain data, ``{path: numpy array}`` for arrays. TensorFlow parts
-    restore only into objects: pass them to ``load_latest``.
+    ``load_state_dict``), the data for plain data, ``{path: numpy array}`` for arrays and Keras models.
+    A TensorFlow checkpoint part is given as its :class:`~pipestate.io.step.Part` (its files): it restores
+    only into objects, passed to ``load_latest``.
 
     Attributes:
         step: The step they were saved for (resume at ``step + 1``).

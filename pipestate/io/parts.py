@@ -302,10 +302,10 @@ def load_value(part: Part) -> Any:
     Returns:
         ``bytes`` for ``bytes`` and ``pipeline`` parts, the iterator's ``state_dict`` (``{"checkpoints":
         [...]}``) for ``iterator``, the data for ``data``, the loaded object (e.g. a ``state_dict``) for
-        ``torch``, ``{path: numpy array}`` for ``arrays``.
+        ``torch``, ``{path: numpy array}`` for ``arrays`` and ``keras``, and the :class:`Part` itself (its
+        files) for ``tensorflow``, which restores only into objects (pass them to ``load_latest``).
 
     Raises:
-        TypeError: a ``tensorflow`` part (it restores only into objects: pass them to ``load_latest``).
         CorruptCheckpointError: the part's bytes do not load.
     """
     if part.kind in ("bytes", "pipeline"):
@@ -319,10 +319,7 @@ def load_value(part: Part) -> Any:
     if part.kind in ("arrays", "keras"):
         paths, arrays = _load_arrays(part)
         return dict(zip(paths, arrays))
-    raise TypeError(
-        f"part {part.name!r} is a TensorFlow checkpoint: it restores into objects; pass them, e.g. "
-        f"load_latest({{{part.name!r}: tf.train.Checkpoint(model=model, optimizer=optimizer)}})"
-    )
+    return part
 
 
 def _load_json(part: Part) -> Any:
