@@ -117,10 +117,10 @@ def test_latest_step_resume_loop_continues_bit_exactly(tmp_path):
 
     def train(total, crash_at=None):
         ckpt = Checkpointer(tmp_path / "run", period=3)
-        last = ckpt.latest_step()
-        pipe = _rand_pipe(checkpoint=ckpt.load_latest())
+        latest = ckpt.load_latest()
+        pipe = _rand_pipe(checkpoint=latest)
         seen = {}
-        for step in range(0 if last is None else last + 1, total):
+        for step in range(0 if latest is None else latest.step + 1, total):
             if step == crash_at:
                 return seen
             seen[step] = _outputs(pipe)
@@ -316,3 +316,32 @@ def test_plugins_doc_example(tmp_path, monkeypatch):
         io.load_checkpoint(junk)
     io.teardown()
     ckpt.checkpoint_io.teardown()
+
+
+def test_load_latest_carries_its_step_decided_by_one_scan(tmp_path):
+    """A save that completes between two calls cannot make the resume step and the data disagree: the step
+    comes with the bytes (one scan, one decision), even while a background save is in flight."""
+    import threading
+
+    from pipestate.io import AsyncCheckpointIO
+
+    gate = threading.Event()
+
+    class SlowIO(LocalCheckpointIO):
+        def save_checkpoint(self, data, path, storage_options=None):
+            if path.endswith("000000000002.pscpt"):
+                gate.wait(10)
+            super().save_checkpoint(data, path, storage_options)
+
+    io = AsyncCheckpointIO(SlowIO())
+    ckpt = Checkpointer(tmp_path, checkpoint_io=io)
+    ckpt.save(make_checkpoint(1), 1)
+    ckpt.wait()
+    ckpt.save(make_checkpoint(2), 2)  # blocked in the background
+    loaded = ckpt.load_latest()
+    assert loaded.step == 1 and step_of(loaded) == 1 and ckpt.latest_step() == 1  # step 2 is not durable yet
+    gate.set()
+    ckpt.wait()
+    loaded = ckpt.load_latest()
+    assert loaded.step == step_of(loaded) == 2 == ckpt.latest_step() and loaded.path == ckpt.path_for(2)
+    io.close()
