@@ -280,7 +280,7 @@ def test_fit_resumable_argument_errors(tmp_path):
 def test_a_keras_model_part_holds_every_variable(tmp_path):
     import keras
 
-    from pipestate import CheckpointMismatchError, Checkpointer
+    from pipestate import Checkpointer, CheckpointMismatchError
 
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dropout(0.5),
