@@ -557,6 +557,8 @@ def _like(leaf: Any, saved: np.ndarray) -> Any:
         return jax.device_put(saved, leaf.sharding)
     if isinstance(leaf, np.generic):
         return saved[()]
+    if isinstance(leaf, (bool, int, float, complex)):  # a Python number among the arrays: keep its type
+        return type(leaf)(saved.item())
     return saved
 
 

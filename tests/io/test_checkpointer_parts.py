@@ -43,7 +43,8 @@ def test_parts_round_trip_in_place_and_replaced(tmp_path):
     pipe, counter = rand_pipe(), Counter()
     out(pipe)
     counter.seen = 5
-    params = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": (np.float64(2.5), np.zeros(2, np.int8))}
+    params = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": (np.float64(2.5), np.zeros(2, np.int8)),
+              "count": 7}
     ckpt = Checkpointer(tmp_path)
     ckpt.save({"data": pipe, "trainer": counter, "params": params, "epoch": {"n": 3, "name": "x"},
                "blob": b"\x00raw"}, 11)
@@ -51,7 +52,7 @@ def test_parts_round_trip_in_place_and_replaced(tmp_path):
 
     pipe2, counter2 = rand_pipe(), Counter()
     into = {"data": pipe2, "trainer": counter2, "params": {"w": np.zeros((2, 3), np.float32),
-                                                           "b": (np.float64(0), np.ones(2, np.int8))},
+                                                           "b": (np.float64(0), np.ones(2, np.int8)), "count": 0},
             "epoch": None, "blob": None}
     assert ckpt.load_latest(into) == 11
     assert into["data"] is pipe2 and into["trainer"] is counter2 and counter2.seen == 5
@@ -59,7 +60,8 @@ def test_parts_round_trip_in_place_and_replaced(tmp_path):
         np.testing.assert_array_equal(out(pipe2), want)
     np.testing.assert_array_equal(into["params"]["w"], params["w"])
     assert isinstance(into["params"]["b"], tuple) and into["params"]["b"][0] == 2.5
-    assert sorted(into["params"]) == ["b", "w"]  # (jax, if imported, sorts dict keys as in its pytrees)
+    assert sorted(into["params"]) == ["b", "count", "w"]  # (jax, if imported, sorts dict keys as its pytrees)
+    assert into["params"]["count"] == 7 and type(into["params"]["count"]) is int
     assert into["epoch"] == {"n": 3, "name": "x"} and into["blob"] == b"\x00raw"
 
 
