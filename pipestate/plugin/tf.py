@@ -565,18 +565,26 @@ def _saver_class() -> type:
         def __init__(self, checkpointer: Any, state: dict[str, Any], position: _Position, done: int) -> None:
             super().__init__()
             self.checkpointer, self.state, self.position, self.done = checkpointer, state, position, done
-            self.saved = done
+            self.saved = self.epoch_base = done
 
         def _save(self, force: bool = False) -> None:
             self.state["progress"] = {**self.state["progress"], "batches": self.done}
             if self.checkpointer.save(self.state, self.done, force=force) is not None:
                 self.saved = self.done
 
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch_base = self.done
+
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            self.done += 1
-            self.position.consumed += 1
-            if self.done % self.checkpointer.period == 0:
-                self._save()
+            # ``batch`` is the last batch of the epoch run so far (with steps_per_execution, one call per
+            # execution): count from it rather than from the calls
+            done = self.epoch_base + batch + 1
+            period = self.checkpointer.period
+            crossed = done // period > self.done // period
+            self.position.consumed += done - self.done
+            self.done = done
+            if crossed:
+                self._save(force=True)
 
         def on_train_end(self, logs: dict | None = None) -> None:
             if self.saved != self.done:
@@ -621,7 +629,8 @@ def fit_resumable(
 
     Returns:
         The ``History`` of the last ``model.fit`` call, its ``history`` covering every epoch of this call
-        of ``fit_resumable`` (an epoch resumed mid-way counts once).
+        of ``fit_resumable`` (an epoch resumed mid-way counts once); ``None`` when the checkpoint was
+        already at the end (nothing left to train).
 
     Raises:
         TypeError: ``dataset`` is not a :class:`PipelineDataset`, or ``initial_epoch`` was given.
@@ -639,27 +648,28 @@ def fit_resumable(
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)  # its variables must exist to be saved and restored
     position = _Position()
-    state: dict[str, Any] = {
-        "model": model,
-        "data": position,
-        "progress": {"batches": 0, "steps_per_epoch": steps_per_epoch},
-    }
+    per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+    progress = {"batches": 0, "steps_per_epoch": steps_per_epoch, "steps_per_execution": per_execution}
+    state: dict[str, Any] = {"model": model, "data": position, "progress": dict(progress)}
     done = 0
     if checkpointer.load_latest(state) is not None:
-        saved = state["progress"].get("steps_per_epoch")
-        if saved != steps_per_epoch:
-            raise ValueError(
-                f"the checkpoint was saved with steps_per_epoch={saved}; resume with the same steps_per_epoch "
-                "(the epochs would otherwise split differently)"
-            )
+        for key in ("steps_per_epoch", "steps_per_execution"):
+            saved = state["progress"].get(key, 1 if key == "steps_per_execution" else None)
+            if saved != progress[key]:
+                raise ValueError(
+                    f"the checkpoint was saved with {key}={saved}; resume with the same {key} (the epochs "
+                    "would otherwise split differently)"
+                )
         done = int(state["progress"]["batches"])
         dataset = dataset._at(position.restored)
     saver = _saver_class()(checkpointer, state, position, done)
-    epoch, in_epoch = divmod(done, steps_per_epoch)
+    # Keras runs whole executions: an epoch takes steps_per_epoch rounded up to a multiple of them
+    per_epoch = -(-steps_per_epoch // per_execution) * per_execution
+    epoch, in_epoch = divmod(done, per_epoch)
     history = None
     merged: dict[str, list] = {}
     epochs_run: list[int] = []
-    for i, (first, last, steps) in enumerate(_fit_calls(epoch, in_epoch, epochs, steps_per_epoch)):
+    for i, (first, last, steps) in enumerate(_fit_calls(epoch, in_epoch, epochs, per_epoch)):
         if i:  # each fit call iterates its dataset from the start: a new one where the last call stopped
             dataset = dataset._at(dataset.checkpoint_after(position.consumed))
         position.dataset, position.consumed = dataset, 0

@@ -277,6 +277,43 @@ def test_fit_resumable_argument_errors(tmp_path):
     assert history is None  # nothing left to train
 
 
+@pytest.mark.parametrize("per_execution", [1, 2])
+def test_fit_resumable_resumes_mid_epoch_in_process(tmp_path, per_execution):
+    """Interrupted by an exception in epoch 1 (5 batches per epoch; 6 with 2 steps per execution, as Keras
+    rounds up), resumed from the step saved after batch 4: bit-identical to an uninterrupted run."""
+    import keras
+
+    from pipestate import Checkpointer
+    from pipestate.plugin.tf import fit_resumable
+
+    tf.config.experimental.enable_op_determinism()
+
+    def train(directory, stop_at=None):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((3, 2)), keras.layers.Flatten(), keras.layers.Dropout(0.3),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.5), loss="mse",
+                      steps_per_execution=per_execution)
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if stop_at is not None and int(self.model.optimizer.iterations.numpy()) >= stop_at:
+                    raise KeyboardInterrupt
+
+        fit_resumable(model, make_dataset(), Checkpointer(directory, period=4), epochs=3, steps_per_epoch=5,
+                      callbacks=[Stop()], verbose=0)
+        return model
+
+    expected = train(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", stop_at=8)
+    resumed = train(tmp_path / "resumed")
+    per_epoch = 5 if per_execution == 1 else 6
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * per_epoch
+    for a, b in zip(expected.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_keras_model_part_holds_every_variable(tmp_path):
     import keras
 
