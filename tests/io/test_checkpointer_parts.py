@@ -258,3 +258,19 @@ def test_saving_a_pipeline_warns_only_when_an_iterator_drives_it(tmp_path):
     with pytest.warns(UserWarning, match="part 'data': this pipeline is driven by a Plain"):
         ckpt.save({"data": pipe}, 3)
     del it
+
+
+def test_steps_with_parts_on_an_object_store():
+    pytest.importorskip("fsspec", reason="fsspec is not installed (pip install pipestate[fsspec])")
+    import uuid
+
+    url = f"memory://parts-{uuid.uuid4().hex}/run"
+    ckpt = Checkpointer(url, keep_last=1)
+    pipe = rand_pipe()
+    for step in range(3):
+        out(pipe)
+        ckpt.save({"data": pipe, "n": step}, step)
+    assert ckpt.steps() == [2]
+    target = {"data": rand_pipe(), "n": None}
+    assert ckpt.load_latest(target) == 2 and target["n"] == 2
+    assert target["data"].checkpoint() == pipe.checkpoint()
