@@ -49,7 +49,11 @@ class _EpochLoader:
     _KEEP = 8
 
     def __init__(
-        self, iterator: BaseIterator, single: bool, track: bool, continuing: Callable[[], bool] | None = None
+        self,
+        iterator: BaseIterator,
+        single: bool,
+        track: bool,
+        continuing: Callable[[bool], bool] | None = None,
     ) -> None:
         self.iterator = iterator
         self.single = single
@@ -73,9 +77,11 @@ class _EpochLoader:
             if rewind is not None and (not self.track or self.fetched > self.used):
                 it.load_state_dict(rewind)
         self.history, self.fetched, self.used, self.finished = {}, 0, 0, False
-        if restored and it._epoch_over() and self.continuing is not None and self.continuing():
+        sized = it._max_batches_per_epoch() is not None
+        if restored and it._epoch_over() and self.continuing is not None and self.continuing(sized):
             # Restored at the end of an epoch that Lightning has not closed yet (it saved after the last
-            # batch of an epoch shorter than len()): it asks for one more batch; the answer is the end.
+            # batch of an epoch shorter than len(), or, training by max_steps, at an epoch end): it asks
+            # for one more batch of that epoch; the answer is the end.
             self.finished = True
             return False
         it._begin_epoch()
@@ -201,13 +207,18 @@ class PipelineDataModule(pl.LightningDataModule):
             self._val = _EpochLoader(self._make(self._val_source, "val_iterator"), self.single, track=False)
         return self._val
 
-    def _lightning_is_mid_epoch(self) -> bool:
-        """Whether Lightning's training epoch loop has already trained on batches of the epoch it runs."""
+    def _lightning_is_mid_epoch(self, sized: bool) -> bool:
+        """Whether Lightning's training epoch loop has already trained on batches of the epoch it runs.
+
+        A sized loader is first read once Lightning has set up the epoch (its progress says whether the
+        epoch goes on). An unsized one is read ahead while Lightning sets up, before it decides: there the
+        restored progress is raw, and an epoch whose last batch was seen (``is_last_batch``) is over.
+        """
         trainer = getattr(self, "trainer", None)
         progress = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "batch_progress", None)
         if progress is None:
             return False
-        return progress.current.ready > 0 and not progress.is_last_batch
+        return progress.current.ready > 0 and (sized or not progress.is_last_batch)
 
     def state_dict(self) -> dict[str, Any]:
         """The training iterator's state after the last batch handed to the model.
