@@ -18,7 +18,7 @@ from pipestate.errors import (
 )
 from pipestate.graph import DataNode
 from pipestate.io import Checkpointer
-from pipestate.pipeline import Pipeline, pipeline_def
+from pipestate.pipeline import OperatorConcurrency, Pipeline, StreamPolicy, pipeline_def
 
 __all__ = [
     "Batch",
@@ -27,9 +27,11 @@ __all__ = [
     "Checkpointer",
     "CorruptCheckpointError",
     "DataNode",
+    "OperatorConcurrency",
     "OperatorError",
     "Pipeline",
     "PipestateError",
+    "StreamPolicy",
     "UnsupportedCheckpointVersionError",
     "__version__",
     "fn",

@@ -31,6 +31,7 @@ from pipestate.io.step import decode_step, is_step
 _STEP_NAME = re.compile(r"^(?P<prefix>.+)-(?P<step>\d{12,})\.pscpt$")
 _LIGHTNING_STEP = re.compile(r"step=(?P<step>\d+)")
 _ENVELOPE_START = b"\x0d" + ckpt.MAGIC.to_bytes(4, "little")
+_POLICIES = ("FILL", "DROP", "PARTIAL")  # LastBatchPolicy values (the CLI does not import the plugins)
 
 
 # ---- reading what a path holds --------------------------------------------------------------------------------
@@ -256,7 +257,10 @@ def _checkpoint_text(info: dict[str, Any], indent: str) -> str:
     ]
     if info["iterator"] is not None:
         it = dict(info["iterator"])
-        options = it.pop("options", None)
+        options = {k: it.pop(k) for k in ("last_batch_policy", "last_batch_padded", "pipelines") if k in it}
+        if "last_batch_policy" in options:
+            policy = options["last_batch_policy"]
+            options["last_batch_policy"] = _POLICIES[policy] if policy in range(len(_POLICIES)) else policy
         counters = ", ".join(f"{k}={v}" for k, v in it.items() if k != "version")
         lines.append(f"  iterator:      {counters}")
         if options:

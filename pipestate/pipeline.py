@@ -23,10 +23,12 @@ from pipestate.errors import PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
 from pipestate.operators.base import BuildEnv, Position, RunContext
+from pipestate.options import OperatorConcurrency, StreamPolicy
 from pipestate.runtime import Runtime
 from pipestate.tracing import pop_graph, push_graph
 
 PIPELINE_OPTIONS = tuple(sorted(opts.ALL))
+__all__ = ["OperatorConcurrency", "Pipeline", "StreamPolicy", "pipeline_def"]
 _MAX_POSITION = ckpt.restore.MAX_POSITION
 
 
@@ -49,12 +51,14 @@ class Pipeline:
 
     Args:
         batch_size: Samples per batch.
-        num_threads: Worker threads for per-sample work. Outputs do not depend on it.
+        num_threads: Worker threads for per-sample work (1 to 1024; ``None``: 1). Outputs do not depend on it.
         device_id: Accepted for DALI compatibility (any int or ``None``); pipestate runs on the CPU.
-        seed: Pipeline seed; ``None`` or ``-1`` picks a random one (stored in checkpoints, and adopted
-            when restoring into a pipeline constructed without a seed).
-        prefetch_queue_depth: Batches computed ahead of :meth:`run` (1 to 64, or DALI's
-            ``{"cpu_size": n, "gpu_size": m}``). Outputs do not depend on it.
+        seed: Pipeline seed (below 2**63); ``None`` picks a random one (stored in checkpoints, and adopted
+            when restoring into a pipeline constructed without a seed), as does a negative seed, with
+            DALI's deprecation warning.
+        prefetch_queue_depth: Batches computed ahead of :meth:`run` (1 to 2**31 - 1, as DALI; each costs
+            the memory of a batch), or DALI's ``{"cpu_size": n, "gpu_size": m}`` (``cpu_size`` is used).
+            Outputs do not depend on it.
         enable_checkpointing: Allow :meth:`checkpoint` and restoring with ``checkpoint=``.
         checkpoint: Bytes from :meth:`checkpoint` to continue from.
         **dali_options: DALI's other pipeline options (``exec_async``, ``exec_pipelined``,
@@ -146,8 +150,28 @@ class Pipeline:
                 raise TypeError(f"output {i} ({node!r}) is not a DataNode defined in this pipeline")
             nodes.append(node)
         self._graph.outputs = nodes
+        self._output_specs = self._per_output_options(len(nodes))
         self._runtime = Runtime(self._graph)
         self._finalize()
+
+    def _per_output_options(self, count: int) -> dict[str, list]:
+        """``output_dtype``/``output_ndim``/``output_layout``, one entry per output (a single value applies
+        to every output).
+
+        Raises:
+            ValueError: a list with another number of entries than outputs.
+        """
+        specs = {}
+        for key in ("output_dtype", "output_ndim", "output_layout"):
+            spec = self.options.extra.get(key)
+            if spec is None:
+                continue
+            if isinstance(spec, list) and len(spec) != count:
+                raise ValueError(
+                    f"the pipeline option {key} lists {len(spec)} entries; the pipeline has {count} outputs"
+                )
+            specs[key] = spec if isinstance(spec, list) else [spec] * count
+        return specs
 
     def _finalize(self) -> None:
         restore = self._restore_from
@@ -203,7 +227,7 @@ class Pipeline:
             here = Position(0, 0, 0, from_checkpoint=False)
         else:
             here = Position(self._iteration, self._epoch, self._iteration_in_epoch, from_checkpoint=False)
-        at = Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
+        at = _position(restored)
         try:
             self._runtime.restore(restored.states, at, here)
         except BaseException:
@@ -219,8 +243,16 @@ class Pipeline:
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
-        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent."""
+        """Prepare to run (start the worker pool). Optional: :meth:`run` builds. Idempotent.
+
+        A subclass that defines ``define_graph()`` (DALI's style) has it traced here, its result becoming the
+        outputs."""
         with self._lock:
+            define_graph = getattr(self, "define_graph", None)
+            if self._stage is _Stage.DEFINING and callable(define_graph):  # DALI's subclassing style
+                with self:
+                    outputs = define_graph()
+                self.set_outputs(*(outputs if isinstance(outputs, (list, tuple)) else (outputs,)))
             if self._stage is _Stage.DEFINING:
                 raise PipestateError("build() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
@@ -285,18 +317,14 @@ class Pipeline:
             raise PipestateError(f"the pipeline ran {self._iteration} batches: the sample counter would overflow")
         ctx = RunContext(self.batch_size, self._iteration, self._epoch, self._iteration_in_epoch, self._pool.map)
         outputs = self._runtime.run(ctx)
-        if self.options.extra.get("output_dtype") is not None or self.options.extra.get("output_ndim") is not None:
+        if self._output_specs:
             self._check_output_types(outputs)
         self._iteration += 1
         self._iteration_in_epoch += 1
         return Produced(outputs, self._snapshot())
 
     def _check_output_types(self, outputs: tuple[Batch, ...]) -> None:
-        for key in ("output_dtype", "output_ndim"):
-            spec = self.options.extra.get(key)
-            if spec is None:
-                continue
-            specs = list(spec) if isinstance(spec, (list, tuple)) else [spec] * len(outputs)
+        for key, specs in self._output_specs.items():
             for i, (out, want) in enumerate(zip(outputs, specs)):
                 if want is None:
                     continue
@@ -307,6 +335,10 @@ class Pipeline:
                 if key == "output_ndim" and any(len(s) != want for s in out.shape()):
                     raise PipestateError(
                         f"output {i} has samples of ndim {len(out.shape()[0])}; output_ndim says {want}"
+                    )
+                if key == "output_layout" and want and out.layout() != want:
+                    raise PipestateError(
+                        f"output {i} has layout {out.layout()!r}; the pipeline option output_layout says {want!r}"
                     )
 
     def _snapshot(self) -> _Snapshot:
@@ -372,9 +404,20 @@ class Pipeline:
         Raises:
             PipestateError: if the pipeline was built without ``enable_checkpointing=True``, or an
                 operator's state is not plain data.
+            TypeError: ``iterator_data`` is not a string.
+            ValueError: ``iterator_data`` cannot be encoded as UTF-8 (a lone surrogate).
             OSError: writing ``filename`` failed (original subclass and errno); any previous file
                 there is intact.
         """
+        if iterator_data is not None:
+            if not isinstance(iterator_data, str):
+                raise TypeError(
+                    f"checkpoint(iterator_data=...) takes a string (e.g. JSON), not {type(iterator_data).__name__}"
+                )
+            try:
+                iterator_data.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"checkpoint(iterator_data=...) must be encodable as UTF-8: {exc}") from None
         if not self.enable_checkpointing:
             raise PipestateError("checkpointing is disabled: construct the pipeline with enable_checkpointing=True")
         if self._stage is _Stage.DEFINING:
@@ -417,6 +460,10 @@ class Pipeline:
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
             restored = ckpt.resolve(checkpoint, self._target())
+            # Every operator checks its state before anything moves, the batches computed ahead included (a
+            # one-shot iterator cannot compute them again). _apply checks again once bound to the
+            # checkpoint's seed.
+            self._runtime.check(restored.states, _position(restored))
             self._stop_prefetch()
             self._rewind()  # a failed restore leaves the pipeline at the last batch returned
             self._apply(restored)
@@ -483,6 +530,10 @@ class Pipeline:
         if name is None:
             return {k: v["epoch_size_padded"] for k, v in self.reader_meta().items()}
         return self.reader_meta(name)["epoch_size_padded"]
+
+
+def _position(restored: ckpt.Restored) -> Position:
+    return Position(restored.iteration, restored.epoch, restored.iteration_in_epoch, from_checkpoint=True)
 
 
 def _shutdown(pool: WorkerPool, ops: list) -> None:

@@ -196,12 +196,36 @@ class Runtime:
         """The states of the stateful operators (in graph order)."""
         return tuple(op.state() for op in self.stateful)
 
+    def check(self, states: Sequence[Any], at: Position) -> None:
+        """Check that every stateful operator can continue from its state at ``at``; changes nothing.
+
+        Safe to call while a batch is being computed (``check_state`` reads only what setup decided).
+
+        Raises:
+            CheckpointError: an operator refuses its state (naming it).
+        """
+        for op, state in zip(self.stateful, states, strict=True):
+            try:
+                op.check_state(state, at)
+            except CheckpointError:
+                raise
+            except Exception as exc:
+                raise CheckpointError(
+                    f"operator {op.name!r} ({op.type}) cannot continue from the checkpoint's state: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
     def restore(self, states: Sequence[Any], at: Position, previous: Position) -> None:
         """Move every stateful operator to its state at ``at``; all or nothing (back to ``previous``).
+
+        Every operator checks its state first (:meth:`check`); only then are they moved, one by one. If
+        one still fails (user code, a source ending early), it is unchanged, and those moved before it
+        are moved back to their states at ``previous``.
 
         Raises:
             CheckpointError: an operator refused its state (naming it); every operator is back where it was.
         """
+        self.check(states, at)
         before = self.states()
         done = 0
         try:
@@ -210,8 +234,8 @@ class Runtime:
                 done += 1
         except Exception as exc:
             failed = self.stateful[done]
-            for op, state in zip(self.stateful[: done + 1], before):
-                op.restore(state, previous)
+            for op, state in zip(self.stateful[: done + 1], before):  # the failed one too: a source object
+                op.restore(state, previous)  # may have changed itself before raising
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(

@@ -13,6 +13,7 @@ clock so runs cross epoch ends); ``check_operator(op_type)`` runs the conformanc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -129,6 +130,151 @@ def assert_restore_chain(make_pipeline: Callable[..., Pipeline], hops: Sequence[
         got += hop_events
         blob = hop_checkpoints[-1] if hop_checkpoints else pipe.checkpoint()
     assert_events_equal(events, got, f"restore chain {list(hops)}")
+
+
+def refused_checkpoints(blob: bytes, other: bytes) -> list[tuple[str, bool, bytes]]:
+    """Checkpoints crafted from ``blob`` (valid checksums, wrong content) that a pipeline must or may refuse.
+
+    Args:
+        blob: A checkpoint of the pipeline.
+        other: A checkpoint of another pipeline (refused as a mismatch).
+
+    Returns:
+        ``(what, must_refuse, bytes)`` for: ``other``; ``blob`` moved to a position past the end (the
+        pipeline's counters only, and far beyond the counter limit: to refuse), or later in the epoch with
+        every counter moved, in the operators' states too (each integer of a state dict equal to the
+        batch counters: the position may be one the pipeline reaches); and, for each stateful operator,
+        ``blob`` with its state replaced by one of another structure (another kind of value; for a dict,
+        a key dropped or one added: a state's structure never changes, so these must be refused) or with
+        one value changed (-1, 2**64 - 1, a string: refused or not, as the operator decides).
+    """
+    data = ckpt.decode(blob)
+    cases = [("another pipeline's checkpoint", True, other)]
+    for what, ahead in (("a position past the end", 1000), ("a position past the counter limit", 2**62)):
+        moved = {"iteration": data.iteration + ahead, "iteration_in_epoch": data.iteration_in_epoch + ahead}
+        cases.append((what, True, ckpt.encode(dataclasses.replace(data, **moved))))
+    for ahead in (3, 1000):
+        counters = {data.iteration, data.iteration_in_epoch}
+        ops = tuple(
+            dataclasses.replace(op, state={k: v + ahead if v in counters else v for k, v in op.state.items()})
+            if isinstance(op.state, dict)
+            else op
+            for op in data.operators
+        )
+        moved = {"iteration": data.iteration + ahead, "iteration_in_epoch": data.iteration_in_epoch + ahead}
+        later = dataclasses.replace(data, operators=ops, **moved)
+        cases.append((f"every counter {ahead} batches later", False, ckpt.encode(later)))
+    for i, op in enumerate(data.operators):
+        if not op.has_state:
+            continue
+        for what, must, state in _altered_states(op.state):
+            ops = list(data.operators)
+            ops[i] = dataclasses.replace(op, state=state)
+            altered = ckpt.encode(dataclasses.replace(data, operators=tuple(ops)))
+            cases.append((f"operator {op.name!r} with {what}", must, altered))
+    return cases
+
+
+def _altered_states(state: Any) -> list[tuple[str, bool, Any]]:
+    other_kind = [{"state": state}] if isinstance(state, dict) else {"state": state}
+    out: list[tuple[str, bool, Any]] = [("a state of another kind", True, other_kind)]
+    if isinstance(state, dict):
+        out += [(f"key {k!r} dropped", True, {j: v for j, v in state.items() if j != k}) for k in state]
+        out.append(("a key added", True, {**state, "unexpected": 0}))
+        for key in state:
+            for value in (-1, 2**64 - 1, "x"):
+                out.append((f"{key}={value!r}", False, {**state, key: value}))
+    return out
+
+
+def assert_refused_restores_change_nothing(
+    make_pipeline: Callable[..., Pipeline], steps: int = 12, positions: Iterable[int] | None = None
+) -> dict[str, int]:
+    """Check that a refused restore leaves a pipeline exactly as it was, wherever it is.
+
+    The pipeline is run to each position (a number of steps; at an epoch end, before its ``reset()``), and
+    every checkpoint of :func:`refused_checkpoints` (crafted from the reference run's checkpoints at steps
+    1 and ``steps - 1``) is restored into it: each one refused raises a :class:`~pipestate.CheckpointError`,
+    and leaves ``checkpoint()`` unchanged; after all of them, the pipeline continues exactly as the
+    reference run (batches, epoch ends and checkpoints). Each must-refuse checkpoint is also refused by
+    ``make_pipeline(checkpoint=...)``. An accepted one (a value an operator may accept) is undone with
+    ``restore()`` of the checkpoint taken before it.
+
+    Args:
+        make_pipeline: As for :func:`assert_equal_output_after_checkpoint`; also called with
+            ``batch_size=`` (another pipeline).
+        steps: Steps of the reference run (epoch ends count as steps).
+        positions: Where to restore (steps run before); default 0, 1, each epoch end and the step after it.
+
+    Returns:
+        How many crafted checkpoints were refused, by what they are (``what`` of :func:`refused_checkpoints`
+        without the operator's name), summed over the positions.
+
+    Raises:
+        AssertionError: naming the position and the checkpoint.
+    """
+    from pipestate.errors import CheckpointError, PipestateError
+
+    reference = make_pipeline()
+    events, checkpoints = record(reference, steps)
+    other = make_pipeline(batch_size=reference.batch_size + 1)
+    cases = [case for k in (1, steps - 1) for case in refused_checkpoints(checkpoints[k - 1], other.checkpoint())]
+    other.close()
+    reference.close()
+    for what, must, blob in cases:
+        if must:
+            try:
+                make_pipeline(checkpoint=blob).close()
+            except CheckpointError:
+                continue
+            raise AssertionError(f"constructing with {what} (a checkpoint to refuse) succeeded")
+    ends = [k for k, event in enumerate(events) if event == END_OF_EPOCH]
+    if positions is None:
+        positions = {0, 1, *ends, *(k + 1 for k in ends)} - {steps}
+    refused: dict[str, int] = {}
+    # At an epoch end, restore both before the run() that raises StopIteration and after it (before reset()).
+    for position, ended in sorted({(p, False) for p in positions} | {(p, True) for p in positions if p in ends}):
+        pipe = make_pipeline()
+        record(pipe, position)
+        if ended and not _ends_epoch(pipe):
+            raise AssertionError(f"step {position + 1} of the reference run was an epoch end; this run continued")
+        before = pipe.checkpoint()
+        for what, must, blob in cases:
+            where = f"after {position} steps{' and the epoch end' if ended else ''}, restoring {what}"
+            try:
+                pipe.restore(blob)
+            except CheckpointError:
+                if pipe.checkpoint() != before:
+                    raise AssertionError(f"{where}: refused, but the pipeline's checkpoint changed") from None
+                key = what.split(" with ")[-1]
+                refused[key] = refused.get(key, 0) + 1
+                continue
+            if must:
+                raise AssertionError(f"{where}: accepted a checkpoint to refuse")
+            pipe.restore(before)
+        where = f"continuing after refused restores after {position} steps{' and the epoch end' if ended else ''}"
+        try:
+            if ended:
+                if not _ends_epoch(pipe):
+                    raise AssertionError(f"{where}: the epoch end was lost")
+                pipe.reset()
+            got, got_checkpoints = record(pipe, steps - position - ended)
+        except PipestateError as exc:
+            raise AssertionError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            pipe.close()
+        assert_events_equal(events[position + ended :], got, where)
+        if got_checkpoints != checkpoints[position + ended :]:
+            raise AssertionError(f"{where}: the checkpoints differ from the reference run's")
+    return refused
+
+
+def _ends_epoch(pipe: Pipeline) -> bool:
+    try:
+        pipe.run()
+    except StopIteration:
+        return True
+    return False
 
 
 def assert_same_output(make_pipeline: Callable[..., Pipeline], variants: Sequence[dict], steps: int = 6) -> None:
@@ -253,8 +399,9 @@ def example_pipeline(
 
 def check_operator(op: str | type, setup_args: dict[str, Any] | None = None, steps: int | None = None) -> None:
     """Run the conformance checks on an operator's example: restore after every step across an epoch end
-    (checkpoints byte-identical after the restore), and the same output with 1 or 3 threads and a
-    prefetch depth of 1 or 3.
+    (checkpoints byte-identical after the restore), the same output with 1 or 3 threads and a prefetch
+    depth of 1 or 3, and, for a stateful operator, refused restores that change nothing
+    (:func:`assert_refused_restores_change_nothing`).
 
     Raises:
         AssertionError: naming what differs.
@@ -266,6 +413,8 @@ def check_operator(op: str | type, setup_args: dict[str, Any] | None = None, ste
         return example_pipeline(op, setup_args=setup_args, **options)
 
     assert_equal_output_after_checkpoint(make, steps=steps)
+    if example_of(op)[0].stateful:
+        assert_refused_restores_change_nothing(make, steps=steps)
     assert_same_output(
         make, [{"num_threads": 1, "prefetch_queue_depth": 1}, {"num_threads": 3, "prefetch_queue_depth": 3}], steps
     )

@@ -1,26 +1,39 @@
-"""Fuzzing the restore path with well-formed but wrong checkpoints (issue 9).
+"""Fuzzing the restore path with well-formed but wrong checkpoints (issues 9 and 15).
 
 Valid checkpoints of several pipelines (random operators and arithmetic, every reader with shuffling,
-external sources of every restorable kind including a source object) in both format versions (version 2
-written by today's code, version 1 from ``tests/golden/v1``) are decoded, their payload fields mutated
-(counters, positions, operator lists, state values of every kind, digests, sizes, batch size, seed,
-fingerprint) and re-sealed with a valid checksum. The property, for each mutated checkpoint:
+external sources of every restorable kind including a source object) and of every stateful operator of
+the registry through its declared example (a new reader is fuzzed without being listed here), in both
+format versions (version 2 written by today's code, version 1 from ``tests/golden/v1``), are decoded,
+their payload fields mutated (counters, positions, operator lists, state values of every kind, digests,
+sizes, batch size, seed, fingerprint) and re-sealed with a valid checksum. Each mutated checkpoint is
+restored in place (into a pipeline that ran some steps, batches prefetched) and by the constructor, and
+its outcome classified:
 
-- restoring raises a :class:`pipestate.CheckpointError` subclass — never another exception type, and
-  never a hang — and then the pipeline continues exactly as before the call, with the same checkpoint; or
-- restoring succeeds, and the pipeline continues exactly as the state the checkpoint encodes: the same
-  batches as a pipeline constructed with ``checkpoint=`` the same bytes, as a fresh pipeline restored from
-  its own ``checkpoint()`` (which must describe the decoded position and states), and, when the position
-  is reachable, as a pipeline that ran to that position (whose state must then be the restored one: a
-  state no run produces is never accepted).
+- "refused": a :class:`pipestate.CheckpointError` both ways, and the pipeline continues exactly as
+  before the call, with the same checkpoints;
+- "restored": accepted both ways, and the pipeline continues exactly as the state the checkpoint
+  encodes: the same batches as the pipeline constructed with ``checkpoint=`` the same bytes, as a fresh
+  pipeline restored from its own ``checkpoint()`` (which must describe the decoded position and states),
+  and as a pipeline that ran to that position (whose state must then be the restored one: a state no run
+  produces is never accepted); "restored, too far to run to" when the position is past ``RUN_TO_LIMIT``;
+  "restored past an epoch end only a callable source knows" when no run reaches the position because a
+  callable source taking an index ends its epochs earlier (pipestate cannot know where without calling
+  it; DALI cannot either);
+- the classes that must never happen (:data:`NEVER`): "refused but pipeline changed" (a half-applied
+  restore), in place and constructor disagreeing, another position or state restored, a continuation that
+  differs, a state no run produces, and any other exception (or a hang: the test's timeout).
 
+The test asserts on every class: none of :data:`NEVER`, some "refused", every checkpoint classified.
 The default run checks a fast sample; ``pytest --long`` checks at least 10,000 mutated checkpoints.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,16 +49,19 @@ from pipestate._proto.pipestate.v1 import checkpoint_pb2 as pb1
 from pipestate._proto.pipestate.v2 import checkpoint_pb2 as pb2
 from pipestate.checkpoint import codec
 from pipestate.checkpoint.v1 import ExternalSourceState, ReaderState, RngState
+from pipestate.operators import REGISTRY
+from pipestate.operators.external_source import ExternalSource
+from pipestate.operators.readers._base import Reader
 from pipestate.pipeline import Pipeline
-from pipestate.testing import END_OF_EPOCH, assert_events_equal
+from pipestate.testing import END_OF_EPOCH, assert_events_equal, example_pipeline, example_setup
 from tests.golden import pipelines as golden
 
 GOLDEN_V1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "v1")
 RECORDED = 14  # steps of the reference run whose checkpoints are mutated
 AFTER = 4  # steps compared after each restore
 RUN_TO_LIMIT = 40  # positions up to this many batches are also reached by running
-FAST_EXAMPLES = 25  # per pipeline and format version in the default run (12 cases)
-LONG_EXAMPLES = 850  # with --long: 12 cases x 850 = 10,200 mutated checkpoints
+FAST_EXAMPLES = 25  # per pipeline and format version in the default run (12 cases + the stateful operators)
+LONG_EXAMPLES = 850  # with --long: (12 cases + one per stateful operator) x 850, at least 10,200
 
 
 # ---- pipelines of the version-2 cases (the golden ones are used for both versions) -------------------
@@ -106,17 +122,31 @@ V2_PIPELINES: dict[str, Callable[..., Pipeline]] = {
     "sources": sources,
     "sharded_files": sharded_files,
 }
+# Every stateful operator of the registry, through its declared example (a new reader is fuzzed without
+# being listed here); its dataset is written to a scratch directory.
+STATEFUL_OPS = sorted(t for t, cls in REGISTRY.items() if cls.stateful)
+OP_CASES = [f"op:{t}" for t in STATEFUL_OPS]
 V1_PIPELINES = ("random_ops", "file_reader", "numpy_reader", "tfrecord_reader", "external_sources")
-CASES = [("v2", name) for name in V2_PIPELINES] + [("v1", name) for name in V1_PIPELINES]
+CASES = [("v2", name) for name in [*V2_PIPELINES, *OP_CASES]] + [("v1", name) for name in V1_PIPELINES]
 SOURCE_OBJECTS = ("counter", "tick")  # operators whose state includes a source object's own bytes
-UNSEEDED = ("random_ops", "external_sources", "sources")  # also fuzzed into pipelines built without a seed
+# also fuzzed into pipelines built without a seed
+UNSEEDED = ("random_ops", "external_sources", "sources", *OP_CASES)
+_SCRATCH: list[str] = []  # the directory the operators' examples write their datasets to (made once)
+_SETUP_ARGS: dict[str, dict | None] = {}
 
 
 @contextlib.contextmanager
-def in_golden_dir() -> Iterator[None]:
-    """The reader pipelines use paths relative to tests/golden/v1."""
+def in_case_dir(name: str) -> Iterator[None]:
+    """The reader pipelines use paths relative to tests/golden/v1; the operators' examples to a scratch
+    directory holding their datasets."""
     before = os.getcwd()
-    os.chdir(GOLDEN_V1)
+    if name.startswith("op:"):
+        if not _SCRATCH:
+            _SCRATCH.append(tempfile.mkdtemp(prefix="pipestate-fuzz-"))
+            atexit.register(shutil.rmtree, _SCRATCH[0], True)
+        os.chdir(_SCRATCH[0])
+    else:
+        os.chdir(GOLDEN_V1)
     try:
         yield
     finally:
@@ -134,6 +164,11 @@ def quiet() -> Iterator[None]:
 
 def make(name: str, **options: Any) -> Pipeline:
     with quiet():
+        if name.startswith("op:"):
+            op_type = name[len("op:") :]
+            if op_type not in _SETUP_ARGS:
+                _SETUP_ARGS[op_type] = example_setup(REGISTRY[op_type].EXAMPLE)
+            return example_pipeline(op_type, setup_args=_SETUP_ARGS[op_type], **options)
         return V2_PIPELINES[name](**options)
 
 
@@ -250,9 +285,74 @@ def without_source_states(blob: bytes) -> list[Any]:
     return [data.iteration, data.epoch, data.iteration_in_epoch, states]
 
 
-def check_restore(name: str, blob: bytes, ran: int, unseeded: bool) -> str:
-    """Check the property for one (mutated) checkpoint, restored into a pipeline that ran ``ran`` steps
-    (in place, with batches prefetched) and into a new one. Returns "refused" or "restored"."""
+# ---- outcome classes --------------------------------------------------------------------------------
+class Outcome(Exception):
+    """Ends the check of one checkpoint with its outcome class and what was seen."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail
+
+
+REFUSED = "refused"  # in place and by the constructor; the pipeline continues exactly as before
+RESTORED = "restored"  # in place and by the constructor, continuing alike, as a run to that position
+RESTORED_FAR = "restored, too far to run to"  # the same, past RUN_TO_LIMIT: not compared with a run
+# the same, at a position past an epoch's end that only a callable source knows (it raises StopIteration
+# when called there): pipestate cannot refuse it without calling the source
+RESTORED_UNCHECKABLE = "restored past an epoch end only a callable source knows"
+ALLOWED = (REFUSED, RESTORED, RESTORED_FAR, RESTORED_UNCHECKABLE)
+NEVER = (
+    "refused but pipeline changed",  # a refused restore half-applied (issue 15)
+    "refused in place, accepted by the constructor",
+    "accepted in place, refused by the constructor",
+    "restored another position or state than the checkpoint's",
+    "restored, but continues differently",  # from the constructor's, or its own checkpoint's restore
+    "restored a state no run produces",
+    "another exception",  # not a CheckpointError, from restore() or from the runs after it
+)
+
+
+def ends_epochs_by_itself(pipe: Pipeline) -> bool:
+    """Whether a callable source taking an index ends the pipeline's epochs (its length is unknown)."""
+    return any(
+        op.type == "external_source" and op.kind == "call" and op.arity == 1 and not op.stateful_source
+        for op in pipe._graph.ops
+    )
+
+
+def expect(ok: bool, kind: str, detail: str) -> None:
+    if not ok:
+        raise Outcome(kind, detail)
+
+
+def differences(expected: list[Any], got: list[Any], where: str) -> str | None:
+    """What differs between two event lists (None: nothing), errors shown."""
+    try:
+        assert_events_equal(expected, got, where)
+    except AssertionError as exc:
+        errors = [e for e in expected + got if isinstance(e, str) and e != END_OF_EPOCH]
+        return f"{exc} {errors or ''}"
+    return None
+
+
+def check_restore(name: str, blob: bytes, ran: int, unseeded: bool) -> tuple[str, str]:
+    """Restore one (mutated) checkpoint into a pipeline that ran ``ran`` steps (in place, with batches
+    prefetched) and into a new one, and classify what happened.
+
+    Returns:
+        (outcome class, what was seen): one of :data:`ALLOWED` or :data:`NEVER`.
+    """
+    try:
+        return _check_restore(name, blob, ran, unseeded)
+    except Outcome as outcome:
+        return outcome.kind, outcome.detail
+    except AssertionError:  # the test itself (e.g. the reference run changed)
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified: "another exception" must never happen
+        return "another exception", f"{type(exc).__name__}: {exc}"
+
+
+def _check_restore(name: str, blob: bytes, ran: int, unseeded: bool) -> tuple[str, str]:
     ref = reference(name)
     options = {"seed": None} if unseeded else {}
     pipes: list[Pipeline] = []
@@ -267,61 +367,93 @@ def check_restore(name: str, blob: bytes, ran: int, unseeded: bool) -> str:
             with quiet():
                 pipe.restore(blob)
         except CheckpointError as exc:
-            # all or nothing: the pipeline continues exactly as before the call
-            assert pipe.checkpoint() == before, f"a failed restore moved the pipeline ({exc})"
-            if unseeded:  # the same pipeline with its random seed given explicitly
-                twin = make(name, checkpoint=before, seed=pipe.seed)
-                pipes.append(twin)
-                expected = record(twin, AFTER)
-            else:
-                expected = (ref.after(ran), ref.checkpoints[ran + 1 : ran + 1 + AFTER])
-            got = record(pipe, AFTER)
-            errors = [e for e in expected[0] + got[0] if isinstance(e, str) and e != END_OF_EPOCH]
-            assert_events_equal(expected[0], got[0], f"after a failed restore ({exc}) {errors or ''}")
-            assert got[1] == expected[1], f"checkpoints after a failed restore ({exc})"
-            with pytest.raises(CheckpointError):
-                pipes.append(make(name, checkpoint=blob, **options))
-            return "refused"
-        restored = pipe.checkpoint()
-        claimed, now = ckpt.decode(blob), ckpt.decode(restored)
-        position = (claimed.iteration, claimed.epoch, claimed.iteration_in_epoch)
-        assert (now.iteration, now.epoch, now.iteration_in_epoch) == position, "restored another position"
-        assert (claimed.batch_size, claimed.seed) == (now.batch_size, now.seed), "another batch size or seed"
-        claimed_states, now_states = semantic_states(claimed), semantic_states(now)
-        assert len(claimed_states) == len(now_states)
-        for a, b in zip(claimed_states, now_states):
-            assert same_state(a, b), f"restored state {b!r}, the checkpoint holds {a!r}"
-        # the same bytes through the constructor, and the restored state through a new pipeline
-        new = make(name, checkpoint=blob, **options)
-        pipes.append(new)
-        assert new.checkpoint() == restored
-        again = make(name, checkpoint=restored, **options)
-        pipes.append(again)
-        events, checkpoints = record(pipe, AFTER)
-        for other, where in ((new, "constructed with checkpoint="), (again, "restored from its checkpoint()")):
-            other_events, other_checkpoints = record(other, AFTER)
-            errors = [e for e in events + other_events if isinstance(e, str) and e != END_OF_EPOCH]
-            assert_events_equal(events, other_events, f"{where} {errors or ''}")
-            assert other_checkpoints == checkpoints, where
-        for event in events:  # errors after a restore: the sample counter's limit, or a source object's own
-            if isinstance(event, str) and event != END_OF_EPOCH:
-                assert "overflow" in event or any(f"operator '{n}'" in event for n in SOURCE_OBJECTS), event
-        # a pipeline that ran to that position: the state must be its state, the batches its batches
-        if claimed.iteration <= RUN_TO_LIMIT and claimed.epoch <= RUN_TO_LIMIT:
-            ran_to = run_to(name, *position, seed=now.seed)
-            assert ran_to is not None, f"restore accepted position {position}, which no run reaches"
-            pipes.append(ran_to)
-            assert without_source_states(ran_to.checkpoint()) == without_source_states(restored), (
-                f"restore accepted a state no run produces at {position}"
-            )
-            if ran_to.checkpoint() == restored:
-                ran_events, ran_checkpoints = record(ran_to, AFTER)
-                assert_events_equal(ran_events, events, f"ran to {position}")
-                assert ran_checkpoints == checkpoints
-        return "restored"
+            _check_refused(name, blob, pipe, pipes, before, ran, unseeded, options, exc)
+            return REFUSED, str(exc)
+        return _check_restored(name, blob, pipe, pipes, options)
     finally:
         for p in pipes:
             p.close()
+
+
+def _check_refused(name, blob, pipe, pipes, before, ran, unseeded, options, exc) -> None:
+    """All or nothing: the pipeline continues exactly as before the call; the constructor refuses too."""
+    changed = "refused but pipeline changed"
+    expect(pipe.checkpoint() == before, changed, f"its checkpoint() changed ({exc})")
+    if unseeded:  # the same pipeline with its random seed given explicitly
+        twin = make(name, checkpoint=before, seed=pipe.seed)
+        pipes.append(twin)
+        expected = record(twin, AFTER)
+    else:
+        ref = reference(name)
+        expected = (ref.after(ran), ref.checkpoints[ran + 1 : ran + 1 + AFTER])
+    try:
+        got = record(pipe, AFTER)
+    except Exception as error:  # noqa: BLE001 - e.g. reset() rewinding an operator left elsewhere
+        raise Outcome(changed, f"continuing raised {type(error).__name__}: {error} ({exc})") from None
+    differ = differences(expected[0], got[0], "after the refused restore")
+    expect(differ is None, changed, f"{differ} ({exc})")
+    expect(got[1] == expected[1], changed, f"the checkpoints after it differ ({exc})")
+    try:
+        pipes.append(make(name, checkpoint=blob, **options))
+    except CheckpointError:
+        return
+    raise Outcome("refused in place, accepted by the constructor", str(exc))
+
+
+def _check_restored(name, blob, pipe, pipes, options) -> tuple[str, str]:
+    """The pipeline continues as the state the checkpoint encodes: the constructor's, its own checkpoint's,
+    a run to that position."""
+    restored = pipe.checkpoint()
+    claimed, now = ckpt.decode(blob), ckpt.decode(restored)
+    position = (claimed.iteration, claimed.epoch, claimed.iteration_in_epoch)
+    other = "restored another position or state than the checkpoint's"
+    expect((now.iteration, now.epoch, now.iteration_in_epoch) == position, other, f"{position} -> {now}")
+    expect((claimed.batch_size, claimed.seed) == (now.batch_size, now.seed), other, "batch size or seed")
+    # a source object's own bytes are its business: one that accepts other bytes continues from them
+    claimed_states, now_states = without_source_states(blob)[3], without_source_states(restored)[3]
+    expect(
+        len(claimed_states) == len(now_states) and all(map(same_state, claimed_states, now_states)),
+        other,
+        f"restored {now_states!r}, the checkpoint holds {claimed_states!r}",
+    )
+    try:
+        new = make(name, checkpoint=blob, **options)
+    except CheckpointError as exc:
+        raise Outcome("accepted in place, refused by the constructor", str(exc)) from None
+    pipes.append(new)
+    differently = "restored, but continues differently"
+    expect(new.checkpoint() == restored, differently, "the constructor's checkpoint() differs")
+    again = make(name, checkpoint=restored, **options)
+    pipes.append(again)
+    events, checkpoints = record(pipe, AFTER)
+    for other_pipe, where in ((new, "constructed with checkpoint="), (again, "restored from its checkpoint()")):
+        other_events, other_checkpoints = record(other_pipe, AFTER)
+        differ = differences(events, other_events, where)
+        expect(differ is None, differently, str(differ))
+        expect(other_checkpoints == checkpoints, differently, f"{where}: checkpoints differ")
+    for event in events:  # errors after a restore: the sample counter's limit, or a source object's own
+        if isinstance(event, str) and event != END_OF_EPOCH:
+            expected_error = "overflow" in event or any(f"operator '{n}'" in event for n in SOURCE_OBJECTS)
+            expect(expected_error, "another exception", f"after the restore: {event}")
+    if claimed.iteration > RUN_TO_LIMIT or claimed.epoch > RUN_TO_LIMIT:
+        return RESTORED_FAR, f"position {position}"
+    # a pipeline that ran to that position: the state must be its state, the batches its batches
+    ran_to = run_to(name, *position, seed=now.seed)
+    no_run = "restored a state no run produces"
+    if ran_to is None and ends_epochs_by_itself(pipe):
+        return RESTORED_UNCHECKABLE, f"position {position}"
+    expect(ran_to is not None, no_run, f"position {position}: no run reaches it")
+    pipes.append(ran_to)
+    expect(
+        without_source_states(ran_to.checkpoint()) == without_source_states(restored),
+        no_run,
+        f"at {position}: a run has {ckpt.decode(ran_to.checkpoint())}",
+    )
+    if ran_to.checkpoint() == restored:
+        ran_events, ran_checkpoints = record(ran_to, AFTER)
+        differ = differences(ran_events, events, f"ran to {position}")
+        expect(differ is None and ran_checkpoints == checkpoints, differently, f"from a run to it: {differ}")
+    return RESTORED, f"position {position}"
 
 
 # ---- mutations ----------------------------------------------------------------------------------------
@@ -587,6 +719,13 @@ def mutated(data: st.DataObject, version: str, base: bytes, others: list[bytes])
     return ckpt.seal(number, payload.SerializeToString(deterministic=True) + b"".join(entries))
 
 
+def describe(blob: bytes) -> str:
+    try:
+        return repr(ckpt.decode(blob))
+    except CheckpointError as exc:
+        return f"a checkpoint that does not decode ({exc})"
+
+
 def fuzz_examples(config: pytest.Config) -> int:
     return LONG_EXAMPLES if config.getoption("--long", default=False) else FAST_EXAMPLES
 
@@ -595,8 +734,9 @@ def fuzz_examples(config: pytest.Config) -> int:
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize(("version", "name"), CASES, ids=[f"{v}-{n}" for v, n in CASES])
 def test_mutated_checkpoints_restore_exactly_or_raise_checkpoint_errors(version, name, request):
-    outcomes = {"refused": 0, "restored": 0}
-    with in_golden_dir():
+    outcomes = dict.fromkeys(ALLOWED + NEVER, 0)
+    seen: dict[str, str] = {}  # the first checkpoint of each outcome class, described
+    with in_case_dir(name):
         ref = reference(name)
         if version == "v1":
             with open(f"{name}.cpt", "rb") as f:
@@ -615,21 +755,28 @@ def test_mutated_checkpoints_restore_exactly_or_raise_checkpoint_errors(version,
         )
         @given(data=st.data())
         def fuzz(data: st.DataObject) -> None:
-            base = data.draw(st.sampled_from(bases), label="base")
-            blob = mutated(data, version, base, others)
+            k = data.draw(st.integers(0, len(bases) - 1), label="base")
+            blob = mutated(data, version, bases[k], others)
             ran = data.draw(st.integers(0, RECORDED), label="steps run before restoring")
             unseeded = name in UNSEEDED and data.draw(st.booleans(), label="unseeded")
-            outcomes[check_restore(name, blob, ran, unseeded)] += 1
+            kind, detail = check_restore(name, blob, ran, unseeded)
+            outcomes[kind] += 1
+            if kind not in seen:
+                seen[kind] = f"base {k}, {ran} steps run, unseeded={unseeded}: {detail}\n  {describe(blob)}"
 
         fuzz()
-    assert outcomes["refused"] > 0  # the mutations reach the checks
-    print(f"{version}/{name}: {outcomes}")  # noqa: T201 - shown with -s
+    print(f"{version}/{name}: { {k: n for k, n in outcomes.items() if n} }")  # noqa: T201 - shown with -s
+    assert set(outcomes) == set(ALLOWED + NEVER), f"an outcome outside the classes: {outcomes}"
+    never = {kind: seen[kind] for kind in NEVER if outcomes[kind]}
+    assert not never, "outcomes that must never happen:\n" + "\n".join(f"{k}: {v}" for k, v in never.items())
+    assert outcomes[REFUSED] > 0, outcomes  # the mutations reach the checks
+    assert sum(outcomes.values()) == fuzz_examples(request.config), outcomes  # every checkpoint classified
 
 
 @pytest.mark.parametrize(("version", "name"), CASES, ids=[f"{v}-{n}" for v, n in CASES])
 def test_unmutated_checkpoints_restore(version, name):
     """Control: the checkpoints the fuzzer starts from restore, and continue as the reference run."""
-    with in_golden_dir():
+    with in_case_dir(name):
         ref = reference(name)
         if version == "v1":
             with open(f"{name}.cpt", "rb") as f:
@@ -637,33 +784,60 @@ def test_unmutated_checkpoints_restore(version, name):
         else:
             bases = {k: ref.checkpoints[k] for k in (0, 1, 5, 6, RECORDED)}  # 5, 6: around an epoch end
         for k, blob in bases.items():
-            assert check_restore(name, blob, ran=3, unseeded=False) == "restored"
+            assert check_restore(name, blob, ran=3, unseeded=False)[0] == RESTORED
             pipe = make(name, checkpoint=blob)
             got, _ = record(pipe, AFTER)
             pipe.close()
             assert_events_equal(ref.after(k), got, f"{version}/{name} at {k}")
 
 
-def test_the_oracle_catches_a_half_restore(monkeypatch):
-    """Control: a restore that moves an operator but then fails is caught by the property check."""
-    from pipestate.operators.readers._base import Reader
-
-    original = Reader.restore
-
-    def moves_then_fails(self, state, at):
-        original(self, state, at)
-        if at.from_checkpoint:
-            raise CheckpointError("refused after moving")
-
-    with in_golden_dir():
-        good = reference("file_reader").checkpoints[5]
-        monkeypatch.setattr(Reader, "restore", moves_then_fails)
-        monkeypatch.setattr("pipestate.runtime.Runtime.restore", _restore_without_rollback)
-        with pytest.raises(AssertionError, match="failed restore"):
-            check_restore("file_reader", good, ran=2, unseeded=False)
-
-
 def _restore_without_rollback(self, states, at, previous):  # the defect of issue 9, for the control test
     for op, state in zip(self.stateful, states):
         op.restore(state, at)
 
+
+@pytest.mark.parametrize(
+    "name", ["file_reader", *(case for case in OP_CASES if issubclass(REGISTRY[case[3:]], Reader))]
+)
+def test_the_oracle_classifies_a_half_restore(name, monkeypatch):
+    """Control: a reader that checks nothing and moves before refusing, without a rollback, is classified
+    "refused but pipeline changed"."""
+    original = Reader.check_state
+
+    def moves_then_fails(self, state, at):
+        self.epoch, self.consumed = state["epoch"], state["consumed"]
+        original(self, state, at)
+        if at.from_checkpoint:
+            raise CheckpointError("refused after moving")
+
+    with in_case_dir(name):
+        good = reference(name).checkpoints[5]
+        monkeypatch.setattr(Reader, "check_state", lambda self, state, at: None)
+        monkeypatch.setattr(Reader, "restore", moves_then_fails)
+        monkeypatch.setattr("pipestate.runtime.Runtime.restore", _restore_without_rollback)
+        assert check_restore(name, good, ran=2, unseeded=False)[0] == "refused but pipeline changed"
+
+
+def test_the_oracle_classifies_a_generator_replaced_before_a_refusal(monkeypatch):
+    """Control: the defect of issue 15 (the generator replaced, then the replay refused) is classified
+    "refused but pipeline changed"."""
+
+    def replaces_then_fails(self, batches):
+        self.iterator = self._new_iterator()
+        raise CheckpointError("refused after replacing the iterator")
+
+    with in_case_dir("sources"):
+        good = reference("sources").checkpoints[3]
+        monkeypatch.setattr(ExternalSource, "_replayed", replaces_then_fails)
+        assert check_restore("sources", good, ran=2, unseeded=False)[0] == "refused but pipeline changed"
+
+
+def test_the_oracle_classifies_other_exceptions(monkeypatch):
+    """Control: an operator raising something else than a CheckpointError is classified as such."""
+    with in_case_dir("file_reader"):
+        good = reference("file_reader").checkpoints[5]
+        monkeypatch.setattr(Reader, "check_state", lambda self, state, at: None)
+        monkeypatch.setattr("pipestate.runtime.Runtime.restore", _restore_without_rollback)
+        monkeypatch.setattr(Reader, "restore", lambda self, state, at: [][0])
+        kind, detail = check_restore("file_reader", good, ran=2, unseeded=False)
+    assert kind == "another exception" and "IndexError" in detail

@@ -97,7 +97,7 @@ def test_inspect_json_and_iterator_counters(tmp_path, capsys):
     assert main(["inspect", "--json", str(tmp_path / "it.pscpt")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "checkpoint" and info["iteration"] == 2 and info["seed"] == 5
-    assert info["iterator"]["counter"] == 4 and info["iterator"]["options"]["last_batch_policy"] == "PARTIAL"
+    assert info["iterator"]["counter"] == 4 and info["iterator"]["last_batch_policy"] == 2  # PARTIAL
     assert info["operators"][0]["name"] == "u" and info["operators"][0]["stateful"] is False
 
 

@@ -60,7 +60,8 @@ def test_unknown_option_is_a_type_error():
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2, "num_threads": 0}, "num_threads"),
         ({"batch_size": 2, "prefetch_queue_depth": 0}, "prefetch_queue_depth"),
-        ({"batch_size": 2, "prefetch_queue_depth": 10**9}, "prefetch_queue_depth"),
+        ({"batch_size": 2, "prefetch_queue_depth": 2**31}, "prefetch_queue_depth"),  # DALI's limit: int32
+        ({"batch_size": 2, "num_threads": -1}, "num_threads"),  # DALI refuses it too (was taken as 1)
         ({"batch_size": 2**32}, "batch_size"),
         ({"batch_size": 2, "seed": 2**63}, "seed"),
     ],

@@ -118,6 +118,12 @@ class Arithmetic(Operator):
         self.constants = {
             side: constant_array(self.args[side]) for side in ("left", "right") if self.args[side] is not None
         }
+        operands = 1 if self.args["op"] == "neg" else 2
+        if len(self.inputs) + len(self.constants) != operands or not self.inputs:
+            raise TypeError(
+                f"arithmetic {self.args['op']} takes {operands} operand(s), at least one a DataNode; got "
+                f"{len(self.inputs)} DataNode(s) and {len(self.constants)} constant(s)"
+            )
         if self.args["op"] in _BITWISE and any(a.dtype.kind == "f" for a in self.constants.values()):
             raise TypeError(f"bitwise {self.args['op']} needs integer or boolean operands, not floating-point")
 
@@ -163,6 +169,9 @@ class Arithmetic(Operator):
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:
     """Add an arithmetic operator for ``left <op> right`` (or ``-left``) to the pipeline being defined."""
     inputs = [x for x in (left, right) if isinstance(x, DataNode)]
+    for operand in (left,) if op == "neg" else (left, right):
+        if operand is None:  # None is "no constant" below: refuse it here, as DALI does
+            raise TypeError("arithmetic on a DataNode needs a number or numeric array, not None")
     args = {
         "op": op,
         "left": None if isinstance(left, DataNode) else left,

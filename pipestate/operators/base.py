@@ -4,10 +4,10 @@ An operator class sets ``type`` (its ``fn`` path, e.g. ``"random.uniform"``) and
 :class:`~pipestate.operators.schema.Arg` list; the arguments every operator takes, ``seed``, ``device`` and
 ``preserve``, are added), checks cross-argument rules in :meth:`Operator.validate`, and implements
 :meth:`Operator.run`. It is stateful exactly when it defines ``state()`` (and then must define
-``restore()``): the state is plain data (``None``, bools, ints, floats, strings, bytes, lists, and dicts
-with string keys) that the checkpoint codec stores generically. Randomness comes from the run context:
-``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample index, so a random
-operator has no state at all.
+``check_state()`` and ``restore()``): the state is plain data (``None``, bools, ints, floats, strings,
+bytes, lists, and dicts with string keys) that the checkpoint codec stores generically. Randomness comes
+from the run context: ``ctx.stream(self.rng_key)`` gives counter-based words indexed by the global sample
+index, so a random operator has no state at all.
 """
 
 from __future__ import annotations
@@ -136,8 +136,12 @@ class Operator:
         own = {a.name for a in cls.ARGS}
         cls.SCHEMA = tuple(cls.ARGS) + tuple(a for a in sch.COMMON if a.name not in own)
         has_state = callable(getattr(cls, "state", None))
-        if has_state and not callable(getattr(cls, "restore", None)):
-            raise TypeError(f"{cls.__name__} defines state() but not restore(state, at); define both")
+        missing = [f"{m}(state, at)" for m in ("check_state", "restore") if not callable(getattr(cls, m, None))]
+        if has_state and missing:
+            raise TypeError(
+                f"{cls.__name__} defines state() but not {' and '.join(missing)}; a stateful operator defines "
+                "state(), check_state(state, at) (refuses a state without changing anything) and restore(state, at)"
+            )
         cls.stateful = has_state
 
     def __init__(self, inputs: list[DataNode], args: sch.Config, raw_args: dict[str, Any]) -> None:
@@ -177,9 +181,15 @@ class Operator:
         """Compute one batch of every output."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
-    # Stateful operators define:
+    # Stateful operators define (a restore is all or nothing: every operator checks its state first, and
+    # the runtime moves any operator only once all of them accepted theirs):
     #   state(self) -> plain data: the state after the last batch (cheap: taken after every batch);
-    #   restore(self, state, at: Position) -> None: continue from a state state() returned, at ``at``.
+    #   check_state(self, state, at: Position) -> None: raise CheckpointError unless the operator can continue
+    #       from ``state`` at ``at``. It changes nothing and reads only what setup() decided, never the
+    #       position (it may run while the pipeline computes batches ahead);
+    #   restore(self, state, at: Position) -> None: continue from a state check_state() accepted. Only work
+    #       that cannot be checked beforehand may still fail (user code, a source ending early); then the
+    #       operator must be unchanged: compute into locals, assign the attributes last.
 
     def next_epoch(self) -> None:
         """Called by ``Pipeline.reset()``: the pipeline moves to its next epoch."""

@@ -18,10 +18,11 @@ starts the next one.
 an iteration index / ``BatchInfo`` (``batch=True``) in the pipeline's ``py_num_workers`` worker processes
 (:mod:`pipestate.parallel`), started with ``py_start_method``. Work is handed out in the order of the
 indices and the results are put back in that order, so the outputs are those of ``parallel=False`` for any
-number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead. The position is
-the pipeline's, so a parallel source checkpoints and restores as a sequential one. Sources that have their
-own state (iterables, generator functions, objects with ``state()``/``restore()``) and sequences run in the
-main process (DALI gives an iterable one dedicated worker); ``py_num_workers=0`` runs every source there.
+number of workers; batches are computed up to the pipeline's ``prefetch_queue_depth`` ahead (at most
+:data:`MAX_WORKERS_AHEAD`). The position is the pipeline's, so a parallel source checkpoints and restores as
+a sequential one. Sources that have their own state (iterables, generator functions, objects with
+``state()``/``restore()``) and sequences run in the main process (DALI gives an iterable one dedicated
+worker); ``py_num_workers=0`` runs every source there.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pipestate.parallel import ProcessPool, TaskFailure, WorkerError, WorkerStop
 from pipestate.types import BatchInfo, SampleInfo
 
 MAX_REPLAY = 100_000  # batches an iterator source may be replayed to restore its position
+MAX_WORKERS_AHEAD = 64  # batches a parallel source schedules ahead (the pipeline's prefetch depth, at most this)
 
 
 def _arity(func: Any) -> int:
@@ -246,7 +248,8 @@ class ExternalSource(Operator):
             self.start()
         for key in [k for k in self.pending if k[0] != self.epoch or k[1] < self.iteration]:
             self.pool.forget([task_id for task_id, _ in self.pending.pop(key)])
-        for iteration in range(self.iteration, self.iteration + self.env.prefetch_queue_depth + 1):
+        ahead = min(self.env.prefetch_queue_depth, MAX_WORKERS_AHEAD)
+        for iteration in range(self.iteration, self.iteration + ahead + 1):
             if (self.epoch, iteration) not in self.pending:
                 self.pending[(self.epoch, iteration)] = self._submit(iteration, size)
         tasks = self.pending.pop((self.epoch, self.iteration))
@@ -266,13 +269,15 @@ class ExternalSource(Operator):
         return results
 
     # ---- reading ----------------------------------------------------------------------------------
+    def _new_iterator(self) -> Any:
+        source = self.args["source"]
+        if self.stateful_source:
+            return source
+        return iter(source() if self.generator_function else source)
+
     def _iterator(self) -> Any:
         if self.iterator is None:
-            source = self.args["source"]
-            if self.stateful_source:
-                self.iterator = source
-            else:
-                self.iterator = iter(source() if self.generator_function else source)
+            self.iterator = self._new_iterator()
         return self.iterator
 
     def _next(self) -> Any:
@@ -375,7 +380,7 @@ class ExternalSource(Operator):
             state["source_state"] = bytes(data)
         return state
 
-    def restore(self, state: Any, at: Position) -> None:
+    def check_state(self, state: Any, at: Position) -> None:
         where = f"external source {self.name!r}"
         keys = {"epoch", "iteration"} | ({"source_state"} if self.stateful_source else set())
         if (
@@ -400,7 +405,6 @@ class ExternalSource(Operator):
                     f"{where} holds {per_epoch} batches per epoch: batch {state['iteration']} of epoch "
                     f"{state['epoch']} after {before} batches in earlier epochs is not a position a run reaches"
                 )
-        moved = (state["epoch"], state["iteration"]) != (self.epoch, self.iteration)
         if (
             at.from_checkpoint
             and not self.restorable
@@ -411,39 +415,59 @@ class ExternalSource(Operator):
                 f"{where}: a callable taking no argument cannot be moved to batch {state['iteration']} of epoch "
                 f"{state['epoch']}; give it state()/restore(), or make it take BatchInfo/SampleInfo"
             )
-        if self.stateful_source:
-            if not isinstance(state["source_state"], bytes):
-                raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
-            self.args["source"].restore(state["source_state"])
-        elif self.kind == "iterate" and (moved or at.from_checkpoint):
-            one_shot = not self.generator_function and iter(self.args["source"]) is self.args["source"]
-            if at.from_checkpoint or not one_shot:  # a one-shot iterator cannot rewind what was prefetched
-                self._replay(state["iteration"], where)
-        self.epoch, self.iteration = state["epoch"], state["iteration"]
+        if self.stateful_source and not isinstance(state["source_state"], bytes):
+            raise CheckpointError(f"{where}: the checkpoint's source state is not bytes")
+        if self.kind == "iterate" and not self.stateful_source and at.from_checkpoint and state["iteration"]:
+            if self._one_shot():
+                raise CheckpointError(
+                    f"{where} is a one-shot iterator: it cannot be moved back to batch {state['iteration']}. Use a "
+                    "callable, a sequence, or an object with state()/restore()."
+                )
+            if state["iteration"] > MAX_REPLAY:
+                raise CheckpointError(
+                    f"{where}: restoring batch {state['iteration']} would replay more than {MAX_REPLAY} batches of "
+                    "an iterator; give the source state()/restore() or make it a callable taking BatchInfo"
+                )
 
-    def _replay(self, batches: int, where: str) -> None:
+    def restore(self, state: Any, at: Position) -> None:
+        epoch, iteration = state["epoch"], state["iteration"]
+        if self.stateful_source:
+            self.args["source"].restore(state["source_state"])  # if it raises, the runtime rolls it back
+        elif self.kind == "iterate":
+            moved = (epoch, iteration) != (self.epoch, self.iteration)
+            if at.from_checkpoint or (moved and not self._one_shot()):  # a one-shot iterator cannot rewind
+                self.iterator = self._replayed(iteration)  # what was prefetched: it continues
+        self.epoch, self.iteration = epoch, iteration
+
+    def _one_shot(self) -> bool:
         source = self.args["source"]
-        self.iterator = None
+        return not self.generator_function and iter(source) is source
+
+    def _replayed(self, batches: int) -> Any:
+        """A new iterator of the source past its first ``batches`` batches (``None`` for none: created at the
+        next read). The operator is not changed, so a source ending early leaves it as it was.
+
+        Raises:
+            CheckpointError: the source ends before ``batches`` batches.
+        """
         if not batches:
-            return
-        if not self.generator_function and iter(source) is source:
-            raise CheckpointError(
-                f"{where} is a one-shot iterator: it cannot be moved back to batch {batches}. Use a callable, a "
-                "sequence, or an object with state()/restore()."
-            )
-        if batches > MAX_REPLAY:
-            raise CheckpointError(
-                f"{where}: restoring batch {batches} would replay more than {MAX_REPLAY} batches of an iterator; "
-                "give the source state()/restore() or make it a callable taking BatchInfo"
-            )
-        per_batch = 1 if self.batch else self.batch_size_hint
+            return None
+        iterator = self._new_iterator()
+        wrap = self.args["cycle"] in (True, "quiet")
         try:
-            for _ in range(batches * per_batch):
-                self._next()
+            for _ in range(batches * (1 if self.batch else self.batch_size_hint)):
+                try:
+                    next(iterator)
+                except StopIteration:
+                    if not wrap:
+                        raise
+                    iterator = self._new_iterator()
+                    next(iterator)
         except StopIteration:
             raise CheckpointError(
-                f"{where}: the source ends before batch {batches}, the checkpoint's position"
+                f"external source {self.name!r}: the source ends before batch {batches}, the checkpoint's position"
             ) from None
+        return iterator
 
     def next_epoch(self) -> None:
         self.epoch += 1

@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from pipestate import checkpoint as ckpt
 from pipestate.batch import Batch
-from pipestate.checkpoint import decode
-from pipestate.errors import CheckpointMismatchError
+from pipestate.errors import CheckpointMismatchError, CorruptCheckpointError, UnsupportedCheckpointVersionError
 from pipestate.pipeline import Pipeline
 
 __all__ = ["BaseIterator", "LastBatchPolicy"]
@@ -407,45 +407,50 @@ class BaseIterator:
         return math.ceil(self._initial_size / per_batch)
 
     # ---- checkpoints -------------------------------------------------------------------------------
-    def _options(self) -> dict[str, Any]:
-        """The arguments that decide the sequence of batches, stored with the state and checked on restore."""
+    def _options(self) -> dict[str, int]:
+        """The arguments, besides ``reader_name``/``size`` and the shards, that decide which samples later
+        batches hold: stored with the state (as integers) and compared on restore."""
         return {
-            "last_batch_policy": self._last_batch_policy.name,
-            "last_batch_padded": self._last_batch_padded,
-            "reader_name": self._reader_name or "",
-            "size": -1 if self._reader_name else self._size_argument,
+            "last_batch_policy": self._last_batch_policy.value,
+            "last_batch_padded": int(self._last_batch_padded),
             "pipelines": self._num_gpus,
-            "batch_size": self.batch_size,
         }
 
-    def _check_options(self, saved: Any) -> None:
-        """Raise :class:`CheckpointMismatchError` naming every option that differs from the saved ones."""
-        if not isinstance(saved, dict):
-            return  # a state written before options were stored: nothing to compare
-        ours = self._options()
-        names = {"pipelines": "the number of pipelines"}
-        diffs = [
-            f"{names.get(key, key)} is {_show(key, ours[key])}, the checkpoint's iterator had {_show(key, value)}"
-            for key, value in sorted(saved.items())
-            if key in ours and ours[key] != value
-        ]
+    def _check_options(self, state: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointMismatchError` naming every option that differs from the saved ones (a
+        state written before they were stored has none: nothing to compare)."""
+        diffs = []
+        for key, ours in self._options().items():
+            if key not in state:
+                continue
+            saved = state[key]
+            if not _is_int(saved):
+                raise CorruptCheckpointError(f"the checkpoint's iterator option {key}={saved!r} is not an integer")
+            if saved == ours:
+                continue
+            if key == "last_batch_policy":
+                known = {p.value: p for p in LastBatchPolicy}
+                if saved not in known:
+                    raise CorruptCheckpointError(f"the checkpoint's iterator has last_batch_policy={saved}")
+                diffs.append(f"last_batch_policy is {LastBatchPolicy(ours)}, the checkpoint's iterator had "
+                             f"{known[saved]}")
+            elif key == "last_batch_padded":
+                diffs.append(f"last_batch_padded is {bool(ours)}, the checkpoint's iterator had {bool(saved)}")
+            else:
+                diffs.append(f"the number of pipelines is {ours}, the checkpoint's iterator had {saved}")
         if diffs:
             raise CheckpointMismatchError(
                 "the checkpoint was taken by an iterator with other options:\n  - "
                 + "\n  - ".join(diffs)
-                + "\nConstruct the iterator with the options it was saved with (a different "
-                "last_batch_policy or epoch size would change which samples every later batch holds), or "
-                "start without the checkpoint.",
+                + "\nConstruct the iterator with the options it was saved with (another last_batch_policy "
+                "would change where every later epoch ends and which samples its batches hold), or start "
+                "without the checkpoint.",
                 diffs,
             )
 
     def _state(self) -> dict[str, Any]:
-        state = {
-            "version": _STATE_VERSION,
-            "counter": int(self._counter),
-            "size": int(self._size),
-            "options": self._options(),
-        }
+        state: dict[str, Any] = {"version": _STATE_VERSION, "counter": int(self._counter), "size": int(self._size)}
+        state.update(self._options())
         if self._reader_name:
             state["counter_per_shard"] = [int(v) for v in self._counter_per_gpu]
             state["shard_sizes"] = [int(v) for v in self._shard_sizes_per_gpu]
@@ -453,43 +458,97 @@ class BaseIterator:
         return state
 
     def _parse_state(self, data: str) -> dict[str, Any]:
+        """Check the iterator state stored in a checkpoint against this iterator; changes nothing.
+
+        Raises:
+            CorruptCheckpointError: not an iterator state this library writes (not a JSON object of
+                integers, non-integral or out-of-range numbers, nesting, values no iterator reaches).
+            UnsupportedCheckpointVersionError: a state version this library does not read.
+            CheckpointMismatchError: the state of an iterator configured otherwise (``last_batch_policy``,
+                ``reader_name`` or ``size``, the number of shards or pipelines, the dataset's shard sizes).
+        """
+
+        def not_json(token: str) -> Any:
+            raise ValueError(f"{token} is not an integer")
+
         try:
-            state = json.loads(data)
-            if not isinstance(state, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            raise ValueError(
-                f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
-                "iterator with the same reader_name/size and pipelines"
-            ) from exc
-        self._check_options(state.get("options"))
+            state = json.loads(data, parse_float=not_json, parse_constant=not_json)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to parse
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator state is not valid JSON of integers: {exc}"
+            ) from None
+        if not isinstance(state, dict) or "version" not in state:
+            raise CorruptCheckpointError("the checkpoint's iterator state is not a JSON object with a version")
+        version = state["version"]
+        if version != _STATE_VERSION or isinstance(version, bool):
+            if _is_int(version) and version > _STATE_VERSION:
+                raise UnsupportedCheckpointVersionError(
+                    f"the checkpoint's iterator state is version {version}; this pipestate reads version "
+                    f"{_STATE_VERSION}: restore it with the release that wrote it, or a newer one"
+                )
+            raise CorruptCheckpointError(f"the checkpoint's iterator state has version {version!r}")
+        keys = {"version", "counter", "size"} | (
+            {"counter_per_shard", "shard_sizes", "shard_ids"} if self._reader_name else set()
+        )
+        if not keys <= set(state) <= keys | set(self._options()):  # the options are optional (older states)
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator state has the fields {sorted(state)}, this iterator's are "
+                f"{sorted(keys)}: restore it into an iterator with the same reader_name or size"
+            )
+        self._check_options(state)
+        per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
+        if self._reader_name:
+            most = _round_up(math.ceil(self._size_no_pad / self._shards_num), self.batch_size)
+            expected = f"between 1 and {most} (the reader's shard, in batches)"
+            size_ok = _is_int(state["size"]) and 1 <= state["size"] <= most
+        else:
+            expected = str(self._size)
+            size_ok = _is_int(state["size"]) and state["size"] == self._size
+        if not size_ok:
+            what = "" if _is_int(state["size"]) else " (not an integer)"
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator has size {state['size']!r}{what}; this iterator's is {expected}: "
+                "restore it into an iterator with the same reader_name or size"
+            )
+        size, counter = state["size"], state["counter"]
+        limit = size + per_batch - 1 if size > 0 else 2**63 - 1  # at most one batch past the epoch's end
+        if not (_is_int(counter) and 0 <= counter <= limit):
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator counter {counter!r} is not one an iterator of size {size} reaches "
+                f"(an integer from 0 to {limit})"
+            )
+        if self._reader_name:
+            self._check_shard_lists(state, most + self.batch_size)
         return state
 
-    def _set_state(self, data: str) -> None:
-        state = self._parse_state(data)
-        try:
-            if state.get("version") != _STATE_VERSION:
-                raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
-            counter, size = int(state["counter"]), int(state["size"])
-            if self._reader_name:
-                per_shard = [int(v) for v in state["counter_per_shard"]]
-                sizes = [int(v) for v in state["shard_sizes"]]
-                ids = [int(v) for v in state["shard_ids"]]
-                if len(per_shard) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
-                    raise CheckpointMismatchError(
-                        "the checkpoint's iterator was over another number of shards or pipelines: restore it "
-                        "into an iterator over as many pipelines, with the reader's num_shards unchanged"
-                    )
-        except CheckpointMismatchError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(
-                f"the checkpoint's iterator state cannot be used by this iterator ({exc}); restore it into an "
-                "iterator with the same reader_name/size and pipelines"
-            ) from exc
-        self._counter, self._size = counter, size
+    def _check_shard_lists(self, state: dict[str, Any], bound: int) -> None:
+        lists = {k: state[k] for k in ("counter_per_shard", "shard_sizes", "shard_ids")}
+        if not all(isinstance(v, list) and all(_is_int(x) for x in v) for v in lists.values()):
+            raise CorruptCheckpointError("the checkpoint's iterator shard positions are not lists of integers")
+        starts, sizes, ids = lists.values()
+        if len(starts) != self._shards_num or len(sizes) != self._shards_num or len(ids) != self._num_gpus:
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator was over {len(sizes)} shards and {len(ids)} pipelines; this one is over "
+                f"{self._shards_num} shards and {self._num_gpus} pipelines"
+            )
+        initial = self._shard_sizes_initial
+        if not any(sizes == initial[k:] + initial[:k] for k in range(len(initial))):
+            raise CheckpointMismatchError(
+                f"the checkpoint's iterator has shard sizes {sizes}; the reader's shards hold {initial} samples "
+                "(another dataset or sharding)"
+            )
+        if not all(0 <= c < bound for c in starts) or not all(0 <= i < self._shards_num for i in ids):
+            raise CorruptCheckpointError(
+                f"the checkpoint's iterator shard positions {starts} or shard ids {ids} are out of range"
+            )
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Move to a state :meth:`_parse_state` returned."""
+        self._counter, self._size = state["counter"], state["size"]
         if self._reader_name:
-            self._counter_per_gpu, self._shard_sizes_per_gpu, self._shards_id = per_shard, sizes, ids
+            self._counter_per_gpu = list(state["counter_per_shard"])
+            self._shard_sizes_per_gpu = list(state["shard_sizes"])
+            self._shards_id = list(state["shard_ids"])
 
     def _restore_from_pipelines(self) -> None:
         restored = [p.is_restored_from_checkpoint for p in self._pipes]
@@ -507,7 +566,7 @@ class BaseIterator:
                 stacklevel=4,
             )
             return
-        self._set_state(datas[0])
+        self._set_state(self._parse_state(datas[0]))
 
     def _pipeline_checkpoints(self) -> list[bytes]:
         data = json.dumps(self._state(), separators=(",", ":"))
@@ -548,9 +607,9 @@ class BaseIterator:
         Raises:
             ValueError: the state holds another number of checkpoints than there are pipelines.
             CheckpointMismatchError: the state was saved by an iterator with other options (e.g. another
-                ``last_batch_policy``; the message names each) or from another pipeline. Nothing is
-                restored.
-            CheckpointError: a checkpoint is damaged.
+                ``last_batch_policy``; the message names each) or from another pipeline.
+            CheckpointError: a checkpoint is damaged, or its iterator state does not fit this iterator.
+                Whatever the error, nothing moved (every pipeline and the iterator are as they were).
         """
         key = self._state_key()
         cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None
@@ -562,21 +621,28 @@ class BaseIterator:
         if not self._enable_checkpointing:
             raise ValueError("cannot restore: build the pipelines with enable_checkpointing=True")
         cpts = [bytes(c) for c in cpts]
-        data = decode(cpts[0]).iterator_data  # check the iterator's options before moving any pipeline
-        if data:
-            self._parse_state(data)
-        for p, cpt in zip(self._pipes, cpts):
-            p.restore(cpt)
+        for cpt in cpts:  # the iterator's own state is checked before any pipeline moves
+            data = ckpt.decode(cpt).iterator_data
+            if data:
+                self._parse_state(data)
+        before = [p.checkpoint() for p in self._pipes]
+        done = 0
+        try:
+            for p, cpt in zip(self._pipes, cpts):
+                p.restore(cpt)
+                done += 1
+        except BaseException:
+            for p, cpt in zip(self._pipes[:done], before):  # all pipelines or none
+                p.restore(cpt)
+            raise
         self._restore_from_pipelines()
         self._initial_checkpoints = cpts
         self._ever_consumed = False
         self._prepare()
 
 
-def _show(key: str, value: Any) -> str:
-    if key == "last_batch_policy":
-        return f"LastBatchPolicy.{value}"
-    return repr(value)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -82,6 +82,34 @@ def check_single_input(op, device, **kwargs):
     check_is_pipeline_stateless(pipeline_factory)
 
 
+def check_single_signal_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=[30, 40], dtype=np.float32), layout="ft", batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+def check_single_1d_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=[100], dtype=np.float32), batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+def check_single_encoded_audio_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        wav = os.path.join(get_dali_extra_path(), "db/audio/wav/237-134500-0000.wav")
+        audio, _ = fn.readers.file(files=[wav], pad_last_batch=True)
+        return op(move_to(audio, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
 def check_no_input(op, device, **kwargs):
     @pipeline_def(enable_checkpointing=True)
     def pipeline_factory():
@@ -167,6 +195,61 @@ def arithm_ops_outputs(data):
         data | 2,
         data ^ 2,
     )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("preemphasis_filter")
+def test_preemphasis_filter_stateless(device):
+    check_single_input(fn.preemphasis_filter, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("spectrogram")
+def test_spectrogram_stateless(device):
+    check_single_1d_input(fn.spectrogram, device)
+
+
+@stateless_signed_off("power_spectrum")
+def test_power_spectrum_stateless():
+    check_single_signal_input(fn.power_spectrum, "cpu")
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("mel_filter_bank")
+def test_mel_filter_bank_stateless(device):
+    check_single_signal_input(fn.mel_filter_bank, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("mfcc")
+def test_mfcc_stateless(device):
+    check_single_signal_input(fn.mfcc, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("nonsilent_region")
+def test_nonsilent_region_stateless(device):
+    check_single_1d_input(lambda *args, **kwargs: fn.nonsilent_region(*args, **kwargs)[0], device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("audio_resample", "experimental.audio_resample")
+def test_audio_resample_stateless(device):
+    check_single_signal_input(fn.audio_resample, device, scale=0.5)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("to_decibels")
+def test_to_decibels_stateless(device):
+    check_single_signal_input(fn.to_decibels, device)
+
+
+@stateless_signed_off("decoders.audio", "audio_decoder")
+def test_audio_decoder_stateless():
+    def audio_decoder_wrapper(*args, **kwargs):
+        return fn.decoders.audio(*args, **kwargs)[0]
+
+    check_single_encoded_audio_input(audio_decoder_wrapper, "cpu")
 
 
 @params("cpu", "gpu")

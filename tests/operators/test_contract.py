@@ -100,13 +100,24 @@ def test_docstrings_come_from_the_schema():
 def test_statefulness_follows_from_defining_state():
     assert not REGISTRY["random.uniform"].stateful
     assert REGISTRY["readers.file"].stateful and REGISTRY["external_source"].stateful
-    with pytest.raises(TypeError, match="defines state\\(\\) but not restore"):
+    with pytest.raises(TypeError, match="defines state\\(\\) but not check_state\\(state, at\\) and restore"):
 
         class Broken(Operator):
             type = "test.broken"
 
             def state(self):
                 return 0
+
+    with pytest.raises(TypeError, match="defines state\\(\\) but not check_state\\(state, at\\);"):
+
+        class Unchecked(Operator):  # a restore that cannot refuse before moving anything
+            type = "test.unchecked"
+
+            def state(self):
+                return 0
+
+            def restore(self, state, at):
+                pass
 
 
 # ---- fingerprints keyed by name, defaults left out ----------------------------------------------------
@@ -182,6 +193,10 @@ def test_a_new_stateful_operator_needs_no_codec_change():
         def state(self):
             return {"count": self.count, "history": [self.count, b"\x00", None, 1.5, {"ok": True}]}
 
+        def check_state(self, state, at):
+            if not isinstance(state, dict) or not isinstance(state.get("count"), int):
+                raise CheckpointError(f"not a counter's state: {state!r}")
+
         def restore(self, state, at):
             self.count = state["count"]
 
@@ -215,11 +230,13 @@ def test_operator_state_that_is_not_plain_data_is_a_clear_error():
 # ---- DALI compatibility ----------------------------------------------------------------------------
 def test_dali_pipeline_options_are_accepted():
     pipe = Pipeline(
-        batch_size=2, num_threads=2, device_id=0, seed=1, exec_async=False, exec_pipelined=False, exec_dynamic=True,
+        batch_size=2, num_threads=2, device_id=0, seed=1, exec_async=True, exec_pipelined=False, exec_dynamic=False,
         py_start_method="spawn", py_num_workers=2, set_affinity=True, bytes_per_sample=1024, enable_memory_stats=False,
-        prefetch_queue_depth={"cpu_size": 3, "gpu_size": 2}, enable_conditionals=False, max_streams=-1,
+        prefetch_queue_depth={"cpu_size": 3, "gpu_size": 2}, enable_conditionals=False, stream_policy=None,
     )
     assert pipe.prefetch_queue_depth == 3 and pipe.device_id == 0
+    with pytest.raises(ValueError, match="exec_async"):  # DALI's rule for separated queues
+        Pipeline(batch_size=2, exec_async=False, prefetch_queue_depth={"cpu_size": 3, "gpu_size": 2})
     with pytest.raises(TypeError, match="pipeline option exec_async"):
         Pipeline(batch_size=2, exec_async="no")
     with pytest.raises(TypeError, match="pipeline option enable_checkpointing"):

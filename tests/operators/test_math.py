@@ -203,3 +203,40 @@ def test_integer_division_modulo_power_and_bitwise_equal_dalis(dali):
 
     for i, (mine, theirs) in enumerate(zip(define(pipestate), define(nvidia.dali))):
         assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs), (i, mine[0], theirs[0])
+
+
+BAD_OPERANDS = [None, "a", b"x", 1j, object(), [1, None], np.array(["a"])]
+
+
+@pytest.mark.parametrize("operand", BAD_OPERANDS, ids=repr)
+@pytest.mark.parametrize("reflected", [False, True], ids=["node op x", "x op node"])
+def test_operands_dali_refuses_are_type_errors_at_definition(dali, operand, reflected):
+    """DALI raises TypeError while the pipeline is defined; so does pipestate (None was accepted and failed
+    in run() with an internal StopIteration)."""
+    import nvidia.dali
+
+    import pipestate
+
+    def define(lib):
+        @lib.pipeline_def(batch_size=2, num_threads=1, device_id=None, seed=1)
+        def p():
+            node = lib.fn.random.uniform()
+            return (operand - node) if reflected else (node - operand)
+
+        return p
+
+    for lib in (nvidia.dali, pipestate):
+        with pytest.raises(TypeError):
+            define(lib)()
+
+
+def test_an_operator_missing_an_operand_is_refused_at_definition():
+    from pipestate.operators.arithmetic import Arithmetic
+    from pipestate.tracing import add_operator
+
+    @pipeline_def(batch_size=2)
+    def p():
+        return add_operator(Arithmetic, [fn.random.uniform()], {"op": "add"})
+
+    with pytest.raises(TypeError, match="arithmetic add takes 2 operand"):
+        p()

@@ -172,7 +172,7 @@ class Reader(Operator):
     def state(self) -> dict:
         return {"epoch": self.epoch, "consumed": self.consumed, "dataset_digest": self.dataset_digest}
 
-    def restore(self, state: Any, at: Position) -> None:
+    def check_state(self, state: Any, at: Position) -> None:
         where = f"operator {self.name!r} ({self.type})"
         if (
             not isinstance(state, dict)
@@ -195,7 +195,9 @@ class Reader(Operator):
                 f"{where}: position {consumed} of reader epoch {epoch} is not where this reader is after "
                 f"{at.iteration} batches of {self.batch_size} on this dataset; the checkpoint does not fit it"
             )
-        self.epoch, self.consumed = epoch, consumed
+
+    def restore(self, state: Any, at: Position) -> None:
+        self.epoch, self.consumed = state["epoch"], state["consumed"]
 
     def next_epoch(self) -> None:
         """No-op: readers wrap into their next epoch by themselves (as in DALI)."""

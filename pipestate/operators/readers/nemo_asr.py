@@ -12,6 +12,8 @@ import numpy as np
 
 from pipestate.batch import Batch
 from pipestate.operators import schema as sch
+from pipestate.operators.audio import _resampling
+from pipestate.operators.audio.decoders import decode_audio
 from pipestate.operators.base import BuildEnv, RunContext, register
 from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
@@ -24,60 +26,6 @@ _OUTPUT_DTYPES = (np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.float32))
 
 class ManifestError(ValueError):
     """A NeMo manifest line cannot be used (names the manifest and line)."""
-
-
-def decode_audio(
-    path: str, offset: float, duration: float | None, dtype: np.dtype, downmix: bool, sample_rate: float
-) -> tuple[np.ndarray, float]:
-    """Decode ``duration`` seconds (all when ``None``) from ``offset`` seconds of an audio file, as DALI does.
-
-    The one place that decodes audio (``soundfile``, i.e. libsndfile: WAV, FLAC, OGG/Vorbis...), kept apart
-    so that it can be replaced by the shared audio decoder. Frames: ``int(offset * rate)`` and
-    ``int(duration * rate)``, clipped to the file. Without downmixing (or for mono files) the samples come
-    straight from libsndfile in ``dtype`` (shape ``(frames, channels)``); with ``downmix`` several channels
-    are averaged in float32 (``sum(x[c] * (1 / C))``, as DALI) and converted with ``round(x * max(dtype))``
-    (the product in float32), saturated (shape ``(frames,)``).
-
-    Returns:
-        (samples, the file's sample rate).
-
-    Raises:
-        ImportError: ``soundfile`` is missing. ValueError: an unreadable file (naming it), or a file whose rate
-            differs from ``sample_rate`` (resampling is not available in this reader yet).
-    """
-    try:
-        import soundfile
-    except ImportError:
-        raise ImportError("fn.readers.nemo_asr needs the 'soundfile' package: pip install 'pipestate[audio]'") from None
-    try:
-        with soundfile.SoundFile(path) as f:
-            rate, total, channels = float(f.samplerate), f.frames, f.channels
-            if sample_rate > 0 and sample_rate != rate:
-                raise ValueError(
-                    f"fn.readers.nemo_asr(): {path!r} has a sample rate of {rate:g} Hz, sample_rate={sample_rate:g} "
-                    "asks for resampling, which this reader does not do yet: resample the files offline, or omit "
-                    "sample_rate and resample in the pipeline"
-                )
-            start = int(offset * rate) if offset > 0 else 0
-            length = total if duration is None or duration < 0 else int(duration * rate)
-            length = max(0, min(length, total - start))
-            f.seek(min(start, total))
-            mix = downmix and channels > 1
-            kind = "float32" if mix else {np.int16: "int16", np.int32: "int32", np.float32: "float32"}[dtype.type]
-            data = f.read(length, dtype=kind, always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as exc:
-        raise ValueError(f"cannot decode audio file {path!r}: {exc}") from None
-    if not mix:
-        return (data[:, 0].copy() if downmix else data), rate
-    weight = np.float32(1.0 / channels)  # DALI's downmix: sum of x[c] * (1/C), in float32, channel by channel
-    mono = data[:, 0] * weight
-    for c in range(1, channels):
-        mono += data[:, c] * weight
-    if dtype == np.float32:
-        return mono, rate
-    info = np.iinfo(dtype)
-    scaled = (mono * np.float32(info.max)).astype(np.float64)  # the product in float32, as DALI
-    return np.clip(np.rint(scaled), info.min, info.max).astype(dtype), rate
 
 
 def parse_manifest(path: str, min_duration: float, max_duration: float, read_text: bool) -> list[tuple]:
@@ -134,12 +82,15 @@ class NemoAsrReader(Reader):
     Each manifest line is a JSON object with ``audio_filepath`` (relative paths are relative to the working
     directory, as in DALI), optional ``duration`` and ``offset`` (seconds: the part of the file read) and
     ``text``. Entries outside ``[min_duration, max_duration]`` are left out; ``idx`` counts the entries kept.
-    Audio is decoded with libsndfile (``pip install pipestate[audio]``).
+    Audio is decoded with libsndfile (``pip install pipestate[audio]``) by the shared audio decoder
+    (:func:`pipestate.operators.audio.decoders.decode_audio`) and, with ``sample_rate``, resampled in the reader
+    with DALI's windowed-sinc resampler (``quality``), as DALI does.
 
 
     Returns:
         audio (``dtype``; 1-D with ``downmix``, else ``(frames, channels)``), then as requested the sample
-        rate (float32 scalar), the transcript (UTF-8 bytes as 1-D uint8) and the entry index (int64 (1,)).
+        rate (float32 scalar: the file's, also when resampling, as DALI), the transcript (UTF-8 bytes as 1-D
+        uint8) and the entry index (int64 (1,)).
 
     Raises:
         ValueError / TypeError: invalid arguments (at definition); ``ManifestError`` (a ``ValueError``) for a
@@ -167,8 +118,8 @@ class NemoAsrReader(Reader):
         Arg("read_idxs", sch.Bool(), False, "Output each sample's index among the kept manifest entries"),
         Arg("dtype", sch.DType(), np.dtype(np.float32), "Output type: float32, int16 or int32"),
         Arg("downmix", sch.Bool(), True, "Average the channels into one (1-D output)"),
-        Arg("sample_rate", sch.Float(), -1.0, "Target sample rate (resampling is not supported yet)"),
-        Arg("quality", sch.Float(0, 100), 50.0, "Resampling quality (accepted for DALI compatibility)"),
+        Arg("sample_rate", sch.Float(), -1.0, "Resample to this rate in Hz (<= 0: keep each file's rate)"),
+        Arg("quality", sch.Float(0, 100), 50.0, "Resampling quality: 0: 3 sinc lobes, 50: 16, 100: 64"),
         Arg("min_duration", sch.Float(), 0.0, "Leave out entries shorter than this (seconds; 0: no limit)"),
         Arg("max_duration", sch.Float(), 0.0, "Leave out entries longer than this (seconds; 0: no limit)"),
         Arg("normalize_text", sch.Bool(), None, "Deprecated in DALI, ignored"),
@@ -187,6 +138,7 @@ class NemoAsrReader(Reader):
         if a["dtype"] not in _OUTPUT_DTYPES:
             raise ValueError(f"fn.readers.nemo_asr(): dtype={a['dtype']} must be types.FLOAT, INT16 or INT32")
         self.num_outputs = 1 + int(a["read_sample_rate"]) + int(a["read_text"]) + int(a["read_idxs"])
+        self.lobes = _resampling.lobes_for_quality(a["quality"])
 
     def setup(self, env: BuildEnv) -> None:
         super().setup(env)
@@ -221,16 +173,19 @@ class NemoAsrReader(Reader):
         out = []
         for i in indices:
             duration = float(self.durations[i])
-            out.append(
-                decode_audio(
+            try:
+                decoded = decode_audio(
                     self.paths[i],
-                    float(self.offsets[i]),
-                    None if duration < 0 else duration,
                     a["dtype"],
                     a["downmix"],
                     a["sample_rate"],
+                    self.lobes,
+                    float(self.offsets[i]),
+                    None if duration < 0 else duration,
                 )
-            )
+            except ValueError as exc:
+                raise ValueError(f"audio file {self.paths[i]!r}: {exc}") from None
+            out.append(decoded)
         return out
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:

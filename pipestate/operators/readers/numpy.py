@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import os
+import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -21,6 +22,10 @@ from pipestate.operators.schema import Arg
 _MAGIC = b"\x93NUMPY"
 MAX_HEADER_BYTES = 1 << 16
 """Longest ``.npy`` header read (version 1 headers cannot be longer; numpy itself stops at 10,000)."""
+# CPython 3.11's AST converter (behind ast.literal_eval) keeps its recursion depth in interpreter-wide
+# state: two threads converting at once can fail with "SystemError: AST constructor recursion depth
+# mismatch". Headers are parsed once per file, so one lock costs nothing.
+_LITERAL_EVAL = threading.Lock()
 
 
 class NpyHeader(NamedTuple):
@@ -56,7 +61,9 @@ def parse_header(path: str, head: bytes) -> NpyHeader:
     if len(head) < start + size:
         raise ValueError(f"{path!r}: the .npy header is truncated")
     try:
-        meta = ast.literal_eval(head[start : start + size].decode("latin1" if major < 3 else "utf8"))
+        text = head[start : start + size].decode("latin1" if major < 3 else "utf8")
+        with _LITERAL_EVAL:
+            meta = ast.literal_eval(text)
         dtype = np.dtype(np.lib.format.descr_to_dtype(meta["descr"]))
         shape = tuple(int(d) for d in meta["shape"])
         fortran = bool(meta["fortran_order"])
