@@ -112,6 +112,7 @@ def test_fill_at_the_end_of_a_short_epoch_without_auto_reset(tmp_path):
                           expect_resume="epoch=1-step=15.ckpt")  # step 15: the last batch of the 7-batch epoch 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_fill_at_the_end_of_a_full_epoch_with_max_steps(tmp_path):
     check_kill_and_resume(tmp_path, "FILL", True, kill_at=10, every=4, max_steps=26,
@@ -119,10 +120,11 @@ def test_fill_at_the_end_of_a_full_epoch_with_max_steps(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_fill_from_an_epoch_end_checkpoint(tmp_path):
-    """ModelCheckpoint(every_n_epochs=1) saves in on_train_epoch_end: Lightning resumes with a new epoch."""
-    check_kill_and_resume(tmp_path, "FILL", False, kill_at=17, every="epoch", max_epochs=4,
-                          expect_resume="epoch=1-step=15.ckpt")
+def test_fill_from_an_epoch_end_checkpoint_with_max_steps(tmp_path):
+    """ModelCheckpoint(every_n_epochs=1) saves in on_train_epoch_end; training by max_steps, Lightning resumes
+    by asking for one more batch of the restored epoch (its end) before the next epoch."""
+    check_kill_and_resume(tmp_path, "FILL", False, kill_at=25, every="epoch", max_steps=33,
+                          expect_resume="epoch=2-step=23.ckpt")
 
 
 @pytest.mark.timeout(300)
