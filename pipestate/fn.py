@@ -9,6 +9,7 @@ warn as DALI's do.
 
 from __future__ import annotations
 
+import difflib
 import sys
 import types as _types
 import warnings
@@ -22,6 +23,36 @@ from pipestate.tracing import make_function
 
 __all__: list[str] = []
 
+MIGRATION_TABLE = "docs/migrating-from-dali.md#dali-features-and-their-status"
+
+
+def _missing(namespace: _types.ModuleType, path: str, name: str) -> AttributeError:
+    """The error for ``fn.<path>.<name>`` that does not exist: it names the operator, suggests close names
+    and points to the migration guide's table of DALI features (an ``AttributeError``, so ``hasattr`` and
+    ``getattr(..., default)`` keep working)."""
+    full = f"fn.{path}.{name}" if path else f"fn.{name}"
+    close = difflib.get_close_matches(name, getattr(namespace, "__all__", []), n=3)
+    hint = f" Did you mean {', '.join(f'fn.{path}.{c}' if path else f'fn.{c}' for c in close)}?" if close else ""
+    return AttributeError(
+        f"pipestate has no operator {full}.{hint} If it is a DALI operator, it is not in this release: the table "
+        f"of DALI features in {MIGRATION_TABLE} lists what exists and what to use instead."
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise _missing(sys.modules[__name__], "", name)
+
+
+def _namespace_getattr(module: _types.ModuleType, path: str):  # noqa: ANN202 - a module __getattr__
+    def __getattr__(name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+        raise _missing(module, path, name)
+
+    return __getattr__
+
 
 def _namespace(path: list[str]) -> _types.ModuleType:
     """The module ``pipestate.fn.<path>``, created (and registered in ``sys.modules``) on first use."""
@@ -32,6 +63,7 @@ def _namespace(path: list[str]) -> _types.ModuleType:
             name = ".".join([__name__, *path[: i + 1]])
             child = _types.ModuleType(name, f"``fn.{'.'.join(path[: i + 1])}``: operators of this family.")
             child.__all__ = []
+            child.__getattr__ = _namespace_getattr(child, ".".join(path[: i + 1]))
             sys.modules[name] = child
             setattr(target, part, child)
             target.__all__.append(part)

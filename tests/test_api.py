@@ -50,3 +50,16 @@ def test_core_import_does_not_import_heavy_frameworks():
     code = f"import sys, pipestate; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_missing_operator_names_itself_and_points_to_the_migration_table():
+    import pytest
+
+    with pytest.raises(AttributeError, match=r"pipestate has no operator fn\.optical_flow\. If it is a DALI "
+                                             r"operator.*docs/migrating-from-dali\.md#dali-features-and-their-status"):
+        fn.optical_flow  # noqa: B018
+    with pytest.raises(AttributeError, match=r"no operator fn\.random\.unifrom\. Did you mean fn\.random\.uniform\?"):
+        fn.random.unifrom  # noqa: B018
+    assert not hasattr(fn.readers, "no_such_reader") and getattr(fn, "no_such_op", 7) == 7
+    with pytest.raises(AttributeError, match="has no attribute '__wrapped__'"):  # dunders: the usual error
+        fn.random.__wrapped__  # noqa: B018

@@ -6,6 +6,8 @@ format's job (its envelope carries a length and a checksum), so the built-in bac
 load with :func:`validate_checkpoint` and raise :class:`~pipestate.errors.CorruptCheckpointError` for
 damaged bytes.
 
+Checkpointer step files (several named parts, :mod:`pipestate.io.step`) are stored and validated the same way.
+
 Error policy of the built-in backends: an operating-system failure surfaces as the *original*
 ``OSError`` subclass with its ``errno`` preserved (``PermissionError`` for ``EACCES``, ``OSError`` with
 ``errno.ENOSPC`` for a full disk, ...), re-raised with a message that names the checkpoint path and says
@@ -24,12 +26,16 @@ from typing import Any, Union
 
 from pipestate.checkpoint import decode
 from pipestate.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointVersionError
+from pipestate.io.step import MAX_STEP_BYTES, decode_step, is_step
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 MAX_CHECKPOINT_BYTES = 2**31 - 1
 """The largest checkpoint a load accepts: a protobuf message cannot exceed 2 GiB, so anything larger is
-refused as corrupt before it is read into memory."""
+refused as corrupt before it is read into memory (a Checkpointer step file, which holds model state too,
+may be up to :data:`MAX_FILE_BYTES`)."""
+MAX_FILE_BYTES = MAX_STEP_BYTES
+"""The largest file a load reads: a Checkpointer step file (its header says so) of at most 1 TiB."""
 
 _ADVICE = {
     errno_mod.ENOSPC: "free space on that filesystem or save elsewhere",
@@ -111,14 +117,15 @@ class CheckpointIO(abc.ABC):
 
 
 def validate_checkpoint(
-    blob: bytes,
+    blob: bytes | memoryview,
     path: PathLike | None = None,
     *,
     where: str | None = None,
     advice: str = "The file is damaged or is not a pipestate checkpoint; restore an earlier one "
     "(Checkpointer.latest() skips damaged files).",
 ) -> bytes:
-    """Check that ``blob`` is an intact pipestate checkpoint.
+    """Check that ``blob`` is an intact pipestate checkpoint, or an intact Checkpointer step file
+    (:mod:`pipestate.io.step`: every part's checksum, and every pipestate checkpoint inside).
 
     Args:
         blob: The bytes.
@@ -136,7 +143,10 @@ def validate_checkpoint(
     """
     where = where if where is not None else os.fspath(path)
     try:
-        decode(blob)
+        if is_step(blob):
+            decode_step(blob)
+        else:
+            decode(blob)
     except UnsupportedCheckpointVersionError as exc:
         raise UnsupportedCheckpointVersionError(f"{where}: {exc}") from exc
     except CheckpointError as exc:

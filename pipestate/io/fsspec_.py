@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipestate.errors import CorruptCheckpointError
-from pipestate.io.base import MAX_CHECKPOINT_BYTES, CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
+from pipestate.io.base import MAX_FILE_BYTES, CheckpointIO, PathLike, reraise_os_error, validate_checkpoint
 from pipestate.io.local import _HOST, LocalCheckpointIO, _pid_alive, is_temp_name, temp_name, validate_before_save
 
 logger = logging.getLogger("pipestate.io")
@@ -234,7 +234,7 @@ class FsspecCheckpointIO(CheckpointIO):
             size, crc = int(marker["size"]), int(marker["crc32"])
             if marker.get("kind") != _MARKER_KIND:
                 raise ValueError("not a pipestate commit marker")
-            if not 0 <= size <= MAX_CHECKPOINT_BYTES:
+            if not 0 <= size <= MAX_FILE_BYTES:
                 raise ValueError(f"size {size} is not that of a checkpoint")
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
             raise CorruptCheckpointError(f"{url}: the commit marker is damaged ({exc}); save again") from exc

@@ -32,11 +32,14 @@ from typing import Any
 from pipestate.errors import CorruptCheckpointError
 from pipestate.io.base import (
     MAX_CHECKPOINT_BYTES,
+    MAX_FILE_BYTES,
     CheckpointIO,
     PathLike,
     reraise_os_error,
     validate_checkpoint,
 )
+from pipestate.io.step import MAGIC as STEP_MAGIC
+from pipestate.io.step import is_step
 
 logger = logging.getLogger("pipestate.io")
 
@@ -213,7 +216,8 @@ class LocalCheckpointIO(CheckpointIO):
             OSError: the file cannot be read (original subclass and errno).
             CorruptCheckpointError: the file is empty, truncated, altered, larger than any checkpoint
                 (:data:`~pipestate.io.base.MAX_CHECKPOINT_BYTES`), not a regular file (a FIFO or a
-                device is refused without blocking on it), or not a pipestate checkpoint.
+                device is refused without blocking on it), or neither a pipestate checkpoint nor a
+                Checkpointer step file (larger files are read only when they start as a step file).
         """
         try:
             blob = read_checkpoint_file(path)
@@ -362,21 +366,30 @@ def read_checkpoint_file(path: PathLike) -> bytes:
                 f"{os.fspath(path)}: not a regular file ({_file_kind(st.st_mode)}); a checkpoint is a regular "
                 "file. Point to the checkpoint file itself."
             )
-        if st.st_size > MAX_CHECKPOINT_BYTES:
-            raise _too_large(path, st.st_size)
+        limit = MAX_CHECKPOINT_BYTES
+        if st.st_size > limit:
+            head = os.pread(fd, len(STEP_MAGIC), 0)
+            if not is_step(head) or st.st_size > MAX_FILE_BYTES:
+                raise _too_large(path, st.st_size, is_step(head))
+            limit = MAX_FILE_BYTES
         chunks, total, want = [], 0, st.st_size + 1  # one byte more than stat says: notice growth
         while chunk := os.read(fd, want):
             chunks.append(chunk)
             total += len(chunk)
-            if total > MAX_CHECKPOINT_BYTES:
-                raise _too_large(path, total)
-            want = min(1 << 20, MAX_CHECKPOINT_BYTES + 1 - total)
+            if total > limit:
+                raise _too_large(path, total, limit == MAX_FILE_BYTES)
+            want = min(1 << 20, limit + 1 - total)
         return b"".join(chunks)
     finally:
         os.close(fd)
 
 
-def _too_large(path: PathLike, size: int) -> CorruptCheckpointError:
+def _too_large(path: PathLike, size: int, step: bool = False) -> CorruptCheckpointError:
+    if step:
+        return CorruptCheckpointError(
+            f"{os.fspath(path)}: {size} bytes or more is larger than any step file pipestate reads (at most "
+            f"{MAX_FILE_BYTES} bytes). Restore an earlier one."
+        )
     return CorruptCheckpointError(
         f"{os.fspath(path)}: {size} bytes or more is larger than any pipestate checkpoint (at most "
         f"{MAX_CHECKPOINT_BYTES} bytes); this is not a checkpoint. Restore an earlier one."

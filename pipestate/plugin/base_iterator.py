@@ -18,6 +18,7 @@ import enum
 import json
 import math
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,16 @@ from pipestate.pipeline import Pipeline
 __all__ = ["BaseIterator", "LastBatchPolicy"]
 
 _STATE_VERSION = 1
+_DRIVEN_BY: weakref.WeakKeyDictionary[Pipeline, weakref.ref] = weakref.WeakKeyDictionary()
+
+
+def iterator_of(pipeline: Pipeline) -> BaseIterator | None:
+    """Return the live iterator that drives ``pipeline`` (the last one created over it), or ``None``.
+
+    ``Checkpointer.save`` uses it to warn that a pipeline's own checkpoint lacks its iterator's counters.
+    """
+    ref = _DRIVEN_BY.get(pipeline)
+    return ref() if ref is not None else None
 
 
 @enum.unique
@@ -75,6 +86,9 @@ class BaseIterator:
             :class:`LastBatchPolicy`.
         ValueError: inconsistent arguments (the message names them), or pipelines that disagree on
             ``batch_size``, checkpointing or the reader's configuration.
+        CheckpointMismatchError: the pipelines were restored from checkpoints of an iterator with other
+            options (``last_batch_policy``, ``size``/``reader_name``, number of pipelines); the message
+            names each.
     """
 
     def __init__(
@@ -95,6 +109,8 @@ class BaseIterator:
             if not isinstance(p, Pipeline):
                 raise TypeError(f"pipelines[{i}] is a {type(p).__name__}, not a pipestate Pipeline")
         self._pipes = pipes
+        for p in pipes:
+            _DRIVEN_BY[p] = weakref.ref(self)
         self._num_gpus = len(pipes)
         self.batch_size = pipes[0].batch_size
         if any(p.batch_size != self.batch_size for p in pipes):
@@ -111,6 +127,7 @@ class BaseIterator:
         self._last_batch_policy = last_batch_policy
         self._last_batch_padded = bool(last_batch_padded)
         self._size = int(size)
+        self._size_argument = self._size
         if self._size == 0:
             raise ValueError("size=0: give the number of samples in the shard, or -1 to read until StopIteration")
         if reader_name and self._size > 0:
@@ -134,6 +151,8 @@ class BaseIterator:
         for p in pipes:
             p.build()
         self._read_reader_meta()
+        self._initial_size = self._size
+        self._source_ended = False  # size=-1: a pipeline raised StopIteration and no reset() followed
         self._ever_consumed = False
         self._first_batch: Any = None
         self._pending_stop = False
@@ -207,6 +226,7 @@ class BaseIterator:
             for p in self._pipes:
                 outputs.append(p.run())
         except StopIteration:
+            self._source_ended = True
             if self._size < 0 and self._auto_reset:
                 self.reset()
             raise
@@ -257,6 +277,7 @@ class BaseIterator:
                 "the iterator does not reset in the middle of an epoch (as DALI); ignoring reset()", stacklevel=2
             )
             return
+        self._source_ended = False
         fill_wrapping = self._last_batch_policy is LastBatchPolicy.FILL and not self._last_batch_padded
         if fill_wrapping and self._reader_name:
             read = self._counter - min(self._counter_per_gpu)
@@ -356,9 +377,87 @@ class BaseIterator:
             return self.size // per_batch
         return math.ceil(self.size / per_batch)
 
+    def _epoch_over(self) -> bool:
+        """Whether the current epoch has no batch left (the next ``next()`` would raise ``StopIteration``)."""
+        if self._pending_stop or self._source_ended or self._ended():
+            return True
+        return self._last_batch_policy is LastBatchPolicy.DROP and self._advance(dry_run=True, end_iteration=False)
+
+    def _begin_epoch(self) -> None:
+        """Start the next epoch if the current one is over; otherwise do nothing (no warning).
+
+        What a training loop that counts its own epochs needs at the start of each of them (the Lightning
+        data module calls it): unlike ``iter()``, it never tries to reset in the middle of an epoch, e.g.
+        after ``auto_reset`` already reset or with the samples ``FILL`` carried into the next epoch.
+        """
+        if self._pending_stop:
+            self._pending_stop = False
+            if not self._auto_reset:
+                self.reset()
+        elif self._epoch_over():
+            self.reset()
+        self._restored_at_end = False
+
+    def _max_batches_per_epoch(self) -> int | None:
+        """The most batches any epoch of this iterator has (``None`` for ``size=-1``).
+
+        ``len()`` is the length of the current epoch, as in DALI: with ``FILL`` and no padding it
+        alternates (e.g. 8, 7, 8, ...: the samples that filled the last batch are not read again). Loops
+        that read the length once (Lightning) need this bound instead, and end shorter epochs at
+        ``StopIteration``.
+        """
+        if self._initial_size < 0:
+            return None
+        per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
+        if self._last_batch_policy is LastBatchPolicy.DROP:
+            return self._initial_size // per_batch
+        return math.ceil(self._initial_size / per_batch)
+
     # ---- checkpoints -------------------------------------------------------------------------------
+    def _options(self) -> dict[str, int]:
+        """The arguments, besides ``reader_name``/``size`` and the shards, that decide which samples later
+        batches hold: stored with the state (as integers) and compared on restore."""
+        return {
+            "last_batch_policy": self._last_batch_policy.value,
+            "last_batch_padded": int(self._last_batch_padded),
+            "pipelines": self._num_gpus,
+        }
+
+    def _check_options(self, state: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointMismatchError` naming every option that differs from the saved ones (a
+        state written before they were stored has none: nothing to compare)."""
+        diffs = []
+        for key, ours in self._options().items():
+            if key not in state:
+                continue
+            saved = state[key]
+            if not _is_int(saved):
+                raise CorruptCheckpointError(f"the checkpoint's iterator option {key}={saved!r} is not an integer")
+            if saved == ours:
+                continue
+            if key == "last_batch_policy":
+                known = {p.value: p for p in LastBatchPolicy}
+                if saved not in known:
+                    raise CorruptCheckpointError(f"the checkpoint's iterator has last_batch_policy={saved}")
+                diffs.append(f"last_batch_policy is {LastBatchPolicy(ours)}, the checkpoint's iterator had "
+                             f"{known[saved]}")
+            elif key == "last_batch_padded":
+                diffs.append(f"last_batch_padded is {bool(ours)}, the checkpoint's iterator had {bool(saved)}")
+            else:
+                diffs.append(f"the number of pipelines is {ours}, the checkpoint's iterator had {saved}")
+        if diffs:
+            raise CheckpointMismatchError(
+                "the checkpoint was taken by an iterator with other options:\n  - "
+                + "\n  - ".join(diffs)
+                + "\nConstruct the iterator with the options it was saved with (another last_batch_policy "
+                "would change where every later epoch ends and which samples its batches hold), or start "
+                "without the checkpoint.",
+                diffs,
+            )
+
     def _state(self) -> dict[str, Any]:
-        state = {"version": _STATE_VERSION, "counter": int(self._counter), "size": int(self._size)}
+        state: dict[str, Any] = {"version": _STATE_VERSION, "counter": int(self._counter), "size": int(self._size)}
+        state.update(self._options())
         if self._reader_name:
             state["counter_per_shard"] = [int(v) for v in self._counter_per_gpu]
             state["shard_sizes"] = [int(v) for v in self._shard_sizes_per_gpu]
@@ -372,8 +471,8 @@ class BaseIterator:
             CorruptCheckpointError: not an iterator state this library writes (not a JSON object of
                 integers, non-integral or out-of-range numbers, nesting, values no iterator reaches).
             UnsupportedCheckpointVersionError: a state version this library does not read.
-            CheckpointMismatchError: the state of an iterator configured otherwise (``reader_name`` or
-                ``size``, the number of shards or pipelines, the dataset's shard sizes).
+            CheckpointMismatchError: the state of an iterator configured otherwise (``last_batch_policy``,
+                ``reader_name`` or ``size``, the number of shards or pipelines, the dataset's shard sizes).
         """
 
         def not_json(token: str) -> Any:
@@ -398,11 +497,12 @@ class BaseIterator:
         keys = {"version", "counter", "size"} | (
             {"counter_per_shard", "shard_sizes", "shard_ids"} if self._reader_name else set()
         )
-        if set(state) != keys:
+        if not keys <= set(state) <= keys | set(self._options()):  # the options are optional (older states)
             raise CheckpointMismatchError(
                 f"the checkpoint's iterator state has the fields {sorted(state)}, this iterator's are "
                 f"{sorted(keys)}: restore it into an iterator with the same reader_name or size"
             )
+        self._check_options(state)
         per_batch = self.batch_size if self._reader_name else self._num_gpus * self.batch_size
         if self._reader_name:
             most = _round_up(math.ceil(self._size_no_pad / self._shards_num), self.batch_size)
@@ -513,8 +613,10 @@ class BaseIterator:
 
         Raises:
             ValueError: the state holds another number of checkpoints than there are pipelines.
-            CheckpointError: a checkpoint is damaged or comes from another pipeline, or its iterator state
-                does not fit this iterator; nothing moved (every pipeline and the iterator are as they were).
+            CheckpointMismatchError: the state was saved by an iterator with other options (e.g. another
+                ``last_batch_policy``; the message names each) or from another pipeline.
+            CheckpointError: a checkpoint is damaged, or its iterator state does not fit this iterator.
+                Whatever the error, nothing moved (every pipeline and the iterator are as they were).
         """
         key = self._state_key()
         cpts = state_dict.get(key, state_dict.get(self._STATE_KEY)) if isinstance(state_dict, dict) else None

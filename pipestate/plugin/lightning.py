@@ -12,6 +12,7 @@ imports ``torch`` and ``pytorch_lightning``.
 from __future__ import annotations
 
 import io
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,43 +28,107 @@ from pipestate.plugin.base_iterator import BaseIterator
 __all__ = ["PipelineDataModule", "PipestateCheckpointIO"]
 
 
-class _TrackedLoader:
-    """Iterates an iterator for Lightning, keeping its state before each of the last few batches fetched.
+class _EpochLoader:
+    """What Lightning iterates: one pass (``iter()``) is one epoch of a pipestate iterator.
 
-    Lightning may fetch ahead of the batch the model trains on (to detect the last batch), so the state
-    to save is the one after the batches the model *used*: ``state()`` picks it by the count of batches
-    the data module saw go to the model (``on_after_batch_transfer``).
+    * Each pass starts the iterator's next epoch only if the current one is over
+      (:meth:`BaseIterator._begin_epoch`): never a mid-epoch ``reset()``, so ``auto_reset`` and the samples
+      ``FILL`` carries into the next epoch give Lightning the iterator's own epochs.
+    * ``len()`` is the longest epoch (:meth:`BaseIterator._max_batches_per_epoch`): Lightning reads it once
+      per ``fit``, and a shorter epoch (``FILL``: e.g. 8, 7, 8, ... batches) ends at ``StopIteration``. With
+      DALI's ``len()`` (the current epoch's) a resumed run would cut every epoch at the length of the epoch
+      it resumed in.
+    * Lightning fetches ahead of the training step and may abandon a pass with batches fetched but never
+      trained on (the end of an epoch it knew was over, a sanity check): the next pass first rewinds the
+      iterator to the state after the batches the model used (training) or to the start of the abandoned
+      pass (validation), so no batch is lost or repeated.
+    * For the training loader, :meth:`state` is the iterator's state after the batches handed to the model
+      (``used``, counted by the data module), from the states kept before each of the last few fetches.
     """
 
     _KEEP = 8
 
-    def __init__(self, iterator: BaseIterator) -> None:
+    def __init__(
+        self,
+        iterator: BaseIterator,
+        single: bool,
+        track: bool,
+        continuing: Callable[[bool], bool] | None = None,
+    ) -> None:
         self.iterator = iterator
+        self.single = single
+        self.track = track
+        self.continuing = continuing
         self.history: dict[int, dict[str, Any]] = {}
         self.fetched = 0
         self.used = 0
+        self.finished = True  # the last pass reached the end of its epoch
+        self.restored = False  # the iterator was restored and no pass has started since
 
     def __iter__(self) -> Iterator[Any]:
-        it = iter(self.iterator)
-        self.history, self.fetched, self.used = {}, 0, 0
+        return self._batches()
+
+    def _start(self) -> bool:
+        """Prepare the iterator for a pass; ``False``: this pass has no batch (see :meth:`_batches`)."""
+        it = self.iterator
+        restored, self.restored = self.restored, False
+        if not self.finished and it._enable_checkpointing:
+            rewind = self.history.get(self.used if self.track else 0)
+            if rewind is not None and (not self.track or self.fetched > self.used):
+                it.load_state_dict(rewind)
+        self.history, self.fetched, self.used, self.finished = {}, 0, 0, False
+        sized = it._max_batches_per_epoch() is not None
+        if restored and it._epoch_over() and self.continuing is not None and self.continuing(sized):
+            # Restored at the end of an epoch that Lightning has not closed yet (it saved after the last
+            # batch of an epoch shorter than len(), or, training by max_steps, at an epoch end): it asks
+            # for one more batch of that epoch; the answer is the end.
+            self.finished = True
+            return False
+        it._begin_epoch()
+        return True
+
+    def _batches(self) -> Iterator[Any]:
+        # Lazy: Lightning calls iter() before it restores its own loop state, and fetches from the pass
+        # only once that state says which epoch the batches belong to.
+        if not self._start():
+            return
+        it = self.iterator
+        keep = it._enable_checkpointing
         while True:
-            self.history[self.fetched] = it.state_dict()
-            self.history.pop(self.fetched - self._KEEP, None)
+            if keep and (self.track or self.fetched == 0):
+                self.history[self.fetched] = it.state_dict()
+                self.history.pop(self.fetched - self._KEEP, None)
             try:
                 batch = next(it)
             except StopIteration:
+                self.finished = True
                 return
             self.fetched += 1
-            yield batch
+            yield batch[0] if self.single else batch
+
+    def forget(self) -> None:
+        """Drop what the current pass knew: the iterator was just restored from outside."""
+        self.history, self.fetched, self.used, self.finished, self.restored = {}, 0, 0, True, True
 
     def state(self) -> dict[str, Any]:
-        """The iterator's state after the batches the model used in this epoch."""
+        """The iterator's state after the batches the model used in this pass."""
         if self.used in self.history:
             return self.history[self.used]
         return self.iterator.state_dict()
 
     def __len__(self) -> int:
-        return len(self.iterator)
+        bound = self.iterator._max_batches_per_epoch()
+        if bound is None:  # size=-1: Lightning treats the loader as unsized and ends epochs at StopIteration
+            raise TypeError("the iterator reads until its source ends (size=-1): its epochs have no length")
+        return bound
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: the position travels in :meth:`PipelineDataModule.state_dict` (Lightning checks that a
+        loader has this method to tell it is resumable)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing: :meth:`PipelineDataModule.load_state_dict` restores the position."""
 
 
 class PipelineDataModule(pl.LightningDataModule):
@@ -72,16 +137,20 @@ class PipelineDataModule(pl.LightningDataModule):
     The training batches are ``iterator`` outputs (``batch[0]`` for one pipeline, with ``single=True``).
     Lightning calls :meth:`state_dict` when it saves a checkpoint and :meth:`load_state_dict` when
     ``Trainer.fit(..., ckpt_path=...)`` restores one; the iterator then continues with the batch after
-    the last one the model trained on (Lightning's one-batch look-ahead is accounted for).
+    the last one the model trained on (Lightning's look-ahead is accounted for), mid-epoch or at an epoch
+    end, under every ``last_batch_policy``: Lightning's epochs are the iterator's epochs, and ``len()``
+    of the training loader is the longest epoch (``FILL`` epochs can be one batch shorter; they end at
+    ``StopIteration``).
 
-    Use iterators with ``auto_reset=True`` or the default (Lightning calls ``iter()`` every epoch, which
-    resets an ended iterator), and one ``Trainer`` process per iterator (e.g. shard with
-    ``shard_id=trainer.global_rank`` in ``train_iterator``).
+    Any ``auto_reset`` works (each Lightning epoch starts the iterator's next epoch once the current one is
+    over). Use one ``Trainer`` process per iterator (e.g. shard with ``shard_id=trainer.global_rank`` in
+    ``train_iterator``). The module defines ``val_dataloader`` only when ``val_iterator`` is given, so
+    Lightning runs no validation loop otherwise.
 
     Args:
-        train_iterator: A pipestate iterator, or a callable returning one (called in ``setup``).
-        val_iterator: Optional validation iterator (or callable); not checkpointed (validation runs
-            whole epochs).
+        train_iterator: A pipestate iterator, or a callable returning one (called on first use).
+        val_iterator: Optional validation iterator (or callable); not checkpointed. Each validation run
+            is a whole epoch of it (a run Lightning cuts short, e.g. the sanity check, is rewound).
         single: Hand out ``batch[0]`` (the dict of the only pipeline) instead of the list of dicts.
     """
 
@@ -95,41 +164,61 @@ class PipelineDataModule(pl.LightningDataModule):
         self._train_source = train_iterator
         self._val_source = val_iterator
         self.single = single
-        self._train: _TrackedLoader | None = None
-        self._val: BaseIterator | None = None
+        self._train: _EpochLoader | None = None
+        self._val: _EpochLoader | None = None
         self._pending: dict[str, Any] | None = None
+        if val_iterator is None and type(self).val_dataloader is PipelineDataModule.val_dataloader:
+            # Lightning runs validation when val_dataloader is overridden: without a validation iterator,
+            # this instance has LightningDataModule's (which Lightning sees as not overridden).
+            self.val_dataloader = types.MethodType(pl.LightningDataModule.val_dataloader, self)
 
     @staticmethod
-    def _make(source: BaseIterator | Callable[[], BaseIterator]) -> BaseIterator:
+    def _make(source: BaseIterator | Callable[[], BaseIterator], what: str) -> BaseIterator:
         it = source if isinstance(source, BaseIterator) else source()
         if not isinstance(it, BaseIterator):
-            raise TypeError(f"expected a pipestate iterator (pipestate.plugin.pytorch), got {type(it).__name__}")
+            raise TypeError(
+                f"{what} must be a pipestate iterator (e.g. pipestate.plugin.pytorch.DALIGenericIterator) or a "
+                f"callable returning one; got {type(it).__name__}"
+            )
         return it
 
     @property
     def train_iterator(self) -> BaseIterator:
-        """The training iterator (created on first use)."""
+        """The training iterator (created on first use, and restored if a checkpoint was loaded)."""
         if self._train is None:
-            self._train = _TrackedLoader(self._make(self._train_source))
+            self._train = _EpochLoader(
+                self._make(self._train_source, "train_iterator"), self.single, track=True,
+                continuing=self._lightning_is_mid_epoch,
+            )
             if self._pending is not None:
                 self._train.iterator.load_state_dict(self._pending)
+                self._train.forget()
                 self._pending = None
         return self._train.iterator
 
     def train_dataloader(self) -> Any:
-        """The training batches (an iterable Lightning iterates once per epoch)."""
+        """The training batches: an iterable Lightning iterates once per epoch."""
         self.train_iterator  # noqa: B018 - creates and restores the iterator
-        loader = self._train
-        single = self.single
-        return _Mapped(loader, (lambda b: b[0]) if single else (lambda b: b))
+        return self._train
 
     def val_dataloader(self) -> Any:
-        """The validation batches, when a validation iterator was given."""
-        if self._val_source is None:
-            return []
+        """The validation batches (defined only when a validation iterator was given)."""
         if self._val is None:
-            self._val = self._make(self._val_source)
-        return _Mapped(self._val, (lambda b: b[0]) if self.single else (lambda b: b))
+            self._val = _EpochLoader(self._make(self._val_source, "val_iterator"), self.single, track=False)
+        return self._val
+
+    def _lightning_is_mid_epoch(self, sized: bool) -> bool:
+        """Whether Lightning's training epoch loop has already trained on batches of the epoch it runs.
+
+        A sized loader is first read once Lightning has set up the epoch (its progress says whether the
+        epoch goes on). An unsized one is read ahead while Lightning sets up, before it decides: there the
+        restored progress is raw, and an epoch whose last batch was seen (``is_last_batch``) is over.
+        """
+        trainer = getattr(self, "trainer", None)
+        progress = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "batch_progress", None)
+        if progress is None:
+            return False
+        return progress.current.ready > 0 and (sized or not progress.is_last_batch)
 
     def state_dict(self) -> dict[str, Any]:
         """The training iterator's state after the last batch handed to the model.
@@ -152,7 +241,9 @@ class PipelineDataModule(pl.LightningDataModule):
         """Restore the training iterator (now, or when it is created).
 
         Raises:
-            CheckpointError: the saved pipeline state does not fit this module's pipelines.
+            CheckpointMismatchError: the saved state comes from other pipelines or an iterator with other
+                options (e.g. ``last_batch_policy``); the message names what differs.
+            CheckpointError: the saved state is damaged.
         """
         state = state_dict.get("iterator") if state_dict else None
         if state is None:
@@ -161,18 +252,7 @@ class PipelineDataModule(pl.LightningDataModule):
             self._pending = state
         else:
             self._train.iterator.load_state_dict(state)
-            self._train.history, self._train.fetched, self._train.used = {}, 0, 0
-
-
-class _Mapped:
-    def __init__(self, source: Any, func: Callable[[Any], Any]) -> None:
-        self.source, self.func = source, func
-
-    def __iter__(self) -> Iterator[Any]:
-        return map(self.func, iter(self.source))
-
-    def __len__(self) -> int:
-        return len(self.source)
+            self._train.forget()
 
 
 def _write(backend: Any, blob: bytes, path: Any, storage_options: Any) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "PipelineDataset",
     "PipelineState",
     "elastic_args",
+    "fit_resumable",
     "input_options",
     "job_checkpoint",
     "shard_args",
@@ -335,6 +336,14 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
                 ) from None
 
 
+    def _at(self, state: bytes) -> PipelineDataset:
+        """A new dataset over the same pipeline, starting at ``state`` (same dtypes, shapes and options)."""
+        self._pipeline.restore(state)
+        single = self._dtypes[0] if self._single else self._dtypes
+        shapes = self._shapes[0] if self._single else self._shapes
+        return PipelineDataset(self._pipeline, single, shapes, epochs=self._epochs, batches_per_call=self._per_call)
+
+
 class DALIDataset(PipelineDataset):
     """:class:`PipelineDataset` with the arguments of DALI's ``nvidia.dali.plugin.tf.DALIDataset``.
 
@@ -560,3 +569,165 @@ class DistributedIteratorState(tf.Module):
                 "strategy.distribute_datasets_from_function(fn, options=pipestate.plugin.tf.input_options())"
             )
         self.replicas = replicas
+
+
+
+
+# ---- Keras: save every N batches and resume mid-epoch ------------------------------------------------------
+class _Position:
+    """The dataset's position after the batches the model consumed: a Checkpointer part of kind ``pipeline``
+    (it has ``checkpoint()``/``restore()``), read from :meth:`PipelineDataset.checkpoint_after`."""
+
+    def __init__(self) -> None:
+        self.dataset: PipelineDataset | None = None
+        self.consumed = 0
+        self.restored: bytes | None = None
+
+    def checkpoint(self) -> bytes:
+        if self.dataset is None:
+            return self.restored or b""
+        return self.dataset.checkpoint_after(self.consumed)
+
+    def restore(self, blob: bytes) -> None:
+        self.restored = bytes(blob) or None
+
+
+def _saver_class() -> type:
+    import keras
+
+    class SaveEveryBatch(keras.callbacks.Callback):
+        """Saves model, optimizer, data position and progress through a Checkpointer after every batch it
+        decides to keep (``checkpointer.period``), and at the end of training."""
+
+        def __init__(self, checkpointer: Any, state: dict[str, Any], position: _Position, done: int) -> None:
+            super().__init__()
+            self.checkpointer, self.state, self.position, self.done = checkpointer, state, position, done
+            self.saved = self.epoch_base = done
+
+        def _save(self, force: bool = False) -> None:
+            self.state["progress"] = {**self.state["progress"], "batches": self.done}
+            if self.checkpointer.save(self.state, self.done, force=force) is not None:
+                self.saved = self.done
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch_base = self.done
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            # ``batch`` is the last batch of the epoch run so far (with steps_per_execution, one call per
+            # execution): count from it rather than from the calls
+            done = self.epoch_base + batch + 1
+            period = self.checkpointer.period
+            crossed = done // period > self.done // period
+            self.position.consumed += done - self.done
+            self.done = done
+            if crossed:
+                self._save(force=True)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if self.saved != self.done:
+                self._save(force=True)
+
+    return SaveEveryBatch
+
+
+def fit_resumable(
+    model: Any,
+    dataset: PipelineDataset,
+    checkpointer: Any,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    callbacks: Sequence[Any] | None = None,
+    **fit_kwargs: Any,
+) -> Any:
+    """``model.fit`` that saves every ``checkpointer.period`` batches and resumes exactly, mid-epoch included.
+
+    Each save is one Checkpointer step of three parts: ``model`` (the variables of the model, its dropout seed
+    generators included, and of its optimizer), ``data`` (the pipeline's state after the batches the model
+    consumed: ``tf.data`` computes ahead, :meth:`PipelineDataset.checkpoint_after` does not) and ``progress``
+    (batches done, ``steps_per_epoch``). The step number is the number of batches done. When the Checkpointer
+    holds a step, training resumes there: model, optimizer and data position are restored, the rest of the
+    interrupted epoch runs as its own ``model.fit`` call (``initial_epoch`` = that epoch, ``steps_per_epoch`` =
+    the batches left in it), then the remaining epochs. The model then trains on exactly the batches of an
+    uninterrupted run, in the same epochs; with ``tf.config.experimental.enable_op_determinism()`` the final
+    weights are bit-identical.
+
+    Args:
+        model: A compiled Keras model with its weights created (built, e.g. by ``keras.Input``).
+        dataset: The training data (a :class:`PipelineDataset` that does not end: ``epochs=None``).
+        checkpointer: A :class:`pipestate.Checkpointer`; its ``period`` is the number of batches between
+            saves. A step is also saved when training ends.
+        epochs: The total number of epochs, counting those done before an interruption.
+        steps_per_epoch: Batches per epoch (the dataset does not end, so Keras needs it).
+        callbacks: Your Keras callbacks, given to every ``model.fit`` call. Resuming mid-epoch, the first
+            call trains the rest of that epoch: its batch indices then start at 0.
+        **fit_kwargs: Passed to ``model.fit`` (e.g. ``verbose``, ``validation_data``); not
+            ``initial_epoch`` (taken from the checkpoint).
+
+    Returns:
+        The ``History`` of the last ``model.fit`` call, its ``history`` covering every epoch of this call
+        of ``fit_resumable`` (an epoch resumed mid-way counts once); ``None`` when the checkpoint was
+        already at the end (nothing left to train).
+
+    Raises:
+        TypeError: ``dataset`` is not a :class:`PipelineDataset`, or ``initial_epoch`` was given.
+        ValueError: ``epochs``/``steps_per_epoch`` are not positive, or the checkpoint was saved with
+            another ``steps_per_epoch``.
+        CheckpointMismatchError: the checkpoint comes from another model or pipeline.
+    """
+    if not isinstance(dataset, PipelineDataset):
+        raise TypeError(f"dataset must be a pipestate PipelineDataset, not {type(dataset).__name__}")
+    if "initial_epoch" in fit_kwargs:
+        raise TypeError("fit_resumable takes no initial_epoch: it resumes where the checkpointer's latest step is")
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive int")
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # its variables must exist to be saved and restored
+    position = _Position()
+    per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+    progress = {"batches": 0, "steps_per_epoch": steps_per_epoch, "steps_per_execution": per_execution}
+    state: dict[str, Any] = {"model": model, "data": position, "progress": dict(progress)}
+    done = 0
+    if checkpointer.load_latest(state) is not None:
+        for key in ("steps_per_epoch", "steps_per_execution"):
+            saved = state["progress"].get(key, 1 if key == "steps_per_execution" else None)
+            if saved != progress[key]:
+                raise ValueError(
+                    f"the checkpoint was saved with {key}={saved}; resume with the same {key} (the epochs "
+                    "would otherwise split differently)"
+                )
+        done = int(state["progress"]["batches"])
+        dataset = dataset._at(position.restored)
+    saver = _saver_class()(checkpointer, state, position, done)
+    # Keras runs whole executions: an epoch takes steps_per_epoch rounded up to a multiple of them
+    per_epoch = -(-steps_per_epoch // per_execution) * per_execution
+    epoch, in_epoch = divmod(done, per_epoch)
+    history = None
+    merged: dict[str, list] = {}
+    epochs_run: list[int] = []
+    for i, (first, last, steps) in enumerate(_fit_calls(epoch, in_epoch, epochs, per_epoch)):
+        if i:  # each fit call iterates its dataset from the start: a new one where the last call stopped
+            dataset = dataset._at(dataset.checkpoint_after(position.consumed))
+        position.dataset, position.consumed = dataset, 0
+        history = model.fit(dataset, initial_epoch=first, epochs=last, steps_per_epoch=steps,
+                            callbacks=[saver, *(callbacks or [])], **fit_kwargs)
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(values)
+        epochs_run.extend(history.epoch)
+        if model.stop_training:
+            break
+    if history is not None:
+        history.history, history.epoch = merged, epochs_run
+    return history
+
+
+def _fit_calls(epoch: int, in_epoch: int, epochs: int, steps_per_epoch: int) -> list[tuple[int, int, int]]:
+    """The ``model.fit`` calls that finish the training: ``(initial_epoch, epochs, steps_per_epoch)``."""
+    calls = []
+    if in_epoch and epoch < epochs:
+        calls.append((epoch, epoch + 1, steps_per_epoch - in_epoch))
+        epoch += 1
+    if epoch < epochs:
+        calls.append((epoch, epochs, steps_per_epoch))
+    return calls

@@ -80,7 +80,7 @@ def test_argument_errors(tmp_path):
     ckpt = Checkpointer(tmp_path)
     with pytest.raises(ValueError, match="step"):
         ckpt.save(make_checkpoint(), -1)
-    with pytest.raises(TypeError, match="checkpoint bytes or a pipeline"):
+    with pytest.raises(TypeError, match="checkpoint bytes, a pipeline, a framework iterator .* not a str"):
         ckpt.save("text", 1)
 
 
@@ -117,10 +117,10 @@ def test_latest_step_resume_loop_continues_bit_exactly(tmp_path):
 
     def train(total, crash_at=None):
         ckpt = Checkpointer(tmp_path / "run", period=3)
-        last = ckpt.latest_step()
-        pipe = _rand_pipe(checkpoint=ckpt.load_latest())
+        latest = ckpt.load_latest()
+        pipe = _rand_pipe(checkpoint=latest)
         seen = {}
-        for step in range(0 if last is None else last + 1, total):
+        for step in range(0 if latest is None else latest.step + 1, total):
             if step == crash_at:
                 return seen
             seen[step] = _outputs(pipe)
@@ -165,7 +165,9 @@ def test_retention_never_deletes_newest_valid(tmp_path):
         (tmp_path / f"checkpoint-{s:012d}.pscpt").write_bytes(b"garbage")
     ckpt.save(make_checkpoint(10), 10)
     assert ckpt.latest() == ckpt.path_for(10)
-    assert ckpt.steps() == [10, 12]  # 12 is within keep_last=1, 11 goes, 10 is the newest valid one
+    assert ckpt.steps() == [10, 11, 12]  # damaged files take no keep_last slot; newer than any valid: kept
+    ckpt.save(make_checkpoint(13), 13)
+    assert ckpt.steps() == [13]  # now older than a valid checkpoint: deleted with the one beyond keep_last
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -314,3 +316,32 @@ def test_plugins_doc_example(tmp_path, monkeypatch):
         io.load_checkpoint(junk)
     io.teardown()
     ckpt.checkpoint_io.teardown()
+
+
+def test_load_latest_carries_its_step_decided_by_one_scan(tmp_path):
+    """A save that completes between two calls cannot make the resume step and the data disagree: the step
+    comes with the bytes (one scan, one decision), even while a background save is in flight."""
+    import threading
+
+    from pipestate.io import AsyncCheckpointIO
+
+    gate = threading.Event()
+
+    class SlowIO(LocalCheckpointIO):
+        def save_checkpoint(self, data, path, storage_options=None):
+            if path.endswith("000000000002.pscpt"):
+                gate.wait(10)
+            super().save_checkpoint(data, path, storage_options)
+
+    io = AsyncCheckpointIO(SlowIO())
+    ckpt = Checkpointer(tmp_path, checkpoint_io=io)
+    ckpt.save(make_checkpoint(1), 1)
+    ckpt.wait()
+    ckpt.save(make_checkpoint(2), 2)  # blocked in the background
+    loaded = ckpt.load_latest()
+    assert loaded.step == 1 and step_of(loaded) == 1 and ckpt.latest_step() == 1  # step 2 is not durable yet
+    gate.set()
+    ckpt.wait()
+    loaded = ckpt.load_latest()
+    assert loaded.step == step_of(loaded) == 2 == ckpt.latest_step() and loaded.path == ckpt.path_for(2)
+    io.close()

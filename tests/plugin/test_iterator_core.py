@@ -153,8 +153,10 @@ def test_state_is_plain_json_counters(data_dir):
             it.reset()
     restored = make_pipes(data_dir, 4, 2, False, False, checkpoints=it.checkpoints())
     state = json.loads(restored[0].iterator_data)
-    assert set(state) == {"version", "counter", "size", "counter_per_shard", "shard_sizes", "shard_ids"}
-    assert all(isinstance(v, int) for k in ("counter", "size") for v in [state[k]])
+    assert set(state) == {"version", "counter", "size", "counter_per_shard", "shard_sizes", "shard_ids",
+                          "last_batch_policy", "last_batch_padded", "pipelines"}
+    assert all(type(v) is int for k, v in state.items() if not k.startswith(("counter_", "shard_")))
+    assert (state["last_batch_policy"], state["last_batch_padded"], state["pipelines"]) == (0, 0, 2)
     assert state["shard_ids"] == [1, 0]  # the epoch ended: each pipeline moved to the next shard
 
 
@@ -226,8 +228,68 @@ def test_state_from_another_iterator_configuration_is_refused(data_dir):
     it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], size=11)
     next(it)
     cpts = it.checkpoints()
-    with pytest.raises(ValueError, match="iterator state"):
+    with pytest.raises(CheckpointMismatchError, match="same reader_name or size"):
         NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=cpts), ["x"], reader_name="Reader")
+
+
+@pytest.mark.parametrize("api", ["checkpoint=", "load_state_dict"])
+@pytest.mark.parametrize("saved", list(LastBatchPolicy))
+def test_restoring_with_another_last_batch_policy_names_it(data_dir, api, saved):
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader", last_batch_policy=saved)
+    observe(it, 2)
+    other = next(p for p in LastBatchPolicy if p is not saved)
+    match = (rf"last_batch_policy is LastBatchPolicy.{other.name}, "
+             rf"the checkpoint's iterator had LastBatchPolicy.{saved.name}")
+    if api == "checkpoint=":
+        with pytest.raises(CheckpointMismatchError, match=match):
+            NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=it.checkpoints()), ["x"],
+                          reader_name="Reader", last_batch_policy=other)
+        return
+    target = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader",
+                           last_batch_policy=other)
+    before = target.state_dict()
+    with pytest.raises(CheckpointMismatchError, match=match):
+        target.load_state_dict(it.state_dict())
+    assert target.state_dict() == before  # nothing was restored
+
+
+def test_a_state_without_options_still_restores(data_dir):
+    """Iterator states written before the options were stored restore unchecked."""
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader")
+    observe(it, 2)
+    state = it._state()
+    for key in ("last_batch_policy", "last_batch_padded", "pipelines"):
+        del state[key]
+    cpt = it._pipes[0].checkpoint(iterator_data=json.dumps(state))
+    after = observe(it, 5)
+    again = NumpyIterator(make_pipes(data_dir, 3, 1, False, False, checkpoints=[cpt]), ["x"], reader_name="Reader")
+    assert observe(again, 5) == after
+
+
+@pytest.mark.parametrize("policy", list(LastBatchPolicy))
+@pytest.mark.parametrize("auto_reset", [False, True])
+def test_begin_epoch_starts_each_epoch_once_and_never_warns(data_dir, policy, auto_reset):
+    """A loop that counts its own epochs (Lightning) calls _begin_epoch() at each start: the epochs it sees are
+    the iterator's, the longest has _max_batches_per_epoch() batches, and nothing warns about a mid-epoch reset."""
+    it = NumpyIterator(make_pipes(data_dir, 3, 1, False, False), ["x"], reader_name="Reader",
+                       last_batch_policy=policy, auto_reset=auto_reset)
+    lengths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            it._begin_epoch()
+            it._begin_epoch()  # twice: still one epoch
+            n = 0
+            while True:
+                try:
+                    next(it)
+                except StopIteration:
+                    break
+                n += 1
+            lengths.append(n)
+    expected = {LastBatchPolicy.FILL: [4, 4, 3, 4, 4], LastBatchPolicy.DROP: [3] * 5, LastBatchPolicy.PARTIAL: [4] * 5}
+    assert lengths == expected[policy]  # 11 samples, batch 3: FILL carries 1, then 2, then 0 samples over
+    assert it._max_batches_per_epoch() == max(lengths)
 
 
 # ---- iterator states that no iterator writes (issue 15) -----------------------------------------------------
@@ -266,6 +328,11 @@ def _state(**changes):
         (_state(counter_per_shard=[[0]]), CorruptCheckpointError, "lists of integers"),
         (_state(shard_ids=[0, 0]), CheckpointMismatchError, "2 pipelines"),
         (json.dumps({"version": 1, "counter": 3, "size": 6}), CheckpointMismatchError, "same reader_name"),
+        (_state(last_batch_policy=7), CorruptCheckpointError, "last_batch_policy=7"),
+        (_state(last_batch_policy=True), CorruptCheckpointError, "last_batch_policy=True"),
+        (_state(last_batch_policy=2), CheckpointMismatchError, "LastBatchPolicy.PARTIAL"),
+        (_state(pipelines=2), CheckpointMismatchError, "number of pipelines is 1"),
+        (_state(extra=1), CheckpointMismatchError, "same reader_name"),
         ("5", CorruptCheckpointError, "JSON object"),
     ],
 )

@@ -101,7 +101,61 @@ def test_checkpoint_io_saves_through_pipestate(data_dir, tmp_path, async_save):
     trainer.save_checkpoint(str(path))
     loaded = io_plugin.load_checkpoint(str(path), weights_only=False)
     assert loaded["global_step"] == 4 and "PipelineDataModule" in loaded
+    from pipestate.cli import path_info
+
+    info = path_info(str(path))  # pipestate inspect finds the data position without unpickling
+    assert info["global_step"] == 4 and [c["path"] for c in info["pipestate"]] == [
+        "PipelineDataModule.iterator.checkpoints[0]"
+    ]
     assert [p.name for p in path.parent.iterdir()] == ["a.ckpt"]  # no temp file left behind
     io_plugin.remove_checkpoint(str(path))
     assert not path.exists()
     io_plugin.close()
+
+
+def test_val_dataloader_exists_only_with_a_validation_iterator(data_dir):
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    without = PipelineDataModule(lambda: make_iterator(data_dir))
+    with_val = PipelineDataModule(lambda: make_iterator(data_dir), lambda: make_iterator(data_dir))
+    assert not is_overridden("val_dataloader", without) and is_overridden("val_dataloader", with_val)
+
+    class Custom(PipelineDataModule):  # a subclass's own val_dataloader is left alone
+        def val_dataloader(self):
+            return []
+
+    assert is_overridden("val_dataloader", Custom(lambda: make_iterator(data_dir)))
+
+    class Validating(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.validated = 0
+
+        def validation_step(self, batch, batch_idx):
+            self.validated += 1
+
+    module = Validating()
+    fit(module, without, 6)  # a module with validation_step, a data module without validation data
+    assert module.validated == 0
+    module = Validating()
+    fit(module, with_val, 6)
+    assert module.validated > 0
+
+
+def test_the_loader_length_is_the_longest_epoch(data_dir):
+    from pipestate.plugin.pytorch import LastBatchPolicy
+
+    def loader(policy):
+        dm = PipelineDataModule(lambda: DALIGenericIterator(make_iterator(data_dir)._pipes, ["x"],
+                                                            reader_name="Reader", last_batch_policy=policy))
+        return dm.train_dataloader()
+
+    assert len(loader(LastBatchPolicy.FILL)) == 5 and len(loader(LastBatchPolicy.PARTIAL)) == 5  # 14 files, batch 3
+    assert len(loader(LastBatchPolicy.DROP)) == 4
+    with pytest.raises(TypeError, match="size=-1"):
+        len(PipelineDataModule(lambda: DALIGenericIterator(make_iterator(data_dir)._pipes, ["x"])).train_dataloader())
+
+
+def test_a_wrong_iterator_source_names_the_argument():
+    with pytest.raises(TypeError, match="train_iterator must be a pipestate iterator"):
+        PipelineDataModule(lambda: [1, 2, 3]).train_dataloader()

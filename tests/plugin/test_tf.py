@@ -240,16 +240,117 @@ def test_distributed_iterator_shards_per_replica_and_checkpoints(tmp_path):
         DistributedIteratorState(default)
 
 
-def test_keras_fit_resumes_the_input_exactly(tmp_path):
+def test_keras_fit_resumes_the_input_exactly(tmp_path, monkeypatch):
     keras_resume = pytest.importorskip("examples.keras_resume")
     tf.config.experimental.enable_op_determinism()
-    assert keras_resume.main(str(tmp_path / "example"))
-    # without restoring the input, the resumed run trains on other batches: the check has teeth
+    assert keras_resume.main(str(tmp_path / "example"))  # interrupted in epoch 1 after batch 2, step 6 saved
+    # control: without restoring the input position, the resumed run trains on other batches
     expected = keras_resume.train(str(tmp_path / "reference"))
     with pytest.raises(KeyboardInterrupt):
         keras_resume.train(str(tmp_path / "no-input"), callbacks=[keras_resume.Interrupt(1, 2)])
-    resumed = keras_resume.train(str(tmp_path / "no-input"), resume_input=False)
+    at = PipelineDataset._at
+    monkeypatch.setattr(PipelineDataset, "_at", lambda self, state: at(self, self._start))
+    resumed = keras_resume.train(str(tmp_path / "no-input"))
     assert not all(np.array_equal(a, b) for a, b in zip(expected, resumed, strict=True))
+
+
+def test_fit_resumable_argument_errors(tmp_path):
+    import keras
+
+    from pipestate import Checkpointer
+    from pipestate.plugin.tf import fit_resumable
+
+    model = keras.Sequential([keras.Input((3, 2)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    ckpt = Checkpointer(tmp_path)
+    with pytest.raises(TypeError, match="PipelineDataset"):
+        fit_resumable(model, tf.data.Dataset.range(3), ckpt, epochs=1, steps_per_epoch=1)
+    with pytest.raises(TypeError, match="initial_epoch"):
+        fit_resumable(model, make_dataset(), ckpt, epochs=1, steps_per_epoch=1, initial_epoch=1)
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        fit_resumable(model, make_dataset(), ckpt, epochs=1, steps_per_epoch=0)
+    history = fit_resumable(model, make_dataset(), ckpt, epochs=2, steps_per_epoch=3, verbose=0)
+    assert history.epoch == [0, 1] and ckpt.latest_step() == 6
+    with pytest.raises(ValueError, match="saved with steps_per_epoch=3"):
+        fit_resumable(model, make_dataset(), ckpt, epochs=3, steps_per_epoch=4)
+    history = fit_resumable(model, make_dataset(), ckpt, epochs=2, steps_per_epoch=3, verbose=0)
+    assert history is None  # nothing left to train
+
+
+@pytest.mark.parametrize("per_execution", [1, 2])
+def test_fit_resumable_resumes_mid_epoch_in_process(tmp_path, per_execution):
+    """Interrupted by an exception in epoch 1 (5 batches per epoch; 6 with 2 steps per execution, as Keras
+    rounds up), resumed from the step saved after batch 4: bit-identical to an uninterrupted run."""
+    import keras
+
+    from pipestate import Checkpointer
+    from pipestate.plugin.tf import fit_resumable
+
+    tf.config.experimental.enable_op_determinism()
+
+    def train(directory, stop_at=None):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((3, 2)), keras.layers.Flatten(), keras.layers.Dropout(0.3),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.5), loss="mse",
+                      steps_per_execution=per_execution)
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if stop_at is not None and int(self.model.optimizer.iterations.numpy()) >= stop_at:
+                    raise KeyboardInterrupt
+
+        fit_resumable(model, make_dataset(), Checkpointer(directory, period=4), epochs=3, steps_per_epoch=5,
+                      callbacks=[Stop()], verbose=0)
+        return model
+
+    expected = train(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", stop_at=8)
+    resumed = train(tmp_path / "resumed")
+    per_epoch = 5 if per_execution == 1 else 6
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * per_epoch
+    for a, b in zip(expected.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_keras_model_part_holds_every_variable(tmp_path):
+    import keras
+
+    from pipestate import Checkpointer, CheckpointMismatchError
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=1, verbose=0)
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save({"model": model}, 1)
+    keras.utils.set_random_seed(2)
+    other = keras.models.clone_model(model)
+    other.compile(optimizer=keras.optimizers.Adam(), loss="mse")  # its optimizer is not built yet
+    ckpt.load_latest({"model": other})
+    for a, b in zip(model.variables + model.optimizer.variables, other.variables + other.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert any("seed_generator" in v.path for v in other.variables)
+    smaller = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    smaller.compile(optimizer="adam", loss="mse")
+    with pytest.raises(CheckpointMismatchError, match="part 'model' holds .* variables"):
+        ckpt.load_latest({"model": smaller})
+
+
+def test_a_tensorflow_checkpoint_part_restores_in_place(tmp_path):
+    from pipestate import Checkpointer
+
+    v, w = tf.Variable([1.0, 2.0]), tf.Variable(3)
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save({"vars": tf.train.Checkpoint(v=v, w=w), "module": tf.Module()}, 1)
+    v.assign([0.0, 0.0])
+    w.assign(0)
+    ckpt.load_latest({"vars": tf.train.Checkpoint(v=v, w=w)})
+    assert v.numpy().tolist() == [1.0, 2.0] and int(w.numpy()) == 3
+    part = ckpt.load_latest()["vars"]  # without objects: the checkpoint's files
+    assert part.kind == "tensorflow" and any(name.endswith(".index") for name in part.meta["files"])
 
 
 def test_batches_per_call_keeps_the_elements_and_checkpoints_across_settings(tmp_path):

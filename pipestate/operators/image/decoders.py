@@ -305,27 +305,3 @@ class PeekImageShape(SampleOperator):
             inputs[0], image_type, adjust_orientation=args["adjust_orientation"], source=s.source or None
         )
         return np.array(shape, dtype=args["dtype"])
-
-
-def _alias(cls: type[SampleOperator], type_name: str) -> type[SampleOperator]:
-    """Register ``cls`` again as ``type_name`` (DALI's ``experimental`` names of the same operators)."""
-    alias = type(
-        cls.__name__.replace("Decoder", "") + "Experimental",
-        (cls,),
-        {
-            "__doc__": f"DALI's ``fn.{type_name}``: the same operator as ``fn.{cls.type}``.",
-            "type": type_name,
-            "__module__": __name__,
-        },
-    )
-    return register(alias)
-
-
-for _cls, _name in (
-    (ImageDecoder, "experimental.decoders.image"),
-    (ImageCropDecoder, "experimental.decoders.image_crop"),
-    (ImageSliceDecoder, "experimental.decoders.image_slice"),
-    (ImageRandomCropDecoder, "experimental.decoders.image_random_crop"),
-    (PeekImageShape, "experimental.peek_image_shape"),
-):
-    _alias(_cls, _name)

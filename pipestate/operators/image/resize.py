@@ -307,10 +307,3 @@ class TensorResize(SampleOperator):
                 raise ValueError(f"{name} has {len(values)} values for {len(axes)} axes{where}")
             out[name] = dict(zip(axes, (float(v) for v in values)))
         return out
-
-
-@register
-class TensorResizeExperimental(TensorResize):
-    """DALI's ``fn.experimental.tensor_resize``: the same operator as ``fn.tensor_resize``."""
-
-    type = "experimental.tensor_resize"

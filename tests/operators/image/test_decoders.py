@@ -32,7 +32,7 @@ MIXED = [
 ]
 
 
-@pytest.mark.dali_differential("decoders.image", "experimental.decoders.image")
+@pytest.mark.dali_differential("decoders.image")
 @pytest.mark.parametrize("output_type", ["RGB", "BGR", "GRAY", "YCbCr", "ANY_DATA"])
 def test_decoder_equals_dali_on_a_mixed_batch(output_type):
     dali()
@@ -54,7 +54,7 @@ def test_decoder_output_types_equal_dali(dtype):
     assert_close(ours, theirs)
 
 
-@pytest.mark.dali_differential("decoders.image_crop", "experimental.decoders.image_crop")
+@pytest.mark.dali_differential("decoders.image_crop")
 def test_image_crop_equals_dali():
     dali()
     pos = [np.float32(v) for v in (0.0, 0.37, 1.0)]
@@ -71,7 +71,7 @@ def test_image_crop_equals_dali():
     assert_close(ours, theirs)
 
 
-@pytest.mark.dali_differential("decoders.image_slice", "experimental.decoders.image_slice")
+@pytest.mark.dali_differential("decoders.image_slice")
 def test_image_slice_equals_dali():
     dali()
     anchors = [np.array([0.1, 0.2], np.float32), np.array([0.5, 0.05], np.float32), np.array([0.0, 0.0], np.float32)]
@@ -93,7 +93,7 @@ def test_image_slice_equals_dali():
     assert_close(ours, theirs)
 
 
-@pytest.mark.dali_differential("peek_image_shape", "experimental.peek_image_shape")
+@pytest.mark.dali_differential("peek_image_shape")
 def test_peek_image_shape_equals_dali():
     dali()
     batch = MIXED[:4]

@@ -303,7 +303,7 @@ def test_sphere_and_water_equal_dali(interp, atol):
         assert_close(ours, theirs, atol=atol if batch is HWC else 0.51, fraction=0.02 if batch is HWC else 1.0)
 
 
-@pytest.mark.dali_differential("tensor_resize", "experimental.tensor_resize")
+@pytest.mark.dali_differential("tensor_resize")
 def test_tensor_resize_equals_dali():
     dali()
     ours, theirs = run_both(
