@@ -302,6 +302,14 @@ class Pipeline:
         seed = self._user_seed if self._user_seed is not None else None
         return ckpt.Target(self._graph.ops, self._graph.outputs, self.batch_size, seed, self._identity_for)
 
+    def _diff_target(self) -> ckpt.Target:
+        """What a checkpoint is compared with by :mod:`pipestate.diff` (defining a class-style pipeline)."""
+        with self._lock:
+            self._define()
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("a pipeline is compared once set_outputs() has been called")
+        return self._target()
+
     def _apply(self, restored: ckpt.Restored, stacklevel: int) -> None:
         """Move the pipeline to a validated checkpoint: every operator to its state, the counters to its
         position, the seed to its seed. All or nothing: if an operator refuses its state, the pipeline is

@@ -30,7 +30,7 @@ from pipestate.checkpoint.job import decode_job, encode_job
 from pipestate.checkpoint.records import FORMAT_VERSION, CheckpointData, OperatorRecord
 from pipestate.checkpoint.restore import MAX_POSITION
 
-__all__ = ["exclude", "parse_range", "skip"]
+__all__ = ["command", "exclude", "parse_range", "skip"]
 
 _READER_KEYS = {"epoch", "consumed", "dataset_digest"}
 _JOB_START = b"\x0d" + JOB_MAGIC.to_bytes(4, "little")
@@ -175,6 +175,59 @@ def parse_range(text: str) -> tuple[int, int]:
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a dataset index or a range begin:end ({exc})") from None
     raise ValueError(f"{text!r} is not a dataset index or a range begin:end")
+
+
+def command(name: str, source: str, output: str, **options: Any) -> int:
+    """``pipestate skip|exclude CHECKPOINT OUTPUT ...``: edit a checkpoint file into ``output`` (written
+    atomically; it may be ``source``) and say what changed; return the exit status.
+
+    Args:
+        name: ``"skip"`` or ``"exclude"``.
+        source: The checkpoint file (or job checkpoint file).
+        output: Where to write the result.
+        **options: :func:`skip`'s count, or :func:`exclude`'s ``indices`` (strings) and ``reader``.
+
+    Returns:
+        0 on success; 1 when the file cannot be read or edited (the reason on stderr).
+    """
+    import sys
+    import time
+
+    from pipestate.errors import CheckpointError
+    from pipestate.io.local import LocalCheckpointIO
+
+    try:
+        with open(source, "rb") as f:
+            blob = f.read()
+        start = time.perf_counter()
+        edited = skip(blob, **options) if name == "skip" else exclude(blob, **options)
+        elapsed = time.perf_counter() - start
+        LocalCheckpointIO().save_checkpoint(edited, output)
+    except (OSError, CheckpointError, TypeError, ValueError) as exc:
+        sys.stderr.write(f"pipestate {name}: {source}: {exc}\n")
+        return 1
+    sys.stdout.write(f"{output}: {_summary(blob, edited)} ({len(edited)} bytes, edited in {elapsed * 1e3:.2f} ms)\n")
+    return 0
+
+
+def _summary(before: bytes, after: bytes) -> str:
+    from pipestate.checkpoint.codec import decode
+
+    if bytes(before[:5]) == _JOB_START:
+        old, new = decode_job(before), decode_job(after)
+        return f"job checkpoint of {new.num_shards} shards, iteration {old.iteration} -> {new.iteration}"
+    old, new = decode(before), decode(after)
+    parts = [f"iteration {old.iteration} -> {new.iteration}"] if old.iteration != new.iteration else []
+    for record in new.operators:
+        if _is_reader(record):
+            state = record.state
+            extra = [f"skips {state['skip']} samples on restore"] if "skip" in state else []
+            ranges = state.get("excluded", [])
+            if ranges:
+                count = sum(e - b for b, e in zip(ranges[::2], ranges[1::2]))
+                extra.append(f"excludes {count} indices in {len(ranges) // 2} range(s)")
+            parts.append(f"reader {record.name!r} {', '.join(extra) or 'unchanged'}")
+    return "; ".join(parts)
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
