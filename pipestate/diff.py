@@ -215,8 +215,21 @@ def _argument(name: str, is_set: bool, op: Any) -> dict:
     out: dict[str, Any] = {"set": is_set}
     if op is not None:
         value = op.args.get(name) if is_set else next((arg.default for arg in op.SCHEMA if arg.name == name), None)
-        out["value"] = canonical(value)
+        out["value"] = _value(value)
     return out
+
+
+def _value(value: Any) -> Any:
+    """An argument's value as JSON data (numbers as numbers; objects and callables by name)."""
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _value(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return canonical(value)
 
 
 def _state_diff(x: Any, y: Any, path: str) -> dict:
