@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     }
     edit_us = [timed(lambda: edit.skip(start, samples=SAMPLES)) * 1e6 for _ in range(200)]
     exclude_us = [timed(lambda: edit.exclude(start, ranges)) * 1e6 for _ in range(50)]
+    checkpoint_us = {}  # checkpoint() of a running pipeline: the ranges are encoded with the reader's state
+    for name, blob in (("as saved", start), ("1,000 ranges excluded", excluded)):
+        pipe = make_pipestate(list_path, blob)
+        pipe.run()
+        checkpoint_us[name] = [timed(pipe.checkpoint) * 1e6 for _ in range(100)]
+        pipe.close()
 
     candidates = {}
     if dali_available():
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                     ["skip(samples=10**6)", fmt(edit_us, 1), f"{len(start)} -> {len(blobs['skip 10^6'])}"],
                     ["exclude(1,000 ranges)", fmt(exclude_us, 0), f"{len(start)} -> {len(excluded)}"],
                     ["skip 10^9", "–", f"{len(start)} -> {len(blobs['skip 10^9'])}"],
+                    *[[f"checkpoint(), {name}", fmt(us, 1), "–"] for name, us in checkpoint_us.items()],
                 ],
             ),
         ]

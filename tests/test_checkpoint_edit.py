@@ -171,6 +171,19 @@ def test_a_far_skip_costs_no_reading_and_composes(root):
         assert run(far, 3) == run(stepwise, 3)
 
 
+def test_a_skip_that_would_count_too_many_epochs_one_by_one_is_refused(root):
+    args = {"num_shards": 2, "shuffle_after_epoch": True}
+    pipe = reader_pipe(root, batch_size=4, **args)
+    run(pipe, 2)
+    excluded = edit.exclude(pipe.checkpoint(), [range(0, 3)])
+    near = reader_pipe(root, batch_size=4, checkpoint=edit.skip(excluded, 500), **args)  # ~140 epochs: counted
+    assert not {0, 1, 2} & {i for batch in run(near, 5)[0] for i in batch}
+    with pytest.raises(CheckpointError, match="operator 'reader'.*crosses more than 1000 reader epochs"):
+        reader_pipe(root, batch_size=4, checkpoint=edit.skip(excluded, 10**6), **args)
+    far = reader_pipe(root, batch_size=4, checkpoint=edit.skip(pipe.checkpoint(), 10**6), **args)
+    assert far.iteration == 10**6 + 2  # without exclusions it is arithmetic
+
+
 @pipeline_def(batch_size=3, seed=4, enable_checkpointing=True)
 def sources(root):
     _, label = fn.readers.file(file_root=root, file_list=os.path.join(root, "list.txt"), random_shuffle=True)

@@ -29,7 +29,8 @@ from pipestate.errors import CheckpointMismatchError
 
 EXCLUDED, PASSED, SKIP = "excluded", "passed", "skip"
 MAX_INDEX = 2**63 - 1
-MAX_EMPTY_EPOCHS = 100_000  # consecutive reader epochs without a kept sample before reading gives up
+MAX_EMPTY_EPOCHS = 1000  # consecutive reader epochs without a kept sample before reading gives up
+MAX_EPOCHS_COUNTED = 1000  # reader epochs a skip may cross when their kept samples do not repeat
 
 
 def _is_int(value: Any, low: int = 0, high: int = MAX_INDEX) -> bool:
@@ -189,8 +190,14 @@ class Exclusion:
             out[mask & (epochs == epoch)] = self._order(epoch)[kept[-1]]
         return out
 
-    def walk(self, epoch: int, consumed: int, count: int, collect: bool = True) -> tuple:
+    def walk(self, epoch: int, consumed: int, count: int, collect: bool = True, max_epochs: int | None = None) -> tuple:
         """Take ``count`` kept samples from the position ``(epoch, consumed)``.
+
+        Args:
+            epoch, consumed: The position.
+            count: Kept samples to take.
+            collect: Return their indices and epochs (else only the position after them).
+            max_epochs: Refuse to cross more epochs than this (``None``: no limit).
 
         Returns:
             ``(indices, epochs, epoch, consumed, passed)``: the samples' dataset indices and reader epochs
@@ -198,10 +205,11 @@ class Exclusion:
             kept sample left) and the positions passed over.
 
         Raises:
-            ValueError: :data:`MAX_EMPTY_EPOCHS` epochs in a row keep no sample.
+            ValueError: :data:`MAX_EMPTY_EPOCHS` epochs in a row keep no sample, or more than ``max_epochs``
+                would be crossed.
         """
         indices, epochs = [], []
-        passed = empty = 0
+        passed = empty = crossed = 0
         while True:
             order, kept = self._order(epoch), self.kept(epoch)
             j = int(np.searchsorted(kept, consumed))
@@ -217,9 +225,15 @@ class Exclusion:
             if count == 0 and j + n < len(kept):
                 break
             passed += len(order) - consumed
-            epoch, consumed, empty = epoch + 1, 0, empty + (n == 0)
+            epoch, consumed, empty, crossed = epoch + 1, 0, empty + (n == 0), crossed + 1
             if empty > MAX_EMPTY_EPOCHS:
                 raise ValueError(f"{MAX_EMPTY_EPOCHS} reader epochs in a row hold only excluded samples")
+            if max_epochs is not None and crossed > max_epochs:
+                raise ValueError(
+                    f"the skip crosses more than {max_epochs} reader epochs whose samples differ from epoch to "
+                    "epoch (shuffle_after_epoch over several shards, with exclusions): each one would be counted; "
+                    "skip less at a time"
+                )
         if collect and indices:
             return np.concatenate(indices), np.concatenate(epochs), epoch, consumed, passed
         empty_array = np.zeros(0, dtype=np.int64)
@@ -227,15 +241,16 @@ class Exclusion:
 
     def advance(self, epoch: int, consumed: int, count: int) -> tuple[int, int, int]:
         """The position ``count`` kept samples after ``(epoch, consumed)`` and the positions passed over,
-        without reading them: whole periods of epochs are jumped by their count of kept samples.
+        without reading them: whole periods of epochs are jumped by their count of kept samples (without a
+        period, at most :data:`MAX_EPOCHS_COUNTED` epochs are counted one by one).
 
         Raises:
-            ValueError: no sample is kept.
+            ValueError: no sample is kept, or the skip would count too many epochs one by one.
         """
         kept = self.kept(epoch)
         remaining = len(kept) - int(np.searchsorted(kept, consumed))
         if count < remaining or self.period is None:
-            return self.walk(epoch, consumed, count, collect=False)[2:]
+            return self.walk(epoch, consumed, count, collect=False, max_epochs=MAX_EPOCHS_COUNTED)[2:]
         passed = len(self._order(epoch)) - consumed - remaining
         count -= remaining
         epoch += 1
