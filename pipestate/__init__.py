@@ -7,7 +7,7 @@ bytes, and pass them as ``checkpoint=`` to a new pipeline to continue bit for bi
 
 __version__ = "0.1.0"
 
-from pipestate import fn, ops, types
+from pipestate import fn, math, ops, types
 from pipestate.batch import Batch
 from pipestate.checkpoint.partial import RestoreReport
 from pipestate.errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "UnsupportedCheckpointVersionError",
     "__version__",
     "fn",
+    "math",
     "ops",
     "pipeline_def",
     "types",

@@ -50,6 +50,7 @@ _RUNTIME = _Runtime()
 _RETURN = _runtime.RETURN
 _NOT_WRAPPED = frozenset({"locals", "vars", "globals", "super", "eval", "exec", "dir"})
 _SKIP_MODULES = frozenset({"pipestate", "numpy", "nvidia", "builtins"}) | frozenset(sys.stdlib_module_names)
+_CONVERTED_PACKAGE = "pipestate.auto_aug"
 _converted: dict[types.CodeType, types.CodeType | None] = {}
 _CONVERTED_CODE: set[types.CodeType] = set()
 
@@ -403,8 +404,10 @@ def _should_convert(func: types.FunctionType) -> bool:
         return False
     if func.__code__ in _CONVERTED_CODE or func.__name__ == "<lambda>" or "__class__" in func.__code__.co_freevars:
         return False  # already converted, a lambda, or a method using super() (needs its class cell)
-    module = (getattr(func, "__module__", None) or "").split(".")[0]
-    if module in _SKIP_MODULES:
+    path = getattr(func, "__module__", None) or ""
+    if path == _CONVERTED_PACKAGE or path.startswith(_CONVERTED_PACKAGE + "."):
+        return True  # pipestate's auto_aug branches on DataNodes, as DALI converts nvidia.dali.auto_aug
+    if path.split(".")[0] in _SKIP_MODULES:
         return False
     filename = func.__code__.co_filename
     return not ("site-packages" in filename or "dist-packages" in filename or filename.startswith("<"))
@@ -469,11 +472,14 @@ def convert(func: Callable[..., Any], strict: bool = False) -> Callable[..., Any
         return func
     cells = dict(zip(code.co_freevars, func.__closure__ or ()))
     cells[_MODULE] = types.CellType(_RUNTIME)
+    itself = cells.setdefault(func.__name__, types.CellType())  # a recursive call names the rewritten function
     try:
         closure = tuple(cells[name] for name in inner.co_freevars)
     except KeyError:
         return func
     new = types.FunctionType(inner, func.__globals__, func.__name__, func.__defaults__, closure or None)
+    if func.__name__ in inner.co_freevars and func.__name__ not in code.co_freevars:
+        itself.cell_contents = new
     new.__kwdefaults__ = func.__kwdefaults__
     new.__qualname__ = func.__qualname__
     new.__doc__ = func.__doc__

@@ -200,7 +200,6 @@ for _dunder in (
     setattr(Undefined, f"__{_dunder}__", Undefined.fail)
 
 
-
 def canonical(value: Any, modules: bool = False) -> Any:
     """Return a JSON-able canonical form of an argument value.
 

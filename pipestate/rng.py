@@ -120,9 +120,7 @@ class Stream:
                 columns.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
             out = columns[0] if blocks == 1 else np.concatenate(columns, axis=1)
         else:
-            out = np.stack(
-                [gen.raw(self.key, (0, self.index(i), purpose, 1), blocks) for i in range(self.n_samples)]
-            )
+            out = np.stack([gen.raw(self.key, (0, self.index(i), purpose, 1), blocks) for i in range(self.n_samples)])
         return out[:, :n_words]
 
     def generator(self, index: int, purpose: int = 0) -> np.random.Generator:

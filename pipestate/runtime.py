@@ -129,9 +129,7 @@ class Runtime:
             children = None
             if rule == "split":
                 pred = arg_inputs[0][1]
-                children = tuple(
-                    keys.setdefault((scope, pred, branch), len(keys) + 1) for branch in (True, False)
-                )
+                children = tuple(keys.setdefault((scope, pred, branch), len(keys) + 1) for branch in (True, False))
                 slot_scope[base], slot_scope[base + 1] = children
             else:
                 for k in range(count):

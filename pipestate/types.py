@@ -35,7 +35,9 @@ from pipestate.tracing import constant_node
 
 
 class DALIImageType(enum.IntEnum):
-    """Color spaces of decoded images (same member names as DALI's)."""
+    """Colour spaces of images (DALI's member names and values): what ``fn.decoders.image`` produces
+    (``output_type``) and what colour operators take (``image_type``). ``ANY_DATA`` keeps an image's own
+    channels."""
 
     RGB = 0
     BGR = 1

@@ -112,7 +112,7 @@ def extract(text: str) -> list[Block]:
             end = i + 1
             while end < len(lines) and not lines[end].lstrip().startswith(fence):
                 end += 1
-            code = "\n".join(line[len(m["indent"]):] for line in lines[i + 1:end])
+            code = "\n".join(line[len(m["indent"]) :] for line in lines[i + 1 : end])
             lang = info[0].lower() if info else ""
             blocks.append(Block(i + 2, lang, tuple(info[1:]), code + "\n"))
             i = end + 1
@@ -121,7 +121,7 @@ def extract(text: str) -> list[Block]:
             end = i + 1
             while end < len(lines) and lines[end].strip() != "-->":
                 end += 1
-            blocks.append(Block(i + 2, "python", (), "\n".join(lines[i + 1:end]) + "\n", hidden=True))
+            blocks.append(Block(i + 2, "python", (), "\n".join(lines[i + 1 : end]) + "\n", hidden=True))
             i = end + 1
             continue
         i += 1
@@ -162,8 +162,9 @@ def run_page(page: str) -> list[dict]:
                 code = compile("\n" * (block.line - 1) + block.code, page, "exec")
                 exec(code, namespace)  # noqa: S102 - running the documentation is the point
             else:
-                proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], capture_output=True,
-                                      text=True, timeout=120)
+                proc = subprocess.run(
+                    ["bash", "-euo", "pipefail", "-c", block.code], capture_output=True, text=True, timeout=120
+                )
                 if proc.returncode:
                     raise RuntimeError(f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
             if block.raises:

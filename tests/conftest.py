@@ -20,14 +20,28 @@ def no_thread_leak():
 
 
 def pytest_addoption(parser):
-    parser.addoption("--long", action="store_true", default=False,
-                     help="run the long versions of stress tests (e.g. 1,000 SIGKILLs per storage backend)")
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the long versions of stress tests (e.g. 1,000 SIGKILLs per storage backend)",
+    )
 
 
 # Tests of optional integrations skip with a reason where their dependency is missing; in CI (CI=true)
 # every one of them must run, so a missing install step fails the run instead of hiding behind skips.
 _CI_REQUIRED = (
-    "tensorflow", "nvidia.dali", "torch", "jax", "fsspec", "s3fs", "grpc_tools", "cv2", "scipy", "lmdb", "soundfile"
+    "tensorflow",
+    "nvidia.dali",
+    "torch",
+    "jax",
+    "fsspec",
+    "s3fs",
+    "grpc_tools",
+    "cv2",
+    "scipy",
+    "lmdb",
+    "soundfile",
 )
 
 
@@ -46,5 +60,6 @@ def pytest_sessionstart(session):
         if not found:
             missing.append(name)
     if missing:
-        pytest.exit(f"CI=true but optional test dependencies are missing: {missing}; their tests would be skipped",
-                    returncode=1)
+        pytest.exit(
+            f"CI=true but optional test dependencies are missing: {missing}; their tests would be skipped", returncode=1
+        )

@@ -248,7 +248,11 @@ def test_determinism_does_not_depend_on_library_version_string(good, monkeypatch
 # ---- the fast encoder equals protobuf's serialization ---------------------------------------------
 u64 = st.integers(0, 2**64 - 1)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
     st.binary(max_size=40),
 )
 plain = st.recursive(

@@ -108,7 +108,12 @@ def sources():
 def sharded_files():
     """fn.readers.file, one shard of three with padding and a shuffle buffer, and a random choice."""
     data, label = fn.readers.file(
-        file_root="data/files", random_shuffle=True, initial_fill=4, num_shards=3, shard_id=2, pad_last_batch=True,
+        file_root="data/files",
+        random_shuffle=True,
+        initial_fill=4,
+        num_shards=3,
+        shard_id=2,
+        pad_last_batch=True,
     )
     return data, label + fn.random.choice(7)
 
@@ -457,8 +462,23 @@ def _check_restored(name, blob, pipe, pipes, options) -> tuple[str, str]:
 
 
 # ---- mutations ----------------------------------------------------------------------------------------
-_EDGES = [0, 1, 2, 3, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53 + 1, 2**62, 2**63 - 2, 2**63 - 1, 2**63,
-          2**64 - 2, 2**64 - 1]
+_EDGES = [
+    0,
+    1,
+    2,
+    3,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**53 + 1,
+    2**62,
+    2**63 - 2,
+    2**63 - 1,
+    2**63,
+    2**64 - 2,
+    2**64 - 1,
+]
 
 
 def u64_near(value: int) -> st.SearchStrategy[int]:
@@ -618,8 +638,17 @@ def mutate_payload_fields(data: st.DataObject, payload: Any, others: list[Any]) 
     """The mutations common to both versions: counters, sizes, seed, fingerprint, operator lists."""
     what = data.draw(
         st.sampled_from(
-            ["iteration", "epoch", "iteration_in_epoch", "counters_from_other", "batch_size", "seed",
-             "fingerprint", "library_version", "operators"]
+            [
+                "iteration",
+                "epoch",
+                "iteration_in_epoch",
+                "counters_from_other",
+                "batch_size",
+                "seed",
+                "fingerprint",
+                "library_version",
+                "operators",
+            ]
         )
     )
     if what in ("iteration", "epoch", "iteration_in_epoch"):
@@ -651,8 +680,9 @@ def mutate_v2(data: st.DataObject, payload: pb2.Payload, others: list[pb2.Payloa
         return
     i = data.draw(st.integers(0, len(payload.operators) - 1))
     op = payload.operators[i]
-    other_states = [o.operators[j].state for o in others for j in range(len(o.operators))
-                    if o.operators[j].HasField("state")]
+    other_states = [
+        o.operators[j].state for o in others for j in range(len(o.operators)) if o.operators[j].HasField("state")
+    ]
     action = data.draw(st.sampled_from(["node", "node", "node", "clear", "replace", "very deep"]))
     if action == "node" and op.HasField("state"):
         mutate_value(data, op.state, other_states)

@@ -33,7 +33,11 @@ def counted():
 def _run_script(code: str, timeout: float, cwd: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=env,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
         cwd=cwd,
     )
 
@@ -344,13 +348,23 @@ def test_a_process_that_used_the_tf_plugin_exits_promptly(tmp_path):
     """Five processes (1 or 2 worker threads) each iterate three PipelineDatasets; each must exit within
     30 s of its last line (a hang at interpreter shutdown was seen in 2 of 4 runs)."""
     pytest.importorskip("tensorflow", reason="the TensorFlow plugin needs tensorflow")
-    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     runs = []
     for k in range(5):  # concurrently: the test costs about one TensorFlow start-up
         with open(tmp_path / f"stderr{k}", "w") as err:
-            runs.append(subprocess.Popen([sys.executable, "-c", _TF_SCRIPT.format(threads=1 + k % 2)],
-                                         stdout=subprocess.PIPE, stderr=err, text=True, env=env))
+            runs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _TF_SCRIPT.format(threads=1 + k % 2)],
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                    env=env,
+                )
+            )
     hung = []
     try:
         for k, proc in enumerate(runs):

@@ -83,8 +83,12 @@ def test_every_dependency_is_explained():
 
 
 def test_api_reference_is_fresh():
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_api_reference.py"), "--check"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_api_reference.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode == 3:
         pytest.skip(proc.stdout.strip())
     assert proc.returncode == 0, f"docs/api.md is stale: run `python tools/gen_api_reference.py`\n{proc.stdout}"

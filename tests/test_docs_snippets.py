@@ -70,8 +70,14 @@ def test_page_snippets_run(page, tmp_path):
     path = [_shim_bin(tmp_path), os.path.dirname(sys.executable), os.environ.get("PATH", "")]
     pythonpath = [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), PATH=os.pathsep.join(path), MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "_docs_snippets.py"), str(page), str(results_file)],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=280)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "_docs_snippets.py"), str(page), str(results_file)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert proc.returncode == 0 and results_file.exists(), f"the runner failed:\n{proc.stdout}\n{proc.stderr}"
     results = json.loads(results_file.read_text())
     assert len(results) == len(blocks)

@@ -98,13 +98,17 @@ def test_auto_names_are_stable_and_user_names_win():
         c = fn.random.uniform()
         return a + b + c
 
-    assert named().operators == named().operators == [
-        "random.uniform_0",
-        "second",
-        "random.uniform_1",
-        "arithmetic_0",
-        "arithmetic_1",
-    ]
+    assert (
+        named().operators
+        == named().operators
+        == [
+            "random.uniform_0",
+            "second",
+            "random.uniform_1",
+            "arithmetic_0",
+            "arithmetic_1",
+        ]
+    )
 
 
 def test_duplicate_names_are_rejected():

@@ -24,4 +24,4 @@ def test_ci_runs_the_readme_test_command():
     venv_prefix = "python3 -m venv .venv && . .venv/bin/activate && "
     assert tests.startswith(venv_prefix)
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert tests[len(venv_prefix):] in ci
+    assert tests[len(venv_prefix) :] in ci

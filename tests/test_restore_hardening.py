@@ -111,14 +111,16 @@ def test_an_operator_entry_missing_or_renamed_is_a_mismatch_not_a_key_error():
 
 def test_a_restore_that_fails_after_moving_an_operator_leaves_the_pipeline_unchanged():
     """The first stateful operator accepts its state, the second refuses its own: all or nothing."""
-    blob = _edit(_checkpoint_after(3), lambda p: setattr(_entry(p, "counter").state.map.entries[2].value,
-                                                          "bytes", b"\x01"))
+    blob = _edit(
+        _checkpoint_after(3), lambda p: setattr(_entry(p, "counter").state.map.entries[2].value, "bytes", b"\x01")
+    )
     _assert_refused_and_unchanged(blob, CheckpointError, "'counter'.*ValueError: expected 8 bytes")
 
 
 def test_a_source_objects_restore_error_is_a_checkpoint_error_naming_the_operator():
-    blob = _edit(_checkpoint_after(2), lambda p: setattr(_entry(p, "counter").state.map.entries[2].value,
-                                                          "bytes", b"short"))
+    blob = _edit(
+        _checkpoint_after(2), lambda p: setattr(_entry(p, "counter").state.map.entries[2].value, "bytes", b"short")
+    )
     with pytest.raises(CheckpointError, match="operator 'counter' \\(external_source\\)") as info:
         two_sources(checkpoint=blob)
     assert isinstance(info.value.__cause__, ValueError)
@@ -173,10 +175,14 @@ def test_the_last_position_before_the_counter_limit_restores_and_checkpoints_aga
 
 def test_batch_size_or_seed_fields_that_disagree_with_the_fingerprint_are_refused():
     blob = _checkpoint_after(2)
-    _assert_refused_and_unchanged(_edit(blob, lambda p: setattr(p, "batch_size", 8)), CheckpointMismatchError,
-                                  "batch_size is 4, the checkpoint states 8")
-    _assert_refused_and_unchanged(_edit(blob, lambda p: setattr(p, "seed", 13)), CheckpointMismatchError,
-                                  "seed is 12, the checkpoint states 13")
+    _assert_refused_and_unchanged(
+        _edit(blob, lambda p: setattr(p, "batch_size", 8)),
+        CheckpointMismatchError,
+        "batch_size is 4, the checkpoint states 8",
+    )
+    _assert_refused_and_unchanged(
+        _edit(blob, lambda p: setattr(p, "seed", 13)), CheckpointMismatchError, "seed is 12, the checkpoint states 13"
+    )
 
 
 def _five_batches():

@@ -1,8 +1,8 @@
 """Generate docs/api.md, the API reference, from the public names' docstrings.
 
-Documented modules: ``pipestate`` (its ``__all__``), ``pipestate.types``, ``pipestate.io``,
-``pipestate.testing``, ``pipestate.tfrecord``, ``pipestate.distributed``, ``pipestate.checkpoint.edit``,
-``pipestate.diff`` and every ``pipestate.plugin.*``
+Documented modules: ``pipestate`` (its ``__all__``), ``pipestate.types``, ``pipestate.math``,
+``pipestate.io``, ``pipestate.testing``, ``pipestate.tfrecord``, ``pipestate.distributed``,
+``pipestate.checkpoint.edit``, ``pipestate.diff`` and every ``pipestate.plugin.*``
 module (found by listing the package). A module's public names are its ``__all__`` or, without one, the
 names it defines that do not start with ``_``. A name re-exported by a later module points back to where
 it is documented.
@@ -30,6 +30,7 @@ OUTPUT = os.path.join(ROOT, "docs", "api.md")
 CORE_MODULES = [
     "pipestate",
     "pipestate.types",
+    "pipestate.math",
     "pipestate.io",
     "pipestate.testing",
     "pipestate.tfrecord",
@@ -119,8 +120,11 @@ def signature(obj, name: str, method: bool = False) -> str:
 
 def _rst_to_md(text: str) -> str:
     """Sphinx roles and double backticks as Markdown code."""
-    text = re.sub(r":(?:meth|func|class|attr|exc|mod|data):`~?([^`]+)`", lambda m: f"`{m[1].rsplit('.', 1)[-1]}`"
-                  if m[0].count("~") else f"`{m[1]}`", text)
+    text = re.sub(
+        r":(?:meth|func|class|attr|exc|mod|data):`~?([^`]+)`",
+        lambda m: f"`{m[1].rsplit('.', 1)[-1]}`" if m[0].count("~") else f"`{m[1]}`",
+        text,
+    )
     return text.replace("``", "`")
 
 

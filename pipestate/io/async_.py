@@ -41,9 +41,7 @@ class AsyncCheckpointIO(CheckpointIO):
         self._error: BaseException | None = None
         self._closed = False
 
-    def save_checkpoint(
-        self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None
-    ) -> Future:
+    def save_checkpoint(self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None) -> Future:
         """Queue a save of ``data`` to ``path`` and return at once.
 
         Args:

@@ -50,9 +50,7 @@ class CheckpointIO(abc.ABC):
     """
 
     @abc.abstractmethod
-    def save_checkpoint(
-        self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None
-    ) -> Any:
+    def save_checkpoint(self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None) -> Any:
         """Store ``data`` at ``path`` so that a crash never leaves a partial file visible there.
 
         Args:
@@ -200,16 +198,14 @@ def resolve_checkpoint_io(spec: CheckpointIO | str | None, default: type[Checkpo
     if _is_checkpoint_io(spec):
         return spec
     raise TypeError(
-        f"checkpoint_io must be a CheckpointIO instance or a fully-qualified class name, not "
-        f"{type(spec).__name__}"
+        f"checkpoint_io must be a CheckpointIO instance or a fully-qualified class name, not {type(spec).__name__}"
     )
 
 
 def _is_checkpoint_io(obj: Any) -> bool:
     if isinstance(obj, type) and issubclass(obj, CheckpointIO) or isinstance(obj, CheckpointIO):
         return True
-    return all(callable(getattr(obj, m, None)) for m in ("save_checkpoint", "load_checkpoint",
-                                                         "remove_checkpoint"))
+    return all(callable(getattr(obj, m, None)) for m in ("save_checkpoint", "load_checkpoint", "remove_checkpoint"))
 
 
 def _import_class(spec: str) -> Any:
@@ -233,7 +229,6 @@ def _import_class(spec: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError as exc:
             raise ValueError(
-                f"checkpoint_io={spec!r}: module {module_name!r} has no attribute {attr!r}; "
-                "check the class name"
+                f"checkpoint_io={spec!r}: module {module_name!r} has no attribute {attr!r}; check the class name"
             ) from exc
     return obj

@@ -62,8 +62,7 @@ class Checkpointer:
             )
         if isinstance(period, bool) or not isinstance(period, int) or period < 1:
             raise ValueError(f"period={period!r} must be an integer >= 1")
-        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
-                                      or keep_last < 1):
+        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
             raise ValueError(f"keep_last={keep_last!r} must be None (keep all) or an integer >= 1")
         self._is_url = "://" in directory
         self.directory = directory if self._is_url else os.path.abspath(directory)
@@ -295,8 +294,7 @@ def _checkpoint_bytes(obj: Any) -> bytes:
     method = getattr(obj, "checkpoint", None)
     if not callable(method):
         raise TypeError(
-            "Checkpointer.save takes checkpoint bytes or a pipeline with checkpoint(), not "
-            f"{type(obj).__name__}"
+            f"Checkpointer.save takes checkpoint bytes or a pipeline with checkpoint(), not {type(obj).__name__}"
         )
     blob = method()
     if not isinstance(blob, (bytes, bytearray, memoryview)):

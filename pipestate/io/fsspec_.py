@@ -82,9 +82,7 @@ class FsspecCheckpointIO(CheckpointIO):
         self.orphan_age = orphan_age
         self._local = LocalCheckpointIO(fsync=fsync, stale_temp_age=orphan_age)
 
-    def save_checkpoint(
-        self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None
-    ) -> None:
+    def save_checkpoint(self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None) -> None:
         """Write ``data`` to the URL ``path`` and commit it (see the module docstring).
 
         Args:
@@ -222,8 +220,10 @@ class FsspecCheckpointIO(CheckpointIO):
             raw_marker = fs.cat_file(fs_path + MARKER_SUFFIX, start=0, end=_MAX_MARKER_BYTES + 1)
         except FileNotFoundError as exc:
             raise FileNotFoundError(
-                2, f"no committed checkpoint (its commit marker {MARKER_SUFFIX!r} is missing: the save "
-                "never finished or the checkpoint was removed)", url
+                2,
+                f"no committed checkpoint (its commit marker {MARKER_SUFFIX!r} is missing: the save "
+                "never finished or the checkpoint was removed)",
+                url,
             ) from exc
         except OSError as exc:
             raise reraise_os_error(exc, url, f"loading the commit marker of {url!r}") from exc
@@ -292,8 +292,7 @@ class FsspecCheckpointIO(CheckpointIO):
             return []
         names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
         return sorted(
-            n for n in names
-            if not n.endswith(MARKER_SUFFIX) and n + MARKER_SUFFIX in names and not is_temp_name(n)
+            n for n in names if not n.endswith(MARKER_SUFFIX) and n + MARKER_SUFFIX in names and not is_temp_name(n)
         )
 
     def _resolve(self, path: PathLike) -> tuple[Any, str, bool]:

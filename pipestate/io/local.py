@@ -129,9 +129,7 @@ class LocalCheckpointIO(CheckpointIO):
         self.fsync = fsync
         self.stale_temp_age = stale_temp_age
 
-    def save_checkpoint(
-        self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None
-    ) -> None:
+    def save_checkpoint(self, data: bytes, path: PathLike, storage_options: Mapping[str, Any] | None = None) -> None:
         """Write ``data`` to ``path`` atomically and durably, creating parent directories.
 
         The bytes must be a checkpoint that :meth:`load_checkpoint` accepts (it is checked first), so
@@ -193,8 +191,10 @@ class LocalCheckpointIO(CheckpointIO):
                 fsync_dir(directory)
             except OSError as exc:
                 raise reraise_os_error(
-                    exc, path, f"flushing the directory of the new checkpoint {path!r} (the file is in "
-                    "place but may not survive a power loss)"
+                    exc,
+                    path,
+                    f"flushing the directory of the new checkpoint {path!r} (the file is in "
+                    "place but may not survive a power loss)",
                 ) from exc
         self.clean_stale_temp_files(directory)
 
@@ -384,8 +384,12 @@ def _too_large(path: PathLike, size: int) -> CorruptCheckpointError:
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return kind
     return "not a regular file"

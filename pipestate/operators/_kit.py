@@ -38,18 +38,60 @@ def saturate_cast(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if array.dtype == dtype:
         return array
-    if dtype.kind in "iu" and array.dtype.kind in "fiub":
+    if dtype.kind in "iu" and array.dtype.kind == "f":
+        return _float_to_int(array, dtype)
+    if dtype == np.float16 and array.dtype.kind == "f":
+        return _to_float16(array)
+    if dtype.kind in "iu" and array.dtype.kind in "iub":
         info = np.iinfo(dtype)
-        if array.dtype.kind == "f":
-            with np.errstate(invalid="ignore"):
-                array = np.trunc(array + np.copysign(0.5, array))  # half away from zero, as DALI
-            array = np.nan_to_num(array, nan=0.0, posinf=info.max, neginf=info.min)
         if array.dtype.kind != "b":
             array = np.clip(array, info.min, info.max)
     if dtype.kind == "b":
+        if array.dtype.kind == "f":  # DALI rounds floats first: 0.2 is False, 0.5 True, NaN True
+            return ~(np.abs(array) < 0.5)
         return array != 0
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range floats become inf, as in DALI
         return array.astype(dtype)
+
+
+def _to_float16(array: np.ndarray) -> np.ndarray:
+    """float32/float64 -> float16 rounding ties away from zero, as DALI's conversion (numpy rounds them to even)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf, as in DALI
+        nearest = array.astype(np.float16)
+        exact = array.astype(np.float64)
+        low = nearest.astype(np.float64)
+        toward = np.nextafter(nearest, np.where(exact > low, np.float16(np.inf), np.float16(-np.inf)))
+        tie = (exact != low) & (exact == (low + toward.astype(np.float64)) / 2)
+    away = tie & (np.abs(toward) > np.abs(nearest))
+    if away.any():
+        nearest = np.where(away, toward, nearest)
+    return nearest
+
+
+def _float_to_int(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clamp to the type's range (infinities too), round half away from zero exactly (as ``std::round``: no
+    ``x + 0.5``), NaN to 0."""
+    info = np.iinfo(dtype)
+    if array.ndim == 0:
+        return _float_to_int(array.reshape(1), dtype)[0]
+    if array.dtype.itemsize < 4:
+        array = array.astype(np.float32)  # exact; the maximum of wide integer types must fit
+    top = array.dtype.type(info.max)
+    fits = int(top) <= info.max  # float32 rounds the int32 maximum up: saturate those values exactly
+    high = top if fits else np.nextafter(top, array.dtype.type(0))
+    clipped = np.clip(array, float(info.min), float(high))  # integer-valued bounds: rounding stays inside
+    whole = np.trunc(clipped)
+    clipped -= whole
+    clipped *= 2
+    np.trunc(clipped, out=clipped)
+    clipped += whole
+    nan = np.isnan(clipped)
+    if nan.any():
+        clipped[nan] = 0
+    result = clipped.astype(dtype)
+    if not fits:
+        result[array >= top] = info.max
+    return result
 
 
 class Sample:
@@ -149,7 +191,8 @@ class SampleOperator(Operator):
         layouts = self.check_inputs(inputs)
         n = ctx.batch_size
         extra = self.prepare(ctx, inputs, arg_inputs, layouts)
-        if not extra and all(b.is_dense_tensor() for b in (*inputs, *arg_inputs.values())):
+        vectorized = type(self).dense is not SampleOperator.dense  # else stacking the batch would be wasted
+        if vectorized and not extra and all(b.is_dense_tensor() for b in (*inputs, *arg_inputs.values())):
             args = dict(self.args)
             args.update((k, b.as_array()) for k, b in arg_inputs.items())
             outputs = self.dense(ctx, [b.as_array() for b in inputs], args, layouts)

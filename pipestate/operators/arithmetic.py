@@ -4,8 +4,10 @@
 Type rules follow DALI's: Python ``float`` constants are float32 and ``int`` constants int32; an integer
 mixed with a floating-point type gives the floating-point type; ``/`` of integers gives float32; ``//``
 of integers truncates toward zero (C division) and of floats is a true division; ``%`` takes the sign of
-the dividend (C ``fmod``); integer ``**`` with a negative exponent truncates;
-comparisons give bool. Casts to integer types round half away from zero and saturate, as DALI's ``fn.cast``.
+the dividend (C ``fmod``); integer ``**`` with a negative exponent gives 0;
+comparisons give bool; arithmetic (except ``*``) on boolean operands only is an error; the output keeps
+the operands' common layout. Casts to integer types round half away from zero and saturate, as DALI's
+``fn.cast``. Type promotion: :mod:`pipestate.operators._promotion`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pipestate.dtypes import ScalarConstant
 from pipestate.graph import DataNode
 from pipestate.operators import schema as sch
 from pipestate.operators._kit import Sample, SampleOperator, saturate_cast
+from pipestate.operators._promotion import batch_operands, binary_promotion, common_layout
 from pipestate.operators.base import Operator, RunContext, register
 from pipestate.operators.example import Example, Tensor
 from pipestate.operators.schema import Arg
@@ -44,6 +47,7 @@ _BINARY = {
     "ge": np.greater_equal,
 }
 _BITWISE = {"bitand", "bitor", "bitxor"}
+_ARITHMETIC = {"neg", "add", "sub", "div", "fdiv", "mod", "pow"}  # DALI refuses these on booleans only
 
 
 def _int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -56,15 +60,13 @@ def _int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _int_power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Integer ``**`` as DALI: exact for non-negative exponents; a negative one truncates ``1 / a**-b``
-    (so 0, except for bases 1 and -1)."""
+    """Integer ``**`` as DALI: exact (wrapping) for non-negative exponents, 0 for a negative one (whatever
+    the base, as DALI's ``ipow``)."""
     negative = b < 0
     if not negative.any():
         return np.power(a, b)
     result = np.power(a, np.where(negative, 0, b))
-    odd = (np.abs(b) % 2) == 1
-    small = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0)).astype(result.dtype)
-    return np.where(negative, small, result)
+    return np.where(negative, np.zeros((), result.dtype), result)
 
 
 def constant_array(value: Any) -> np.ndarray:
@@ -87,12 +89,7 @@ def constant_array(value: Any) -> np.ndarray:
 
 def result_dtype(op: str, left: np.dtype, right: np.dtype) -> np.dtype:
     """The element type DALI gives ``left <op> right`` (the computation type, for comparisons)."""
-    if left.kind == "f" and right.kind != "f":
-        common = left
-    elif right.kind == "f" and left.kind != "f":
-        common = right
-    else:
-        common = np.promote_types(left, right)
+    common = binary_promotion(left, right)
     if op == "div" and common.kind in "biu":
         return np.dtype(np.float32)
     return common
@@ -139,19 +136,16 @@ class Arithmetic(Operator):
             for side in sides
         ]
         if index is None:
-            # Broadcast per sample: give every batch operand the same number of sample axes, added
-            # right after the batch axis, so numpy never aligns a sample axis with the batch axis.
-            sample_ndim = max(a.ndim if side in self.constants else a.ndim - 1 for side, a in zip(sides, operands))
-            operands = [
-                a
-                if side in self.constants
-                else a.reshape(a.shape[:1] + (1,) * (sample_ndim + 1 - a.ndim) + a.shape[1:])
-                for side, a in zip(sides, operands)
-            ]
+            operands = batch_operands(operands, [side not in self.constants for side in sides])
         return tuple(operands)
 
     def _apply(self, operands: tuple[np.ndarray, ...]) -> np.ndarray:
         op = self.args["op"]
+        if op in _ARITHMETIC and all(a.dtype.kind == "b" for a in operands):
+            raise TypeError(
+                f"arithmetic {op} on boolean operands only is not supported (as in DALI); use & | ^ on booleans, "
+                "or cast one operand to a number"
+            )
         if op == "neg":
             return np.negative(operands[0])
         left, right = operands
@@ -162,9 +156,13 @@ class Arithmetic(Operator):
             return _BINARY[op](left.astype(dtype, copy=False), right.astype(dtype, copy=False))
 
     def run(self, ctx: RunContext, inputs: list[Batch], arg_inputs: dict[str, Batch]) -> tuple[Batch, ...]:
+        layout = common_layout([b.layout() for b in inputs], f"arithmetic {self.args['op']}")
         if all(b.is_dense_tensor() for b in inputs):
-            return (Batch(self._apply(self._operands(inputs, None))),)
-        return (Batch.from_samples([self._apply(self._operands(inputs, i)) for i in range(ctx.batch_size)]),)
+            out = Batch(self._apply(self._operands(inputs, None)))
+        else:
+            out = Batch.from_samples([self._apply(self._operands(inputs, i)) for i in range(ctx.batch_size)])
+        ndims = out.dtypes_and_ndims()[1]
+        return (out.with_meta(layout if ndims == {len(layout)} else "", None),)
 
 
 def arithmetic(op: str, left: Any, right: Any = None) -> DataNode:

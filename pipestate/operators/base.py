@@ -199,8 +199,12 @@ class Operator:
 
     def stream_key(self, pipeline_seed: int) -> int:
         """The operator's random stream key in a pipeline seeded ``pipeline_seed`` (its own ``seed=`` wins)."""
-        seed = self.args["seed"]
-        return derive_key("op-seed", seed) if seed >= 0 else derive_key("pipeline", pipeline_seed, self.name)
+        seed = self.args["seed"]  # None (seed=None, as DALI accepts) means not set
+        return (
+            derive_key("op-seed", seed)
+            if seed is not None and seed >= 0
+            else derive_key("pipeline", pipeline_seed, self.name)
+        )
 
     def setup(self, env: BuildEnv) -> None:
         """Prepare to run, once the pipeline's seed and batch size are final (e.g. list a dataset)."""

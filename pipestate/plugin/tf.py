@@ -62,8 +62,7 @@ def _normalize_shapes(output_shapes: Any, count: int, single: bool) -> tuple[tf.
     shapes = tuple(output_shapes)
     if len(shapes) != count:
         raise ValueError(
-            f"output_shapes has {len(shapes)} entries but output_dtypes has {count}; "
-            "give one shape per output"
+            f"output_shapes has {len(shapes)} entries but output_dtypes has {count}; give one shape per output"
         )
     return tuple(tf.TensorShape(s) for s in shapes)
 
@@ -170,7 +169,9 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
         def step(carry: tuple, _: tf.Tensor) -> tuple:
             state, count, epochs_done = carry
             results = tf.numpy_function(
-                self._next, [state, count, epochs_done], [tf.string, tf.int64, tf.int64, tf.bool, *dtypes],
+                self._next,
+                [state, count, epochs_done],
+                [tf.string, tf.int64, tf.int64, tf.bool, *dtypes],
                 stateful=True,
             )
             new_state, new_count, new_epochs, done = results[:4]
@@ -266,9 +267,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
     def _check(self, outputs: tuple) -> list[np.ndarray]:
         """Return the outputs as dense arrays, checking them against the declared dtypes and shapes."""
         if len(outputs) != len(self._dtypes):
-            raise ValueError(
-                f"the pipeline has {len(outputs)} outputs but output_dtypes declares {len(self._dtypes)}"
-            )
+            raise ValueError(f"the pipeline has {len(outputs)} outputs but output_dtypes declares {len(self._dtypes)}")
         arrays = []
         for i, (batch, dtype, dims) in enumerate(zip(outputs, self._np_dtypes, self._dims, strict=True)):
             try:
@@ -332,8 +331,7 @@ class PipelineDataset(dataset_ops.UnaryUnchangedStructureDataset):
                 return self._history[num_batches]
             except KeyError:
                 raise KeyError(
-                    f"no state after element {num_batches}: computed so far "
-                    f"{min(self._history)}..{max(self._history)}"
+                    f"no state after element {num_batches}: computed so far {min(self._history)}..{max(self._history)}"
                 ) from None
 
 
@@ -562,5 +560,3 @@ class DistributedIteratorState(tf.Module):
                 "strategy.distribute_datasets_from_function(fn, options=pipestate.plugin.tf.input_options())"
             )
         self.replicas = replicas
-
-

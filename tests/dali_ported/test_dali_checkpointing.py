@@ -13,8 +13,11 @@ import tempfile
 import numpy as np
 
 import pipestate.fn as fn
-import pipestate.types as types  # noqa: F401 - imported by DALI's test (its ported cases do not use it)
+import pipestate.types as types
 from pipestate import tfrecord as tfrec
+from pipestate.auto_aug import auto_augment as aa
+from pipestate.auto_aug import rand_augment as ra
+from pipestate.auto_aug import trivial_augment as ta
 from pipestate.pipeline import pipeline_def
 from tests.dali_ported import webdataset_base
 from tests.dali_ported.dali_test_utils import (
@@ -64,6 +67,24 @@ def check_pipeline_checkpointing_native(pipeline_factory):
         pipe.run()
     restored = pipeline_factory(**pipeline_args, checkpoint=pipe.checkpoint())
     compare_pipelines(pipe, restored, pipeline_args["batch_size"], comparsion_iterations)
+
+
+def check_single_input_operator_pipeline(op, device, **kwargs):
+    @pipeline_def
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir, pad_last_batch=True, random_shuffle=True)
+        decoding_device = "mixed" if device == "gpu" else "cpu"
+        decoded = fn.decoders.image_random_crop(data, device=decoding_device)
+        casted = fn.cast(decoded, dtype=types.DALIDataType.UINT8)
+        resized = fn.resize(casted, resize_x=120, resize_y=80)
+        return op(resized, device=device, **kwargs)
+
+    return pipeline
+
+
+def check_single_input_operator(op, device, **kwargs):
+    pipeline_factory = check_single_input_operator_pipeline(op, device, **kwargs)
+    check_pipeline_checkpointing_native(pipeline_factory)
 
 
 def check_no_input_operator(op, device, **kwargs):
@@ -537,6 +558,35 @@ def test_numpy_reader(
         )
 
 
+@params(0, 1, 2, 3, 4, 5, 6, 7, 8)
+def test_multiple_readers(num_iters):
+    my_images = os.path.join(images_dir, "134")
+    files = [os.path.join(my_images, f) for f in os.listdir(my_images)]
+
+    @pipeline_def(batch_size=1, device_id=0, num_threads=4, enable_checkpointing=True)
+    def pipeline():
+        # Reader with epoch size = 2
+        a_enc, _ = fn.readers.file(name="Reader1", files=files[:2], pad_last_batch=True, random_shuffle=True)
+
+        # Reader with epoch size = 3
+        b_enc, _ = fn.readers.file(name="Reader2", files=files[:3], pad_last_batch=True, random_shuffle=True)
+
+        a = fn.decoders.image_random_crop(a_enc)
+        b = fn.decoders.image_random_crop(b_enc)
+        a = fn.resize(a, size=(200, 200))
+        b = fn.resize(b, size=(200, 200))
+        return (a + b) // 2
+
+    p = pipeline()
+
+    for _ in range(num_iters):
+        p.run()
+
+    restored = pipeline(checkpoint=p.checkpoint())
+
+    compare_pipelines(p, restored, 1, 20)
+
+
 # Randomized operators section
 
 
@@ -573,6 +623,59 @@ def test_random_beta(device, shape):
 @random_signed_off("random.uniform", "uniform")
 def test_random_uniform(device, shape):
     check_no_input_operator(fn.random.uniform, device, shape=shape)
+
+
+@params("cpu", "gpu")
+@random_signed_off("noise.gaussian")
+def test_noise_gaussian(device):
+    check_single_input_operator(fn.noise.gaussian, device, stddev=150)
+
+
+@params("cpu", "gpu")
+@random_signed_off("noise.salt_and_pepper")
+def test_noise_salt_and_pepper(device):
+    check_single_input_operator(fn.noise.salt_and_pepper, device, prob=0.5)
+
+
+@params("cpu", "gpu")
+@random_signed_off("noise.shot")
+def test_noise_shot(device):
+    check_single_input_operator(fn.noise.shot, device, factor=100)
+
+
+@random_signed_off("jitter")
+def test_jitter():
+    check_single_input_operator(fn.jitter, "gpu")
+
+
+@random_signed_off("random_resized_crop")
+@params("cpu", "gpu")
+def test_random_resized_crop(device):
+    check_single_input_operator(fn.random_resized_crop, device, size=(42, 24))
+
+
+@params("cpu", "mixed")
+@random_signed_off("image_decoder_random_crop", "decoders.image_random_crop")
+def test_image_random_crop(device):
+    @pipeline_def
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image_random_crop(data, device=device)
+        return image
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@params("cpu", "mixed")
+@random_signed_off("experimental.image_decoder_random_crop", "experimental.decoders.image_random_crop")
+def test_experimental_image_random_crop(device):
+    @pipeline_def
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.experimental.decoders.image_random_crop(data, device=device)
+        return image
+
+    check_pipeline_checkpointing_native(pipeline)
 
 
 # External source
@@ -685,6 +788,70 @@ def test_external_source_unsupported(kind, parallel):
 
     with assert_warns(glob="DALI doesn't capture state of such 'source'."):
         pipeline().build()
+
+
+# Auto augmentation tests - run auto augmentations as a good example of pipeline
+# consisting of many ops
+
+
+@params("cpu", "gpu")
+def test_auto_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return aa.auto_augment(image)
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@params("cpu", "gpu")
+def test_rand_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return ra.rand_augment(image, n=2, m=15)
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@params("cpu", "gpu")
+def test_trivial_augment(device):
+    @pipeline_def(enable_conditionals=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        image = fn.decoders.image(data, device="cpu" if device == "cpu" else "mixed")
+        return ta.trivial_augment_wide(image)
+
+    check_pipeline_checkpointing_native(pipeline)
+
+
+@cartesian_params((0, 1), (0, 3), (0, 1), (0, 4))
+def test_multiple_restores(warmup_epochs, warmup_iters, run_epochs, run_iters):
+    batch_size = 4
+
+    @pipeline_def(batch_size=batch_size, num_threads=4, device_id=0, enable_checkpointing=True)
+    def pipeline():
+        data, _ = fn.readers.file(name="Reader", file_root=images_dir)
+        return fn.decoders.image(data, device="cpu")
+
+    pipe = pipeline()
+
+    iters_in_epoch = pipe.reader_meta()["Reader"]["epoch_size"] // batch_size
+    warmup_iters += warmup_epochs * iters_in_epoch
+    run_iters += run_epochs * iters_in_epoch
+
+    for _ in range(warmup_iters):
+        pipe.run()
+
+    pipe2 = pipeline(checkpoint=pipe.checkpoint())
+    for _ in range(run_iters):
+        pipe2.run()
+
+    pipe3 = pipeline(checkpoint=pipe2.checkpoint())
+
+    compare_pipelines(pipe2, pipe3, batch_size, 5)
 
 
 def test_unsupported_dangling_subgraph():

@@ -13,6 +13,7 @@ from pipestate import fn, pipeline_def, types
 from tests.dali_ported.dali_test_utils import (
     assert_raises,
     attr,
+    cartesian_params,
     compare_pipelines,
     create_sign_off_decorator,
     get_dali_extra_path,
@@ -107,6 +108,14 @@ def check_single_encoded_audio_input(op, device, **kwargs):
         audio, _ = fn.readers.file(files=[wav], pad_last_batch=True)
         return op(move_to(audio, device), device=device, **kwargs)
 
+
+def check_single_encoded_jpeg_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        img = os.path.join(get_dali_extra_path(), "db/single/jpeg/100/swan-3584559_640.jpg")
+        jpegs, _ = fn.readers.file(files=[img], pad_last_batch=True)
+        return op(move_to(jpegs, device), device=device, **kwargs)
+
     check_is_pipeline_stateless(pipeline_factory)
 
 
@@ -130,9 +139,211 @@ def test_stateful(device):
 
 
 @params("cpu", "gpu")
+@stateless_signed_off("color_twist")
+def test_color_twist_stateless(device):
+    check_single_input(
+        fn.color_twist,
+        device,
+        brightness=1.0,
+        contrast=0.5,
+        hue=90,
+        saturation=1.2,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("hsv")
+def test_hsv_stateless(device):
+    check_single_input(
+        fn.hsv,
+        device,
+        hue=70,
+        value=1.8,
+        saturation=1.2,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("hue")
+def test_hue_stateless(device):
+    check_single_input(fn.hue, device, hue=-90)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("saturation")
+def test_saturation_stateless(device):
+    check_single_input(fn.saturation, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("brightness_contrast", "brightness", "contrast")
+def test_brightness_contrast_stateless(device):
+    check_single_input(fn.brightness_contrast, device, brightness=0.7, contrast=1.7)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.equalize")
+def test_equalize_stateless(device):
+    check_single_input(fn.experimental.equalize, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("laplacian")
+def test_laplacian_stateless(device):
+    check_single_input(fn.laplacian, device, window_size=3)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("gaussian_blur")
+def test_gaussian_blur_stateless(device):
+    check_single_input(fn.gaussian_blur, device, window_size=3)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.filter")
+def test_filter_stateless(device):
+    check_single_input(
+        lambda x, **kwargs: fn.experimental.filter(x, np.full((3, 3), 1 / 9), **kwargs),
+        device,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.debayer")
+def test_debayer_stateless(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch((40, 40)), layout="HW", batch=True)
+        if device == "gpu":
+            data = data.gpu()
+        return fn.experimental.debayer(data, blue_position=[0, 0])
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("color_space_conversion")
+def test_color_space_conversion_stateless(device):
+    check_single_input(
+        fn.color_space_conversion,
+        device,
+        image_type=types.DALIImageType.RGB,
+        output_type=types.DALIImageType.YCbCr,
+    )
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("jpeg_compression_distortion")
+def test_jpeg_compression_distortion_stateless(device):
+    check_single_input(fn.jpeg_compression_distortion, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("grid_mask")
+def test_grid_mask_stateless(device):
+    check_single_input(fn.grid_mask, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("normalize")
+def test_normalize_stateless(device):
+    check_single_input(fn.normalize, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("rotate")
+def test_rotate_stateless(device):
+    check_single_input(fn.rotate, device, angle=40)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize")
+def test_resize_stateless(device):
+    check_single_input(fn.resize, device, resize_x=50, resize_y=50)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("experimental.tensor_resize")
+def test_tensor_resize_stateless(device):
+    check_single_input(fn.experimental.tensor_resize, device, axes=[0, 1], sizes=[40, 40])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("flip")
+def test_flip_stateless(device):
+    check_single_input(fn.flip, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop")
+def test_crop_stateless(device):
+    check_single_input(fn.crop, device, crop=(20, 20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("crop_mirror_normalize")
+def test_crop_mirror_normalize_stateless(device):
+    check_single_input(fn.crop_mirror_normalize, device, crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("warp_affine")
+def test_warp_affine_stateless(device):
+    check_single_input(fn.warp_affine, device, matrix=(0.1, 0.9, 10, 0.8, -0.2, -20))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("erase")
+def test_erase_stateless(device):
+    check_single_input(fn.erase, device, anchor=(3, 4), shape=(5, 6))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("pad")
+def test_pad_stateless(device):
+    check_single_input(fn.pad, device, shape=(100, 100, 3))
+
+
+@params("cpu", "gpu")
 @stateless_signed_off("constant", "hidden.constant")
 def test_constant_stateless(device):
     check_no_input(fn.constant, device, idata=[1, 2, 3])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("paste")
+def test_paste_stateless(device):
+    check_single_input(fn.paste, device, fill_value=0, ratio=2.0)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("water")
+def test_water_stateless(device):
+    check_single_input(fn.water, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("sphere")
+def test_sphere_stateless(device):
+    check_single_input(fn.sphere, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("resize_crop_mirror", "fast_resize_crop_mirror")
+def test_resize_crop_mirror_stateless(device):
+    check_single_input(fn.resize_crop_mirror, device, size=(35, 55), crop=(20, 20), mirror=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("slice")
+def test_slice_stateless(device):
+    check_single_input(fn.slice, device, rel_start=(0.25, 0.25), rel_end=(0.75, 0.75))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("multi_paste")
+def test_multi_paste_stateless(device):
+    check_single_input(fn.multi_paste, device, in_ids=list(range(batch_size)), output_size=[100, 100])
 
 
 @params("cpu", "gpu")
@@ -155,6 +366,52 @@ def test_python_function_stateless(device):
         return fn.python_function(x, function=lambda x: x * 2, **kwargs)
 
     check_single_input(wrapper, device)
+
+
+@stateless_signed_off("peek_image_shape")
+def test_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.peek_image_shape, "cpu")
+
+
+@stateless_signed_off("experimental.peek_image_shape")
+def test_imgcodec_peek_image_shape_stateless():
+    check_single_encoded_jpeg_input(fn.experimental.peek_image_shape, "cpu")
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image", "image_decoder")
+def test_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image")
+def test_experimental_image_decoder_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image, device)
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_crop", "image_decoder_crop")
+def test_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_crop")
+def test_experimental_image_decoder_crop_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_crop, device, crop=(20, 50))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("decoders.image_slice", "image_decoder_slice")
+def test_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.decoders.image_slice, device, start=(5, 5), end=(45, 45))
+
+
+@params("cpu", "mixed")
+@stateless_signed_off("experimental.decoders.image_slice")
+def test_experimental_image_decoder_slice_stateless(device):
+    check_single_encoded_jpeg_input(fn.experimental.decoders.image_slice, device, start=(5, 5), end=(45, 45))
 
 
 @params("cpu", "gpu")
@@ -313,3 +570,168 @@ def test_split_and_merge(device):
 @stateless_signed_off("io.file.read")
 def test_io_file_read(device):
     check_single_filepath_input(fn.io.file.read, device)
+
+
+@params("gpu", "cpu")
+@stateless_signed_off("experimental.warp_perspective")
+def test_warp_perspective_stateless(device):
+    check_single_input(fn.experimental.warp_perspective, device, matrix=np.eye(3))
+
+
+test_data_frames = 24
+
+
+test_sequence_shape = [test_data_frames, 426, 240, 3]  # 240p video
+
+
+def check_single_sequence_input(op, device, **kwargs):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch(data_shape=test_sequence_shape), layout="FHWC", batch=True)
+        return op(move_to(data, device), device=device, **kwargs)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.min")
+def test_reductions_min_stateless(device):
+    check_single_input(fn.reductions.min, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.max")
+def test_reductions_max_stateless(device):
+    check_single_input(fn.reductions.max, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.sum")
+def test_reductions_sum_stateless(device):
+    check_single_input(fn.reductions.sum, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.mean")
+def test_reductions_mean_stateless(device):
+    check_single_input(fn.reductions.mean, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.mean_square")
+def test_reductions_mean_square_stateless(device):
+    check_single_input(fn.reductions.mean_square, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.rms")
+def test_reductions_rms_stateless(device):
+    check_single_input(fn.reductions.rms, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.std_dev")
+def test_reductions_std_dev_stateless(device):
+    check_single_input(lambda x, **kwargs: fn.reductions.std_dev(x, 0.0, **kwargs), device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reductions.variance")
+def test_reductions_variance_stateless(device):
+    check_single_input(lambda x, **kwargs: fn.reductions.variance(x, 5.0, **kwargs), device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("one_hot")
+def test_one_hot_stateless(device):
+    check_single_input(fn.one_hot, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("reshape", "reinterpret")
+def test_reshape_stateless(device):
+    check_single_input(fn.reshape, device, shape=[1, -1])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("lookup_table")
+def test_lookup_table_stateless(device):
+    check_single_input(fn.lookup_table, device, keys=[0], values=[1], default_value=123)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("transpose")
+def test_transpose_stateless(device):
+    check_single_input(fn.transpose, device, perm=[2, 0, 1])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("copy")
+def test_copy_stateless(device):
+    check_single_input(fn.copy, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("shapes")
+def test_shapes_stateless(device):
+    check_single_input(fn.shapes, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("per_frame")
+def test_per_frame_stateless(device):
+    check_single_input(fn.per_frame, device, replace=True)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("get_property")
+def test_get_property_stateless(device):
+    check_single_input(fn.get_property, device, key="layout")
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("sequence_rearrange")
+def test_sequence_rearrange_stateless(device):
+    check_single_sequence_input(fn.sequence_rearrange, device, new_order=list(range(test_data_frames)))
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("element_extract")
+def test_element_extract_stateless(device):
+    check_single_sequence_input(fn.element_extract, device, element_map=[0])
+
+
+@cartesian_params(("cpu", "gpu"), (fn.stack, fn.cat))
+@stateless_signed_off("stack", "cat")
+def test_tensor_join_stateless(device, join):
+    def wrapper(x, **kwargs):
+        return join(x, x, x, **kwargs)
+
+    check_single_input(wrapper, device)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("expand_dims")
+def test_expand_dims(device):
+    check_single_input(fn.expand_dims, device, axes=[0])
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("squeeze")
+def test_squeeze(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        data = fn.external_source(source=RandomBatch((40, 1, 50, 1)), layout="DHWC")
+        data = move_to(data, device)
+        return fn.squeeze(data, axis_names="HC")
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu", "gpu")
+@stateless_signed_off("permute_batch")
+def test_permute_batch_stateless(device):
+    def wrapper(x, **kwargs):
+        return fn.permute_batch(x, indices=[0] * batch_size, **kwargs)
+
+    check_single_input(wrapper, device)

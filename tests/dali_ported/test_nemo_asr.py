@@ -256,14 +256,14 @@ def test_decoded_vs_generated():
             # Checking that we don't have any trailing zeros
             # (those won't be caught by the string comparison)
             ref_text_non_ascii_literal_bytes = bytes(ref_text_non_ascii_literal[idx], "utf8")
-            assert (
-                text_non_ascii.tobytes() == ref_text_non_ascii_literal_bytes
-            ), f"'{text_non_ascii.tobytes()}' != '{ref_text_non_ascii_literal_bytes}'"
+            assert text_non_ascii.tobytes() == ref_text_non_ascii_literal_bytes, (
+                f"'{text_non_ascii.tobytes()}' != '{ref_text_non_ascii_literal_bytes}'"
+            )
 
             # String comparison (utf-8)
-            assert (
-                text_non_ascii_str == ref_text_non_ascii_literal[idx]
-            ), f"'{text_non_ascii_str}' != '{ref_text_non_ascii_literal[idx]}'"
+            assert text_non_ascii_str == ref_text_non_ascii_literal[idx], (
+                f"'{text_non_ascii_str}' != '{ref_text_non_ascii_literal[idx]}'"
+            )
 
 
 def test_read_idxs():

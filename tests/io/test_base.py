@@ -21,9 +21,9 @@ def test_io_all_sorted_and_documented():
             for member_name, member in vars(obj).items():
                 if not member_name.startswith("_") and inspect.isfunction(member):
                     assert member.__doc__, f"{name}.{member_name}"
-                    assert "Args:" in member.__doc__ or not inspect.signature(member).parameters.keys() - {
-                        "self"
-                    }, f"{name}.{member_name} documents no Args"
+                    assert "Args:" in member.__doc__ or not inspect.signature(member).parameters.keys() - {"self"}, (
+                        f"{name}.{member_name} documents no Args"
+                    )
 
 
 def test_checkpoint_io_is_abstract():
@@ -47,8 +47,7 @@ def test_validate_checkpoint():
 
 @pytest.mark.parametrize(
     ("err", "cls"),
-    [(errno.EACCES, PermissionError), (errno.ENOENT, FileNotFoundError), (errno.ENOSPC, OSError),
-     (errno.EIO, OSError)],
+    [(errno.EACCES, PermissionError), (errno.ENOENT, FileNotFoundError), (errno.ENOSPC, OSError), (errno.EIO, OSError)],
 )
 def test_reraise_keeps_subclass_and_errno(err, cls):
     low = OSError(err, "low level")

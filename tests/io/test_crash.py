@@ -105,8 +105,11 @@ def test_kill_9_at_random_moments_always_leaves_a_restorable_latest(tmp_path, ba
     rng = random.Random(20261122)
     reference = _Reference()
     directory = str(tmp_path / "ckpts")
-    modes = [("sync", 0), ("sync", 1 << 20), ("async", 1 << 20)] if backend == "local" else [
-        ("fsspec", 0), ("fsspec", 1 << 20)]
+    modes = (
+        [("sync", 0), ("sync", 1 << 20), ("async", 1 << 20)]
+        if backend == "local"
+        else [("fsspec", 0), ("fsspec", 1 << 20)]
+    )
     last_step = saves_checked = kills_mid_write = max_orphans = max_kept = 0
     seen_orphans: set[str] = set()
     orphans: dict[str, int] = {}
@@ -163,8 +166,10 @@ def test_kill_9_at_random_moments_always_leaves_a_restorable_latest(tmp_path, ba
         want_src, want_uni = reference.at(step)
         np.testing.assert_array_equal(np.asarray(src), want_src)
         np.testing.assert_array_equal(np.asarray(uni), want_uni)
-    summary = (f"{backend}: {kill_trials} kills, {kills_mid_write} mid-write, last step {last_step}, "
-               f"{saves_checked} with durable saves checked, max orphans {max_orphans}, max kept {max_kept}")
+    summary = (
+        f"{backend}: {kill_trials} kills, {kills_mid_write} mid-write, last step {last_step}, "
+        f"{saves_checked} with durable saves checked, max orphans {max_orphans}, max kept {max_kept}"
+    )
     print(summary)  # noqa: T201 - shown with -s, for the long run's report
     assert last_step > kill_trials // 3  # the loop made progress across restarts
     assert saves_checked > kill_trials // 3

@@ -30,8 +30,13 @@ def test_import_pipestate_does_not_import_fsspec():
     import sys
 
     code = "import sys, pipestate, pipestate.io; print('fsspec' in sys.modules, 's3fs' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -82,8 +87,12 @@ def test_marker_validates_checkpoint_content(mem_root):
     assert not fs.exists(f"{mem_root}/x") and not fs.exists(f"{mem_root}/x" + MARKER_SUFFIX)
     # another writer committed junk with a matching marker: the load still refuses it
     fs.pipe_file(f"{mem_root}/x", junk)
-    fs.pipe_file(f"{mem_root}/x" + MARKER_SUFFIX, json.dumps(
-        {"kind": "pipestate-checkpoint-commit", "version": 1, "size": len(junk), "crc32": zlib.crc32(junk)}).encode())
+    fs.pipe_file(
+        f"{mem_root}/x" + MARKER_SUFFIX,
+        json.dumps(
+            {"kind": "pipestate-checkpoint-commit", "version": 1, "size": len(junk), "crc32": zlib.crc32(junk)}
+        ).encode(),
+    )
     with pytest.raises(CorruptCheckpointError, match="not a pipestate checkpoint|does not parse"):
         io.load_checkpoint(f"{mem_root}/x")
 
@@ -110,8 +119,10 @@ def test_failed_save_leaves_checkpoint_invisible(mem_root, monkeypatch):
     assert info.value.errno == 28 and "checkpoint-000000000002.pscpt" in str(info.value)
     assert data_landed == [True]
     assert ckpt.steps() == [1]  # without its marker it does not exist ...
-    assert fs.ls(mem_root, detail=False) == [ckpt.path_for(1)[len("memory:/"):], ckpt.path_for(1)[len("memory:/"):]
-                                             + MARKER_SUFFIX]  # ... and its data and intent were deleted
+    assert fs.ls(mem_root, detail=False) == [
+        ckpt.path_for(1)[len("memory:/") :],
+        ckpt.path_for(1)[len("memory:/") :] + MARKER_SUFFIX,
+    ]  # ... and its data and intent were deleted
     assert step_of(ckpt.load_latest()) == 1
 
 
@@ -173,15 +184,22 @@ def s3_endpoint():
 def s3(s3_endpoint, monkeypatch):
     import boto3
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     bucket = f"bucket-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket=bucket)
-    options = {"key": "testing", "secret": "testing", "endpoint_url": s3_endpoint,
-               "skip_instance_cache": True}
+    options = {"key": "testing", "secret": "testing", "endpoint_url": s3_endpoint, "skip_instance_cache": True}
     return client, bucket, options
 
 
@@ -201,8 +219,7 @@ def test_s3_roundtrip_and_marker(s3):
 
 def test_s3_checkpointer_latest_ignores_uncommitted(s3):
     client, bucket, options = s3
-    ckpt = Checkpointer(f"s3://{bucket}/run", keep_last=2,
-                        checkpoint_io=FsspecCheckpointIO(storage_options=options))
+    ckpt = Checkpointer(f"s3://{bucket}/run", keep_last=2, checkpoint_io=FsspecCheckpointIO(storage_options=options))
     for s in range(4):
         ckpt.save(make_checkpoint(s), s)
     assert ckpt.steps() == [2, 3]
@@ -210,7 +227,9 @@ def test_s3_checkpointer_latest_ignores_uncommitted(s3):
     client.put_object(Bucket=bucket, Key="run/checkpoint-000000000009.pscpt", Body=make_checkpoint(9))
     # a committed but damaged checkpoint: skipped
     blob = make_checkpoint(8)
-    FsspecCheckpointIO(storage_options=options).save_checkpoint(blob, f"s3://{bucket}/run/checkpoint-000000000008.pscpt")
+    FsspecCheckpointIO(storage_options=options).save_checkpoint(
+        blob, f"s3://{bucket}/run/checkpoint-000000000008.pscpt"
+    )
     client.put_object(Bucket=bucket, Key="run/checkpoint-000000000008.pscpt", Body=blob[:-3])
     fresh = Checkpointer(f"s3://{bucket}/run", checkpoint_io=FsspecCheckpointIO(storage_options=options))
     assert fresh.steps() == [2, 3, 8]
@@ -229,8 +248,7 @@ def test_s3_interrupted_save_is_cleaned_by_the_next_save(s3):
     client, bucket, options = s3
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    intent = {"kind": "pipestate-checkpoint-pending", "version": 1, "host": _HOST, "pid": dead.pid,
-              "time": time.time()}
+    intent = {"kind": "pipestate-checkpoint-pending", "version": 1, "host": _HOST, "pid": dead.pid, "time": time.time()}
     key = "run/checkpoint-000000000005.pscpt"
     client.put_object(Bucket=bucket, Key=key + PENDING_SUFFIX, Body=json.dumps(intent).encode())
     client.put_object(Bucket=bucket, Key=key, Body=b"half an upload")

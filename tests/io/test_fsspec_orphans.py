@@ -68,8 +68,11 @@ def test_interrupted_saves_are_deleted_once_their_writer_is_gone(root):
     finally:
         sleeper.kill()
         sleeper.wait()
-    gone = {n for n in ("dead", "live_fresh", "live_old", "ours_fresh", "other_host_fresh", "other_host_old",
-                        "damaged_fresh") if f"{n}.pscpt" not in left}
+    gone = {
+        n
+        for n in ("dead", "live_fresh", "live_old", "ours_fresh", "other_host_fresh", "other_host_old", "damaged_fresh")
+        if f"{n}.pscpt" not in left
+    }
     assert gone == {"dead", "live_old", "other_host_old"}
     for name in gone:
         assert f"{name}.pscpt{PENDING_SUFFIX}" not in left  # the intent goes with its data

@@ -388,7 +388,9 @@ def test_an_operator_defined_outside_a_pipeline_is_adopted_as_in_dali():
 def test_constant_matches_dali_shapes():
     def body():
         return (
-            fn.constant(idata=42), fn.constant(idata=42, shape=(3,)), fn.constant(fdata=[1.0, 2.0]),
+            fn.constant(idata=42),
+            fn.constant(idata=42, shape=(3,)),
+            fn.constant(fdata=[1.0, 2.0]),
             fn.constant(idata=[1, 2, 3, 4], shape=[2, 2]),
         )
 

@@ -43,7 +43,7 @@ def params(*cases):
         rows = []
         for case in cases:
             case = case if isinstance(case, tuple) else (case,)
-            rest = [sig.parameters[n].default for n in names[len(case):]]
+            rest = [sig.parameters[n].default for n in names[len(case) :]]
             rows.append(tuple(case) + tuple(rest))
         return pytest.mark.parametrize(names, rows)(_without_defaults(func))
 

@@ -50,8 +50,15 @@ def make_pipes(data_dir, bs, shards, pad, stick, shuffle=False, checkpoints=None
     @pipeline_def(batch_size=bs, num_threads=1, seed=7, enable_checkpointing=True)
     def pipe(sid):
         data, _ = fn.readers.file(
-            file_root=data_dir, file_filters="*.bin", name="Reader", pad_last_batch=pad, num_shards=shards,
-            shard_id=sid, stick_to_shard=stick, random_shuffle=shuffle, initial_fill=4,
+            file_root=data_dir,
+            file_filters="*.bin",
+            name="Reader",
+            pad_last_batch=pad,
+            num_shards=shards,
+            shard_id=sid,
+            stick_to_shard=stick,
+            random_shuffle=shuffle,
+            initial_fill=4,
         )
         return data + fn.random.uniform(range=[0.0, 0.5])
 
@@ -78,8 +85,11 @@ def check_restore_everywhere(data_dir, bs, shards, policy, pad, stick, auto_rese
 
     def make(checkpoints=None):
         return NumpyIterator(
-            make_pipes(data_dir, bs, shards, pad, stick, shuffle=True, checkpoints=checkpoints), ["x"],
-            reader_name="Reader", last_batch_policy=policy, auto_reset=auto_reset,
+            make_pipes(data_dir, bs, shards, pad, stick, shuffle=True, checkpoints=checkpoints),
+            ["x"],
+            reader_name="Reader",
+            last_batch_policy=policy,
+            auto_reset=auto_reset,
         )
 
     def step(it):

@@ -54,8 +54,9 @@ def test_state_dict_round_trip():
 
 def test_one_pipeline_per_cpu_device_with_devices_and_sharding(tmp_path):
     script = tmp_path / "devices.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import numpy as np, jax
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
         from pipestate import fn
@@ -81,9 +82,15 @@ def test_one_pipeline_per_cpu_device_with_devices_and_sharding(tmp_path):
         assert np.array_equal(np.asarray(next(it)["x"]), np.asarray(next(it2)["x"]))
         print("OK")
         """
-    ))
-    env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"}
+        )
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONWARNINGS": "ignore",
+    }
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().endswith("OK"), out.stdout + out.stderr
 

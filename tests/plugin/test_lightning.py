@@ -50,8 +50,15 @@ class Recorder(pl.LightningModule):
 
 def fit(module, datamodule, max_steps, ckpt_path=None, plugins=None):
     trainer = pl.Trainer(
-        max_steps=max_steps, max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", devices=1, plugins=plugins,
+        max_steps=max_steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        plugins=plugins,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -115,4 +115,5 @@ class FileReader(Reader):
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_samples(self.paths, self.where, chunk), indices)
-        return Batch(samples), Batch(self.labels[indices])
+        sources = [self.paths[i] for i in indices]  # DALI's source_info: the file each sample came from
+        return Batch(samples, sources=sources), Batch(self.labels[indices], sources=sources)

@@ -16,12 +16,21 @@ IMAGE = test_image(5, 75, 100)
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
-@pytest.mark.parametrize("crop, pos", [((40, 40), (0.5, 0.5)), ((40, 41), (0.5, 0.5)), ((20, 21), (0.25, 0.75)),
-                                       ((21.7, 20.2), (0.3, 0.7)), ((75, 100), (1.0, 0.0))])
+@pytest.mark.parametrize(
+    "crop, pos",
+    [
+        ((40, 40), (0.5, 0.5)),
+        ((40, 41), (0.5, 0.5)),
+        ((20, 21), (0.25, 0.75)),
+        ((21.7, 20.2), (0.3, 0.7)),
+        ((75, 100), (1.0, 0.0)),
+    ],
+)
 def test_crop_window_matches_dali(crop, pos):
     dali()
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.crop(x, crop=list(crop), crop_pos_y=pos[0],
-                                                              crop_pos_x=pos[1]))[0]
+    expected = run_dali(
+        [IMAGE], lambda fn, types, x: fn.crop(x, crop=list(crop), crop_pos_y=pos[0], crop_pos_x=pos[1])
+    )[0]
     anchor, shape = crop_window(IMAGE.shape[:2], crop, pos)
     assert np.array_equal(crop_image(IMAGE, anchor, shape), expected)
 
@@ -30,20 +39,51 @@ def test_crop_window_matches_dali(crop, pos):
 def test_crop_mirror_normalize_matches_dali(mirror):
     fn_types = dali()[1]
     anchor, shape = crop_window(IMAGE.shape[:2], (40, 50))
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.crop_mirror_normalize(
-        x, crop=(40, 50), mean=MEAN, std=STD, mirror=mirror, dtype=types.FLOAT))[0]
+    expected = run_dali(
+        [IMAGE],
+        lambda fn, types, x: fn.crop_mirror_normalize(
+            x, crop=(40, 50), mean=MEAN, std=STD, mirror=mirror, dtype=types.FLOAT
+        ),
+    )[0]
     got = crop_mirror_normalize(IMAGE, anchor, shape, mirror=bool(mirror), mean=MEAN, std=STD)
     assert got.shape == expected.shape == (3, 40, 50) and np.array_equal(got, expected)
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.crop_mirror_normalize(
-        x, crop=(40, 50), mean=MEAN, std=STD, scale=2.5, shift=10.0, mirror=mirror, dtype=types.FLOAT,
-        output_layout="HWC", pad_output=True))[0]
-    got = crop_mirror_normalize(IMAGE, anchor, shape, mirror=bool(mirror), mean=MEAN, std=STD, scale=2.5,
-                                shift=10.0, output_layout="HWC", pad_output=True)
+    expected = run_dali(
+        [IMAGE],
+        lambda fn, types, x: fn.crop_mirror_normalize(
+            x,
+            crop=(40, 50),
+            mean=MEAN,
+            std=STD,
+            scale=2.5,
+            shift=10.0,
+            mirror=mirror,
+            dtype=types.FLOAT,
+            output_layout="HWC",
+            pad_output=True,
+        ),
+    )[0]
+    got = crop_mirror_normalize(
+        IMAGE,
+        anchor,
+        shape,
+        mirror=bool(mirror),
+        mean=MEAN,
+        std=STD,
+        scale=2.5,
+        shift=10.0,
+        output_layout="HWC",
+        pad_output=True,
+    )
     assert got.shape == expected.shape == (40, 50, 4) and np.abs(got - expected).max() <= 2e-6
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.crop_mirror_normalize(
-        x, crop=(40, 50), mean=[128.0], std=[1.0], scale=0.7, shift=128.3, dtype=fn_types.UINT8, mirror=mirror))[0]
-    got = crop_mirror_normalize(IMAGE, anchor, shape, mirror=bool(mirror), mean=[128.0], std=[1.0], scale=0.7,
-                                shift=128.3, dtype=np.uint8)
+    expected = run_dali(
+        [IMAGE],
+        lambda fn, types, x: fn.crop_mirror_normalize(
+            x, crop=(40, 50), mean=[128.0], std=[1.0], scale=0.7, shift=128.3, dtype=fn_types.UINT8, mirror=mirror
+        ),
+    )[0]
+    got = crop_mirror_normalize(
+        IMAGE, anchor, shape, mirror=bool(mirror), mean=[128.0], std=[1.0], scale=0.7, shift=128.3, dtype=np.uint8
+    )
     assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 

@@ -17,8 +17,11 @@ OUTPUT_TYPES = ["RGB", "BGR", "GRAY", "YCbCr", "ANY_DATA"]
 
 
 def dali_decode(data: bytes, output_type: str) -> np.ndarray:
-    return run_dali([np.frombuffer(data, np.uint8)], lambda fn, types, x: fn.decoders.image(
-        x, device="cpu", output_type=getattr(types, output_type)), layout=None)[0]
+    return run_dali(
+        [np.frombuffer(data, np.uint8)],
+        lambda fn, types, x: fn.decoders.image(x, device="cpu", output_type=getattr(types, output_type)),
+        layout=None,
+    )[0]
 
 
 def check(data: bytes, output_type: str, tolerance: int = 0):
@@ -77,8 +80,9 @@ def test_png_alpha_grey_and_16_bit(output_type):
 def test_peek_shape_without_decoding():
     dali()
     for data in (encode(IMAGE, ".jpg"), encode(IMAGE, ".png"), encode(IMAGE, ".bmp")):
-        expected = run_dali([np.frombuffer(data, np.uint8)], lambda fn, types, x: fn.peek_image_shape(x),
-                            layout=None)[0]
+        expected = run_dali([np.frombuffer(data, np.uint8)], lambda fn, types, x: fn.peek_image_shape(x), layout=None)[
+            0
+        ]
         assert peek_shape(data) == tuple(int(v) for v in expected)
     assert peek_shape(encode(IMAGE[:, :, 0], ".png"), "ANY_DATA") == (60, 84, 1)
     assert peek_shape(encode(IMAGE, ".png"), "GRAY") == (60, 84, 1)
@@ -86,13 +90,23 @@ def test_peek_shape_without_decoding():
 
 def test_formats_are_recognized():
     assert [image_format(encode(IMAGE, e)) for e in (".jpg", ".png", ".bmp", ".tiff", ".webp")] == [
-        "jpeg", "png", "bmp", "tiff", "webp"]
+        "jpeg",
+        "png",
+        "bmp",
+        "tiff",
+        "webp",
+    ]
     assert image_format(b"GIF89a....") is None
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"), (b"hello world", "not a JPEG"), (b"\xff\xd8\xff\xe0garbage", "damaged"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"hello world", "not a JPEG"),
+        (b"\xff\xd8\xff\xe0garbage", "damaged"),
+    ],
+)
 def test_bad_bytes_name_the_source(data, message):
     with pytest.raises(ImageDecodeError, match=message) as info:
         decode(data, source="train/cat/001.jpg")

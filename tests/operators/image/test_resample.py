@@ -13,18 +13,38 @@ from tests.operators.image._dali import dali, run_dali, test_image
 
 pytest.importorskip("scipy")
 IMAGE = test_image(1)
-SIZES = [dict(resize_x=50, resize_y=40), dict(resize_x=301, resize_y=170), dict(resize_shorter=61),
-         dict(resize_x=90, resize_y=70, roi_start=[10.3, 20.7], roi_end=[80.2, 5.9]), dict(resize_x=-64, resize_y=33)]
-DALI_INTERP = {"nn": "INTERP_NN", "linear": "INTERP_LINEAR", "cubic": "INTERP_CUBIC", "lanczos3": "INTERP_LANCZOS3",
-               "triangular": "INTERP_TRIANGULAR", "gaussian": "INTERP_GAUSSIAN"}
+SIZES = [
+    dict(resize_x=50, resize_y=40),
+    dict(resize_x=301, resize_y=170),
+    dict(resize_shorter=61),
+    dict(resize_x=90, resize_y=70, roi_start=[10.3, 20.7], roi_end=[80.2, 5.9]),
+    dict(resize_x=-64, resize_y=33),
+]
+DALI_INTERP = {
+    "nn": "INTERP_NN",
+    "linear": "INTERP_LINEAR",
+    "cubic": "INTERP_CUBIC",
+    "lanczos3": "INTERP_LANCZOS3",
+    "triangular": "INTERP_TRIANGULAR",
+    "gaussian": "INTERP_GAUSSIAN",
+}
 
 
 def compare(filter_name, antialias, sizes, image=IMAGE):
     for kw in sizes:
-        expected = run_dali([image], lambda fn, types, x, kw=kw: fn.resize(
-            x, interp_type=getattr(types, DALI_INTERP[filter_name]), antialias=antialias, **kw))[0]
-        got = resample(image, resize_params(image.shape[:2], **kw), min_filter=filter_name, mag_filter=filter_name,
-                       antialias=antialias)
+        expected = run_dali(
+            [image],
+            lambda fn, types, x, kw=kw: fn.resize(
+                x, interp_type=getattr(types, DALI_INTERP[filter_name]), antialias=antialias, **kw
+            ),
+        )[0]
+        got = resample(
+            image,
+            resize_params(image.shape[:2], **kw),
+            min_filter=filter_name,
+            mag_filter=filter_name,
+            antialias=antialias,
+        )
         assert got.shape == expected.shape and got.dtype == expected.dtype, kw
         diff = np.abs(got.astype(int) - expected.astype(int))
         if filter_name == "nn":
@@ -51,8 +71,9 @@ def test_roi_flip_and_mixed_filters_match_dali():
     dali()
     compare("linear", True, SIZES[3:])
     kw = dict(resize_x=300, resize_y=20)  # width grows (lanczos3), height shrinks (nn)
-    expected = run_dali([IMAGE], lambda fn, types, x: fn.resize(x, min_filter=types.INTERP_NN,
-                                                                mag_filter=types.INTERP_LANCZOS3, **kw))[0]
+    expected = run_dali(
+        [IMAGE], lambda fn, types, x: fn.resize(x, min_filter=types.INTERP_NN, mag_filter=types.INTERP_LANCZOS3, **kw)
+    )[0]
     got = resample(IMAGE, resize_params(IMAGE.shape[:2], **kw), min_filter="nn", mag_filter="lanczos3")
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
@@ -63,7 +84,7 @@ def test_float_output_and_other_dtypes():
     expected = run_dali([IMAGE], lambda fn, types, x: fn.resize(x, dtype=types.FLOAT, **kw))[0]
     got = resample(IMAGE, resize_params(IMAGE.shape[:2], **kw), dtype=np.float32)
     assert got.dtype == np.float32 and np.allclose(got, expected, atol=1e-3)
-    wide = (IMAGE.astype(np.int16) * 100 - 9000)
+    wide = IMAGE.astype(np.int16) * 100 - 9000
     expected = run_dali([wide], lambda fn, types, x: fn.resize(x, **kw))[0]
     got = resample(wide, resize_params(wide.shape[:2], **kw))
     assert got.dtype == np.int16 and np.abs(got.astype(int) - expected.astype(int)).max() <= 1

@@ -18,13 +18,23 @@ def dali_shapes(cases):
 
 
 CASES = [
-    dict(resize_x=20), dict(resize_y=100), dict(resize_x=20, resize_y=7), dict(size=[0, 26.5]), dict(size=40),
-    dict(resize_shorter=18), dict(resize_longer=18), dict(resize_shorter=50, max_size=60),
-    dict(size=[10, 10], mode="not_larger"), dict(size=[10, 10], mode="not_smaller"),
-    dict(size=[100, 0], mode="stretch"), dict(resize_x=-20, resize_y=9), dict(resize_x=13.5, resize_y=8.5),
+    dict(resize_x=20),
+    dict(resize_y=100),
+    dict(resize_x=20, resize_y=7),
+    dict(size=[0, 26.5]),
+    dict(size=40),
+    dict(resize_shorter=18),
+    dict(resize_longer=18),
+    dict(resize_shorter=50, max_size=60),
+    dict(size=[10, 10], mode="not_larger"),
+    dict(size=[10, 10], mode="not_smaller"),
+    dict(size=[100, 0], mode="stretch"),
+    dict(resize_x=-20, resize_y=9),
+    dict(resize_x=13.5, resize_y=8.5),
     dict(size=[20, 30], roi_start=[3.2, 4.7], roi_end=[30.1, 2.0]),
     dict(size=[20, 0], roi_start=[0.1, 0.2], roi_end=[0.9, 0.6], roi_relative=True),
-    dict(resize_x=21.5, subpixel_scale=False), dict(resize_y=200, max_size=[150, 120]),
+    dict(resize_x=21.5, subpixel_scale=False),
+    dict(resize_y=200, max_size=[150, 120]),
 ]
 
 
@@ -39,16 +49,22 @@ def test_output_sizes_equal_dalis():
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(["resize_x", "resize_y", "resize_shorter", "resize_longer"]),
-       st.floats(1, 120).map(lambda v: round(v * 2) / 2))
+@given(
+    st.sampled_from(["resize_x", "resize_y", "resize_shorter", "resize_longer"]),
+    st.floats(1, 120).map(lambda v: round(v * 2) / 2),
+)
 def test_single_size_argument_matches_dali(name, value):
     dali()
     assert ours({name: value}) == dali_shapes([{name: value}])[0]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 4000), st.integers(1, 4000), st.floats(1, 2000), st.sampled_from(
-    ["default", "stretch", "not_larger", "not_smaller"]))
+@given(
+    st.integers(1, 4000),
+    st.integers(1, 4000),
+    st.floats(1, 2000),
+    st.sampled_from(["default", "stretch", "not_larger", "not_smaller"]),
+)
 def test_size_properties(h, w, target, mode):
     p = resize_params((h, w), size=[target, target], mode=mode)
     oh, ow = p.out_size
@@ -64,11 +80,17 @@ def test_size_properties(h, w, target, mode):
         assert abs((p.roi_hi[d] + p.roi_lo[d]) / 2 - n / 2) <= 1e-3 * n
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(), "exactly one way"), (dict(resize_x=3, size=[3, 3]), "exactly one way"),
-    (dict(resize_shorter=3, mode="stretch"), "mutually exclusive"), (dict(size=3, mode="bigger"), "unknown"),
-    (dict(size=3, roi_start=[0, 0]), "together"), (dict(size=[1, 2, 3]), "one per spatial axis"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(), "exactly one way"),
+        (dict(resize_x=3, size=[3, 3]), "exactly one way"),
+        (dict(resize_shorter=3, mode="stretch"), "mutually exclusive"),
+        (dict(size=3, mode="bigger"), "unknown"),
+        (dict(size=3, roi_start=[0, 0]), "together"),
+        (dict(size=[1, 2, 3]), "one per spatial axis"),
+    ],
+)
 def test_bad_arguments_name_what_to_change(kwargs, message):
     with pytest.raises(ValueError, match=message):
         resize_params((10, 10), **kwargs)

@@ -32,10 +32,14 @@ def test_warp_affine_matches_dali(fill):
     expected = dali_op("warp_affine", matrix=MATRIX, interp_type=fn_types.INTERP_NN, **kw)
     assert np.array_equal(warp_affine(IMAGE, MATRIX, interp="nn", fill_value=fill), expected)
     close(warp_affine(IMAGE, MATRIX, fill_value=fill), dali_op("warp_affine", matrix=MATRIX, **kw))
-    close(warp_affine(IMAGE, MATRIX, (40, 120), fill_value=fill),
-          dali_op("warp_affine", matrix=MATRIX, size=[40, 120], **kw))
-    close(warp_affine(IMAGE, MATRIX, fill_value=fill, inverse_map=False),
-          dali_op("warp_affine", matrix=MATRIX, inverse_map=False, **kw))
+    close(
+        warp_affine(IMAGE, MATRIX, (40, 120), fill_value=fill),
+        dali_op("warp_affine", matrix=MATRIX, size=[40, 120], **kw),
+    )
+    close(
+        warp_affine(IMAGE, MATRIX, fill_value=fill, inverse_map=False),
+        dali_op("warp_affine", matrix=MATRIX, inverse_map=False, **kw),
+    )
 
 
 @pytest.mark.parametrize("angle", [30.0, -17.5, 90.0, 135.0, 200.0])

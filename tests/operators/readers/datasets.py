@@ -39,8 +39,12 @@ def caffe(root: str, n: int = 17) -> dict:
 
 def caffe2(root: str, n: int = 17) -> dict:
     values = [formats.caffe2_protos(i, label_type=2, extra=1, bbox=True) for i in range(n)]
-    return {"path": formats.write_lmdb(os.path.join(root, "c2"), values), "label_type": 2, "additional_inputs": 1,
-            "bbox": True}
+    return {
+        "path": formats.write_lmdb(os.path.join(root, "c2"), values),
+        "label_type": 2,
+        "additional_inputs": 1,
+        "bbox": True,
+    }
 
 
 def audio(root: str, n: int = 13) -> dict:
@@ -70,7 +74,7 @@ def frames(root: str, counts: tuple[int, ...] = (4, 6, 5)) -> dict:
     for v, count in enumerate(counts):
         os.makedirs(os.path.join(root, "frames", f"s{v}"), exist_ok=True)
         for f in range(count):
-            img = (np.linspace(0, 255, 12 * 16 * 3).reshape(12, 16, 3) + rng.integers(-20, 20, (12, 16, 3)))
+            img = np.linspace(0, 255, 12 * 16 * 3).reshape(12, 16, 3) + rng.integers(-20, 20, (12, 16, 3))
             ext = "jpg" if (v + f) % 2 else "png"
             cv2.imwrite(os.path.join(root, "frames", f"s{v}", f"{f:03d}.{ext}"), img.clip(0, 255).astype(np.uint8))
     return {"file_root": os.path.join(root, "frames"), "sequence_length": 2}

@@ -185,8 +185,9 @@ def _npy(path, header: str, data: bytes = b"", version: int = 1) -> str:
 
 @pytest.mark.timeout(30)
 def test_npy_header_claiming_2_40_elements_is_rejected_without_allocating(tmp_path):
-    path = _npy(tmp_path / "huge.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }\n",
-                b"\0" * 64)
+    path = _npy(
+        tmp_path / "huge.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }\n", b"\0" * 64
+    )
     err = _run_error(numpy_pipe, files=[path])
     assert isinstance(err, ValueError), err
     assert "huge.npy" in str(err) and "8796093022208 data bytes" in str(err) and "holds 64" in str(err)
@@ -199,15 +200,27 @@ def test_npy_header_claiming_2_40_elements_is_rejected_without_allocating(tmp_pa
         ("{'descr': '<f8', 'fortran_order': False, 'shape': (-5,), }\n", b"", "negative dimensions"),
         ("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n", b"", "claims shape"),
         ("{'descr': '<u1', 'fortran_order': False, 'shape': (0,) * 100, }\n", b"", "malformed"),
-        ("{'descr': '<u1', 'fortran_order': False, 'shape': " + "(0, " * 100 + "0" + ")" * 100 + ", }\n", b"",
-         "malformed"),
+        (
+            "{'descr': '<u1', 'fortran_order': False, 'shape': " + "(0, " * 100 + "0" + ")" * 100 + ", }\n",
+            b"",
+            "malformed",
+        ),
         ("{'descr': '<u1', 'fortran_order': False, 'shape': (" + "0, " * 100 + "), }\n", b"", "cannot hold"),
         ("{'descr': 'O', 'fortran_order': False, 'shape': (1,), }\n", b"\0" * 8, "not supported"),
         ("[" * 5000, b"", "malformed"),
         ("{'descr': '<f8', 'fortran_order': False}\n", b"", "malformed"),
     ],
-    ids=["truncated-data", "negative", "overflowing", "expression", "nested", "too-many-dims", "object", "deep",
-         "no-shape"],
+    ids=[
+        "truncated-data",
+        "negative",
+        "overflowing",
+        "expression",
+        "nested",
+        "too-many-dims",
+        "object",
+        "deep",
+        "no-shape",
+    ],
 )
 def test_damaged_npy_headers_are_value_errors_naming_the_file(tmp_path, header, data, match):
     path = _npy(tmp_path / "bad.npy", header, data)

@@ -22,8 +22,10 @@ dali = pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed (
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SLOW = os.environ.get("PIPESTATE_SLOW") == "1"
 SHARDS = [(0, 1), (1, 2), (0, 3), (2, 3)]
-GRID = [dict(shard_id=s, num_shards=n, stick_to_shard=st, pad_last_batch=p)
-        for (s, n), st, p in itertools.product(SHARDS, [False, True], [False, True])]
+GRID = [
+    dict(shard_id=s, num_shards=n, stick_to_shard=st, pad_last_batch=p)
+    for (s, n), st, p in itertools.product(SHARDS, [False, True], [False, True])
+]
 GRID += [dict(random_shuffle=True, initial_fill=1), dict(random_shuffle=True, initial_fill=1, shard_id=1, num_shards=2)]
 SAMPLE = [GRID[i] for i in (0, 3, 6, 13, 15, len(GRID) - 1)]
 
@@ -57,8 +59,12 @@ def run(lib, name: str, kwargs: dict, batch_size: int, iters: int):
     batches = []
     for _ in range(iters):
         outs = p.run()
-        batches.append([[np.array(o[i]).dtype.str + str(np.array(o[i]).shape) + np.array(o[i]).tobytes().hex()
-                         for o in outs] for i in range(batch_size)])
+        batches.append(
+            [
+                [np.array(o[i]).dtype.str + str(np.array(o[i]).shape) + np.array(o[i]).tobytes().hex() for o in outs]
+                for i in range(batch_size)
+            ]
+        )
     if lib is pipestate:
         p.close()
     return meta, batches

@@ -87,9 +87,7 @@ def test_checkpoint_conformance(small_list: str) -> None:
 
 
 def test_outputs_do_not_depend_on_threads_or_prefetch(small_list: str) -> None:
-    make = functools.partial(
-        file_pipe, file_list=small_list, random_shuffle=True, initial_fill=3, batch_size=8
-    )
+    make = functools.partial(file_pipe, file_list=small_list, random_shuffle=True, initial_fill=3, batch_size=8)
     assert_same_output(
         make,
         [

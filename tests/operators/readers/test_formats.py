@@ -81,15 +81,21 @@ def test_webdataset_archive_order_shuffle_covers_every_sample_each_epoch(tmp_pat
 
 # ---- webdataset -------------------------------------------------------------------------------------------
 def test_webdataset_outputs_dtypes_and_missing_components(tmp_path) -> None:
-    members = [("a.x.bin", np.arange(4, dtype=np.int16).tobytes()), ("a.txt", b"first"),
-               ("b.x.bin", np.arange(2, dtype=np.int16).tobytes()), ("c.TXT", b"third"), (".hidden.txt", b"no")]
+    members = [
+        ("a.x.bin", np.arange(4, dtype=np.int16).tobytes()),
+        ("a.txt", b"first"),
+        ("b.x.bin", np.arange(2, dtype=np.int16).tobytes()),
+        ("c.TXT", b"third"),
+        (".hidden.txt", b"no"),
+    ]
     tar = formats.write_tar(os.fspath(tmp_path / "d.tar"), members)
     idx = os.fspath(tmp_path / "d.idx")
     assert _wds_index.wds2idx(tar, idx) == 3
 
     def run(**kw):
-        pipe = reader_pipe("webdataset", batch_size=1, paths=tar, ext=["x.bin", "txt;TXT"],
-                           dtypes=[types.INT16, types.UINT8], **kw)
+        pipe = reader_pipe(
+            "webdataset", batch_size=1, paths=tar, ext=["x.bin", "txt;TXT"], dtypes=[types.INT16, types.UINT8], **kw
+        )
         return [[np.array(o[0]).tolist() for o in pipe.run()] for _ in range(pipe.reader_meta("r")["epoch_size"])]
 
     assert run(index_paths=idx) == [[[0, 1, 2, 3], list(b"first")], [[0, 1], []], [[], list(b"third")]]
@@ -108,10 +114,12 @@ def test_wds2idx_command_writes_dalis_format(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "pipestate.cli", "wds2idx", tar], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "shard-0.idx").read_text()
-    assert text == ("v1.2 2\njpg 512 4 000000.jpg cls 1536 1 000000.cls\n"
-                    "jpg 2560 8 000001.jpg cls 3584 1 000001.cls\n")
-    bad = subprocess.run([sys.executable, "-m", "pipestate.cli", "wds2idx", os.fspath(tmp_path / "no.tar")],
-                         capture_output=True, text=True)
+    assert text == ("v1.2 2\njpg 512 4 000000.jpg cls 1536 1 000000.cls\njpg 2560 8 000001.jpg cls 3584 1 000001.cls\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipestate.cli", "wds2idx", os.fspath(tmp_path / "no.tar")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "no.tar" in bad.stderr
 
 
@@ -123,14 +131,17 @@ def test_webdataset_index_version_1_1_is_read(tmp_path) -> None:
     assert [bytes(s) for s in pipe.run()[0]] == [b"0", b"1"]
 
 
-@pytest.mark.parametrize("index, match", [
-    ("v2.0 1\njpg 512 4 a.jpg\n", r"d\.idx:1: expected a version signature"),
-    ("v1.2 3\njpg 512 4 a.jpg\n", r"says 3 samples but has"),
-    ("v1.2 1\njpg 100 4 a.jpg\n", r"d\.idx:2: offset 100 is not a multiple of the tar block size"),
-    ("v1.2 1\njpg 512\n", r"d\.idx:2: expected components"),
-    ("v1.2 1\njpg 20480 4 a.jpg\n", r"d\.idx:2: component 'jpg' at offset 20480 .* ends past the end"),
-    ("\xff\xfebinary", r"d\.idx:1: not a webdataset index file \(binary data\)"),
-])
+@pytest.mark.parametrize(
+    "index, match",
+    [
+        ("v2.0 1\njpg 512 4 a.jpg\n", r"d\.idx:1: expected a version signature"),
+        ("v1.2 3\njpg 512 4 a.jpg\n", r"says 3 samples but has"),
+        ("v1.2 1\njpg 100 4 a.jpg\n", r"d\.idx:2: offset 100 is not a multiple of the tar block size"),
+        ("v1.2 1\njpg 512\n", r"d\.idx:2: expected components"),
+        ("v1.2 1\njpg 20480 4 a.jpg\n", r"d\.idx:2: component 'jpg' at offset 20480 .* ends past the end"),
+        ("\xff\xfebinary", r"d\.idx:1: not a webdataset index file \(binary data\)"),
+    ],
+)
 def test_webdataset_damaged_index_is_a_clear_error(tmp_path, index: str, match: str) -> None:
     tar = formats.write_tar(os.fspath(tmp_path / "d.tar"), formats.wds_members(0, 2))
     (tmp_path / "d.idx").write_bytes(index.encode("latin1"))
@@ -215,7 +226,12 @@ def test_caffe2_label_types_and_extras(tmp_path) -> None:
     assert label.as_array()[1].tolist() == [0.0, 0.5, 0.0, 0.25, 0.0]  # indices 1, 3 with weights
     multi = formats.write_lmdb(os.fspath(tmp_path / "m"), [formats.caffe2_protos(i, label_type=1) for i in range(3)])
     assert reader_pipe("caffe2", path=multi, label_type=1, num_labels=5).run()[1].as_array()[2].tolist() == [
-        0, 0, 1, 0, 1]
+        0,
+        0,
+        1,
+        0,
+        1,
+    ]
     err = first_error("caffe2", path=multi, label_type=1, num_labels=5, additional_inputs=3)
     assert "the record holds 2 tensors, the additional input 0 would be tensor 3" in str(err)
 
@@ -239,8 +255,9 @@ def test_nemo_filters_by_duration_and_reads_offsets(tmp_path) -> None:
     path = os.fspath(tmp_path / "a.wav")
     entries = [{"audio_filepath": path, "duration": d, "offset": 0.01, "text": f"d{d}"} for d in (0.01, 0.05, 0.09)]
     manifest = formats.write_manifest(os.fspath(tmp_path / "m.json"), entries)
-    audio, rate, text, idx = reader_pipe("nemo_asr", batch_size=2, manifest_filepaths=manifest, min_duration=0.02,
-                                         dtype=types.INT16, read_idxs=True).run()
+    audio, rate, text, idx = reader_pipe(
+        "nemo_asr", batch_size=2, manifest_filepaths=manifest, min_duration=0.02, dtype=types.INT16, read_idxs=True
+    ).run()
     assert [bytes(t) for t in text] == [b"d0.05", b"d0.09"] and idx.as_array().tolist() == [[0], [1]]
     assert audio[0].tolist() == x[160:960].tolist() and rate.as_array().tolist() == [16000.0, 16000.0]
     with pytest.raises(ValueError, match="no entries"):

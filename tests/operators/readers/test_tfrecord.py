@@ -39,12 +39,7 @@ def example(i: int) -> bytes:
 
 def frame(data: bytes) -> bytes:
     length = struct.pack("<Q", len(data))
-    return (
-        length
-        + struct.pack("<I", tfr.masked_crc32c(length))
-        + data
-        + struct.pack("<I", tfr.masked_crc32c(data))
-    )
+    return length + struct.pack("<I", tfr.masked_crc32c(length)) + data + struct.pack("<I", tfr.masked_crc32c(data))
 
 
 @pytest.fixture
@@ -91,9 +86,7 @@ def test_index_matches_dalis_tfrecord2idx(records, tmp_path) -> None:
     path, index = records
     theirs = os.fspath(tmp_path / "dali.idx")
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    subprocess.run(
-        [sys.executable, script, path, theirs], check=True, env=env, capture_output=True, timeout=120
-    )
+    subprocess.run([sys.executable, script, path, theirs], check=True, env=env, capture_output=True, timeout=120)
     with open(index) as a, open(theirs) as b:
         assert a.read() == b.read()
 

@@ -197,9 +197,7 @@ class FwTestBase:
 
         p = pipeline()
 
-        iter = self.FwIterator(
-            p, output_map=self.output_map(with_labels=True), auto_reset=True, reader_name="Reader"
-        )
+        iter = self.FwIterator(p, output_map=self.output_map(with_labels=True), auto_reset=True, reader_name="Reader")
         for epoch in range(num_epochs):
             for i, _ in enumerate(iter):
                 if iters_into_epoch is not None:
@@ -239,14 +237,11 @@ class FwTestBase:
         ),
         (True, False),  # stick_to_shard
     )
-    def test_last_batch_policy(
-        self, dataset_config: DatasetConfig, iterations, last_batch_config, stick_to_shard
-    ):
+    def test_last_batch_policy(self, dataset_config: DatasetConfig, iterations, last_batch_config, stick_to_shard):
         policy, pad_last_batch = last_batch_config
         if last_batch_config not in self.supported_last_batch_policies():
             raise SkipTest(
-                f"Policy {policy} with last_batch_padded={pad_last_batch} "
-                + f"is not supported by {self.FwIterator}"
+                f"Policy {policy} with last_batch_padded={pad_last_batch} " + f"is not supported by {self.FwIterator}"
             )
         with tempfile.TemporaryDirectory() as data_dir:
             os.mkdir(os.path.join(data_dir, "0"))
@@ -277,9 +272,7 @@ class FwTestBase:
 
             def make_pipelines(checkpoints=None):
                 if not checkpoints:
-                    return [
-                        make_pipeline(shard_id) for shard_id in range(dataset_config.num_shards)
-                    ]
+                    return [make_pipeline(shard_id) for shard_id in range(dataset_config.num_shards)]
                 else:
                     assert len(checkpoints) == dataset_config.num_shards
                     return [
@@ -359,9 +352,7 @@ class FwTestBase:
 
     # External source section
 
-    def check_external_source_pipeline_checkpointing(
-        self, pipeline_factory, iterations, *, size=-1
-    ):
+    def check_external_source_pipeline_checkpointing(self, pipeline_factory, iterations, *, size=-1):
         def run(iterator, iterations):
             completed_iterations = 0
             while completed_iterations < iterations:
@@ -404,9 +395,7 @@ class FwTestBase:
         epoch_size, batch_size = dataset_info
         source = make_dummy_source(epoch_size, batch_size, mode)
         pf = make_external_source_test_pipeline_factory(source, mode, batch_size, parallel)
-        self.check_external_source_pipeline_checkpointing(
-            pf, iterations, size=epoch_size * batch_size
-        )
+        self.check_external_source_pipeline_checkpointing(pf, iterations, size=epoch_size * batch_size)
 
     def test_reset(self):
         def make_iter(pipe):

@@ -5,7 +5,9 @@
 - ``resample``: DALI's separable resampling filters (NN, linear, triangular, cubic, lanczos3, gaussian).
 - ``warp``: ``warp_affine`` / ``rotate`` (DALI's matrix convention, borders, output size).
 - ``crop``: crop-window arithmetic (``crop_pos_x/y``) and ``crop_mirror_normalize``'s arithmetic.
-- ``color``: DALI's colour-space conversions and the ``hsv`` operator's matrix.
+- ``color``: DALI's colour-space conversions, the colour twist (``hsv``, ``hue``, ``saturation``,
+  ``color_twist``) and ``brightness_contrast``, bit-exact.
+- ``convolution``: DALI's Gaussian and Laplacian windows, separable correlation, ``filter`` (OpenCV).
 
 Every function takes and returns numpy arrays (or plain numbers), holds no state and releases the GIL in its
 heavy work (numpy, SciPy and OpenCV do), so the operator kit can run samples on threads.

@@ -72,11 +72,11 @@ def _jpeg_header(data: bytes) -> tuple[int, int, int, int]:
         if marker == 0xFF:
             pos += 1
             continue
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if marker == 0xE1 and data[pos + 4:pos + 10] == b"Exif\x00\x00":
-            orientation = _exif_orientation(data[pos + 10:pos + 2 + length])
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
+            orientation = _exif_orientation(data[pos + 10 : pos + 2 + length])
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return height, width, data[pos + 9], orientation
         pos += 2 + length
     raise ValueError("no JPEG frame header")
@@ -89,18 +89,19 @@ def _exif_orientation(tiff: bytes) -> int:
     ifd = struct.unpack(end + "I", tiff[4:8])[0]
     if ifd + 2 > len(tiff):
         return 1
-    for i in range(struct.unpack(end + "H", tiff[ifd:ifd + 2])[0]):
+    for i in range(struct.unpack(end + "H", tiff[ifd : ifd + 2])[0]):
         entry = ifd + 2 + 12 * i
         if entry + 12 > len(tiff):
             break
-        if struct.unpack(end + "H", tiff[entry:entry + 2])[0] == 0x0112:
-            value = struct.unpack(end + "H", tiff[entry + 8:entry + 10])[0]
+        if struct.unpack(end + "H", tiff[entry : entry + 2])[0] == 0x0112:
+            value = struct.unpack(end + "H", tiff[entry + 8 : entry + 10])[0]
             return value if 1 <= value <= 8 else 1
     return 1
 
 
-def peek_shape(data: bytes | np.ndarray, output_type: str = "RGB", *, adjust_orientation: bool = True,
-               source: str | None = None) -> tuple[int, int, int]:
+def peek_shape(
+    data: bytes | np.ndarray, output_type: str = "RGB", *, adjust_orientation: bool = True, source: str | None = None
+) -> tuple[int, int, int]:
     """The ``(height, width, channels)`` of ``decode(data, output_type)`` (DALI's ``peek_image_shape`` reports
     the RGB shape: 3 channels); JPEG and PNG are read from their headers without decoding.
 
@@ -187,17 +188,19 @@ def decode(
         raise ImageDecodeError(f"cannot decode the sample{_where(source)}: it is empty")
     fmt = image_format(buf)
     if fmt is None:
-        raise ImageDecodeError(f"cannot decode the sample{_where(source)}: not a JPEG, PNG, BMP, TIFF or WebP "
-                               f"image (first bytes {bytes(buf[:8])!r})")
+        raise ImageDecodeError(
+            f"cannot decode the sample{_where(source)}: not a JPEG, PNG, BMP, TIFF or WebP "
+            f"image (first bytes {bytes(buf[:8])!r})"
+        )
     orient = 0 if adjust_orientation else cv2.IMREAD_IGNORE_ORIENTATION
     img = None
     if fmt == "jpeg":
-        try:
-            comps = _jpeg_header(bytes(buf[:65536]))[2]
-        except (ValueError, struct.error, IndexError):
-            comps = 3
         want = output_type
-        if output_type == "ANY_DATA":
+        if output_type == "ANY_DATA":  # the file's own channels: read them from the header
+            try:
+                comps = _jpeg_header(bytes(buf[:65536]))[2]
+            except (ValueError, struct.error, IndexError):
+                comps = 3
             want = "GRAY" if comps == 1 else "RGB"
         if want == "GRAY":
             img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | orient)
@@ -221,6 +224,8 @@ def decode(
             else:
                 img = color.rgb_to_ycbcr(rgb)
     if img is None:
-        raise ImageDecodeError(f"cannot decode the sample{_where(source)}: the {fmt.upper()} data is damaged "
-                               f"or truncated ({buf.size} bytes)")
+        raise ImageDecodeError(
+            f"cannot decode the sample{_where(source)}: the {fmt.upper()} data is damaged "
+            f"or truncated ({buf.size} bytes)"
+        )
     return np.ascontiguousarray(img)

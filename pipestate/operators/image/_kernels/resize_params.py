@@ -145,8 +145,9 @@ def resize_params(
     separate = resize_x is not None or resize_y is not None
     methods = int(separate) + int(size is not None) + int(resize_shorter is not None) + int(resize_longer is not None)
     if methods != 1:
-        raise ValueError("give the output size in exactly one way: resize_x/resize_y, size, resize_shorter or "
-                         "resize_longer")
+        raise ValueError(
+            "give the output size in exactly one way: resize_x/resize_y, size, resize_shorter or resize_longer"
+        )
     if (resize_shorter is not None) + (resize_longer is not None) + (mode is not None) > 1:
         raise ValueError("resize_shorter, resize_longer and mode are mutually exclusive; drop mode")
     if resize_shorter is not None:

@@ -65,8 +65,13 @@ def rotation_matrix(in_size: tuple[int, int], out_size: tuple[int, int], angle: 
     c, s = np.cos(rad), np.sin(rad)
     (ih, iw), (oh, ow) = in_size, out_size
     tx, ty = _F(-_F(ow) * _F(0.5)), _F(-_F(oh) * _F(0.5))
-    return np.array([[c, -s, _F(_F(c * tx) + _F(-s * ty)) + _F(_F(iw) * _F(0.5))],
-                     [s, c, _F(_F(s * tx) + _F(c * ty)) + _F(_F(ih) * _F(0.5))]], _F)
+    return np.array(
+        [
+            [c, -s, _F(_F(c * tx) + _F(-s * ty)) + _F(_F(iw) * _F(0.5))],
+            [s, c, _F(_F(s * tx) + _F(c * ty)) + _F(_F(ih) * _F(0.5))],
+        ],
+        _F,
+    )
 
 
 def _fill(fill_value, channels: int, dtype: np.dtype) -> np.ndarray | None:
@@ -192,3 +197,129 @@ def rotate(
     size = in_size if keep_size else (tuple(out_size) if out_size is not None else rotated_size(in_size, angle))
     return warp_affine(image, rotation_matrix(in_size, size, angle), size, interp=interp, fill_value=fill_value,
                        dtype=dtype)
+
+
+_CV_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
+BORDERS = ("constant", "replicate", "reflect", "reflect_101", "wrap")
+
+
+def _cv_warp(image: np.ndarray, out_size: tuple[int, int], dtype: np.dtype | type | None, warp) -> np.ndarray:
+    """Run an OpenCV warp on an HWC/HW image: types OpenCV lacks (and a different output type) go through
+    float32, converted back with rounding and saturation as DALI converts."""
+    out_h, out_w = int(out_size[0]), int(out_size[1])
+    if out_h < 0 or out_w < 0:
+        raise ValueError(f"out_size must not be negative, got {(out_h, out_w)}")
+    if max(out_h, out_w, *image.shape[:2]) > 32767:
+        raise ValueError(f"images larger than 32767 pixels are not supported by the warps (OpenCV's limit); got "
+                         f"{list(image.shape[:2])} -> {[out_h, out_w]}")
+    out_dtype = np.dtype(dtype) if dtype is not None else image.dtype
+    src = image if image.dtype in _CV_TYPES and out_dtype == image.dtype else image.astype(_F)
+    channels = image.shape[2] if image.ndim == 3 else None
+    if out_h == 0 or out_w == 0 or image.shape[0] == 0 or image.shape[1] == 0:
+        return np.zeros((out_h, out_w) + ((channels,) if channels is not None else ()), out_dtype)
+    out = warp(np.ascontiguousarray(src), (out_w, out_h))
+    if channels is not None and out.ndim == 2:
+        out = out[:, :, None]
+    if out.dtype != out_dtype:
+        if out_dtype.kind == "f":
+            out = out.astype(out_dtype)
+        else:
+            info = np.iinfo(out_dtype)
+            out = np.clip(np.rint(out), info.min, info.max).astype(out_dtype)
+    return out
+
+
+def _corner_to_center(matrix: np.ndarray) -> np.ndarray:
+    """A destination -> source map in DALI's convention (pixel centres at ``i + 0.5``) as OpenCV's (centres at
+    ``i``): ``S^-1 . M . S`` with ``S`` the shift by half a pixel."""
+    m = np.asarray(matrix, np.float64)
+    square = np.eye(3)
+    square[: m.shape[0]] = m
+    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    unshift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+    return (unshift @ square @ shift)[: m.shape[0]]
+
+
+def warp_affine_cv(
+    image: np.ndarray,
+    matrix: Sequence[float] | np.ndarray,
+    out_size: tuple[int, int] | None = None,
+    *,
+    interp: str = "linear",
+    fill_value: float | None = None,
+    inverse_map: bool = True,
+    dtype: np.dtype | type | None = None,
+) -> np.ndarray:
+    """:func:`warp_affine`, the linear interpolation computed by OpenCV's ``warpAffine`` (about 10x faster;
+    within 1 level of DALI on under 1 % of pixels: OpenCV interpolates with 1/32-pixel fixed-point weights);
+    nearest neighbour by :func:`warp_affine` (exact). ``fill_value`` is one value for every channel (DALI's)."""
+    import cv2
+
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"interp={interp!r} is not supported by warps; use one of {list(INTERPOLATIONS)}")
+    m = invert_affine(matrix) if not inverse_map else _as_matrix(matrix).astype(_F)
+    size = (image.shape[0], image.shape[1]) if out_size is None else out_size
+    if interp == "nn":  # OpenCV rounds coordinates at 1/1024 pixel; the numpy reference is DALI's exactly
+        return warp_affine(image, m, size, interp=interp, fill_value=fill_value, dtype=dtype)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    border = cv2.BORDER_REPLICATE if fill_value is None else cv2.BORDER_CONSTANT
+    value = 0.0 if fill_value is None else float(np.asarray(fill_value, np.float64).reshape(-1)[0])
+    cv_matrix = _corner_to_center(m.astype(np.float64))
+    return _cv_warp(image, size, dtype, lambda src, wh: cv2.warpAffine(
+        src, cv_matrix, wh, flags=flags, borderMode=border, borderValue=(value,) * 4))
+
+
+def warp_perspective_cv(
+    image: np.ndarray,
+    matrix: Sequence[float] | np.ndarray,
+    out_size: tuple[int, int] | None = None,
+    *,
+    interp: str = "linear",
+    border_mode: str = "constant",
+    fill_value: Sequence[float] = (),
+    inverse_map: bool = True,
+    pixel_origin: str = "corner",
+) -> np.ndarray:
+    """DALI's CPU ``fn.experimental.warp_perspective``: OpenCV's ``warpPerspective`` (DALI's CPU operator is
+    OpenCV's, so the pixels are identical).
+
+    Args:
+        image: ``(H, W, C)`` (C <= 4) or ``(H, W)``; uint8, uint16, int16 or float32.
+        matrix: 9 values (3x3, row-major), destination -> source unless ``inverse_map=False``.
+        out_size: Output ``(height, width)``; the input's by default.
+        interp: ``"nn"``, ``"linear"`` or ``"cubic"``.
+        border_mode: One of ``BORDERS``.
+        fill_value: For ``"constant"``: one value, or one per channel (default 0).
+        inverse_map: ``False`` when the matrix maps source to destination.
+        pixel_origin: ``"corner"`` (DALI's default: pixel centres at ``i + 0.5``) or ``"center"`` (OpenCV's).
+
+    Raises:
+        ValueError: a malformed matrix, an unknown border mode, interpolation or origin, or fill values that do
+            not match the channels.
+    """
+    import cv2
+
+    interps = {"nn": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+    if interp not in interps:
+        raise ValueError(f"interp={interp!r} is not supported by warp_perspective; use one of {list(interps)}")
+    if border_mode not in BORDERS:
+        raise ValueError(f"border_mode={border_mode!r} is unknown; use one of {list(BORDERS)}")
+    if pixel_origin not in ("corner", "center"):
+        raise ValueError(f"pixel_origin={pixel_origin!r} must be 'corner' or 'center'")
+    m = np.asarray(matrix, np.float64)
+    if m.size != 9:
+        raise ValueError(f"matrix must have 9 values (3x3), got {m.size}")
+    m = m.astype(_F).astype(np.float64).reshape(3, 3)
+    if pixel_origin == "corner":
+        m = _corner_to_center(m)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    fill = [float(v) for v in np.asarray(fill_value, np.float64).reshape(-1)]
+    if len(fill) > 1 and len(fill) != channels:
+        raise ValueError(f"fill_value has {len(fill)} values for {channels} channels; give one or one per channel")
+    fill = (fill * 4)[:4] if len(fill) == 1 else (fill + [0.0] * 4)[:4] if fill else [0.0] * 4
+    borders = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT,
+               "reflect_101": cv2.BORDER_REFLECT_101, "wrap": cv2.BORDER_WRAP}
+    flags = interps[interp] | (cv2.WARP_INVERSE_MAP if inverse_map else 0)
+    size = (image.shape[0], image.shape[1]) if out_size is None else out_size
+    return _cv_warp(image, size, None, lambda src, wh: cv2.warpPerspective(
+        src, m, wh, flags=flags, borderMode=borders[border_mode], borderValue=tuple(fill)))
