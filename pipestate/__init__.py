@@ -9,11 +9,13 @@ __version__ = "0.1.0"
 
 from pipestate import fn, math, ops, types
 from pipestate.batch import Batch
+from pipestate.checkpoint.partial import RestoreReport
 from pipestate.errors import (
     CheckpointError,
     CheckpointMismatchError,
     CorruptCheckpointError,
     OperatorError,
+    PartialRestoreWarning,
     PipestateError,
     UnsupportedCheckpointVersionError,
 )
@@ -30,8 +32,10 @@ __all__ = [
     "DataNode",
     "OperatorConcurrency",
     "OperatorError",
+    "PartialRestoreWarning",
     "Pipeline",
     "PipestateError",
+    "RestoreReport",
     "StreamPolicy",
     "UnsupportedCheckpointVersionError",
     "__version__",

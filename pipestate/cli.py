@@ -8,6 +8,10 @@
   checkpoints: step, size, valid or damaged).
 - ``pipestate verify PATH``: exit status 0 when the checkpoint (every checkpoint of a directory) is
   intact, 1 otherwise.
+- ``pipestate diff A B [--json]``: what differs between two checkpoints, or a checkpoint and a pipeline
+  (:mod:`pipestate.diff`).
+- ``pipestate skip``/``exclude CHECKPOINT OUTPUT ...``: edit where a checkpoint resumes
+  (:mod:`pipestate.checkpoint.edit`).
 - ``pipestate tfrecord2idx FILE INDEX``: write a TFRecord file's index.
 - ``pipestate wds2idx ARCHIVE [INDEX]``: write a webdataset tar's index.
 
@@ -402,8 +406,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     wds = commands.add_parser("wds2idx", help="write a webdataset tar's index (DALI's wds2idx format)")
     wds.add_argument("archive")
     wds.add_argument("index", nargs="?", default=None, help="default: the archive's name with .idx")
+    _add_data_state_commands(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "diff":
+        from pipestate.diff import command
+
+        return command(args.a, args.b, args.json)
+    if args.command == "skip":
+        from pipestate.checkpoint.edit import command
+
+        count = {k: getattr(args, k) for k in ("batches", "samples", "to_iteration") if getattr(args, k) is not None}
+        return command("skip", args.checkpoint, args.output, **count)
+    if args.command == "exclude":
+        from pipestate.checkpoint.edit import command
+
+        return command("exclude", args.checkpoint, args.output, indices=args.ranges, reader=args.reader)
     if args.command == "wds2idx":
         from pipestate.operators.readers._wds_index import wds2idx_main
 
@@ -421,6 +439,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "verify":
         return _verify(args.path)
     return _inspect(args.path, args.json)
+
+
+def _add_data_state_commands(commands: argparse._SubParsersAction) -> None:
+    """``diff``, ``skip`` and ``exclude`` (docs/recipes.md)."""
+    diff = commands.add_parser(
+        "diff",
+        help="what differs between two checkpoints, or a checkpoint and a pipeline (exit: 0 equal, 1 not, 2 error)",
+    )
+    diff.add_argument("a", help="a checkpoint file")
+    diff.add_argument("b", help="a checkpoint file, or module:function returning a pipeline")
+    diff.add_argument("--json", action="store_true", help="print JSON instead of text")
+    skip = commands.add_parser("skip", help="write a checkpoint that resumes later, without reading what it skips")
+    skip.add_argument("checkpoint")
+    skip.add_argument("output", help="where to write the new checkpoint (may be the same file)")
+    count = skip.add_mutually_exclusive_group(required=True)
+    count.add_argument("--batches", type=int, help="batches (global steps of an elastic job) to skip")
+    count.add_argument("--samples", type=int, help="samples to skip (whole batches)")
+    count.add_argument("--to-iteration", type=int, help="the iteration to resume at")
+    exclude = commands.add_parser("exclude", help="write a checkpoint whose readers never yield these dataset indices")
+    exclude.add_argument("checkpoint")
+    exclude.add_argument("output", help="where to write the new checkpoint (may be the same file)")
+    exclude.add_argument("ranges", nargs="+", help="INDEX or BEGIN:END (half-open) dataset indices")
+    exclude.add_argument("--reader", default=None, help="the reader's name (default: every reader)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ from typing import Any
 from pipestate import checkpoint as ckpt
 from pipestate.errors import CheckpointError, CheckpointMismatchError, CorruptCheckpointError
 from pipestate.operators.readers._elastic import LAYOUT_KEYS, POSITION_KEYS, counters
+from pipestate.operators.readers._exclusion import EXCLUDED, SKIP
+
+_ELASTIC_KEYS = POSITION_KEYS | {"layout"}
+_EDITED_KEYS = (EXCLUDED, SKIP)  # excluded samples and a pending skip (pipestate.checkpoint.edit), optional
 
 __all__ = [
     "combine",
@@ -106,7 +110,9 @@ def _shard(blob: bytes, where: str) -> _Shard:
     readers = [
         i
         for i, r in enumerate(data.operators)
-        if r.has_state and isinstance(r.state, dict) and set(r.state) == POSITION_KEYS | {"layout"}
+        if r.has_state
+        and isinstance(r.state, dict)
+        and _ELASTIC_KEYS <= set(r.state) <= {*_ELASTIC_KEYS, *_EDITED_KEYS}
     ]
     if len(readers) != 1:
         raise CheckpointMismatchError(
@@ -114,9 +120,7 @@ def _shard(blob: bytes, where: str) -> _Shard:
             "reads with exactly one reader built with elastic=True"
         )
     state = data.operators[readers[0]].state
-    if not counters({k: v for k, v in state.items() if k != "layout"}, POSITION_KEYS) or not counters(
-        state["layout"], LAYOUT_KEYS
-    ):
+    if not counters({k: state[k] for k in POSITION_KEYS}, POSITION_KEYS) or not counters(state["layout"], LAYOUT_KEYS):
         raise CorruptCheckpointError(f"{where}: the elastic reader's state {state!r} is not a position and a layout")
     return _Shard(bytes(blob), data, readers[0], state)
 
@@ -163,6 +167,11 @@ def _check_shard(job: ckpt.JobData, k: int, shard: _Shard, first: _Shard, refere
         )
     if shard.position["dataset_digest"] != first.position["dataset_digest"]:
         raise CheckpointMismatchError(f"{where} read another dataset than shard 0 (files, labels or records differ)")
+    if any(shard.position.get(key) != first.position.get(key) for key in _EDITED_KEYS):
+        raise CheckpointMismatchError(
+            f"{where}: its reader's excluded samples or pending skip differ from shard 0's; edit the job checkpoint "
+            "(pipestate.checkpoint.edit), which changes every shard alike"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,12 @@ class CheckpointMismatchError(CheckpointError):
         self.differences = list(differences or [])
 
 
+class PartialRestoreWarning(UserWarning):
+    """A restore with ``partial_restore=True`` started operators fresh or dropped some: the message lists
+    what was restored, started fresh (with the changed arguments) and dropped; ``Pipeline.restore_report``
+    holds the same as data."""
+
+
 class OperatorError(PipestateError, RuntimeError):
     """An operator failed while computing a batch; ``__cause__`` holds the original exception.
 

@@ -111,6 +111,7 @@ USED = (
     "enable_checkpointing",
     "checkpoint",
     "uncaptured_sources",  # pipestate's own: see check_uncaptured
+    "partial_restore",  # pipestate's own: restore a checkpoint of another version of the definition
 )
 UNCAPTURED_SOURCES = ("continue", "refuse")
 

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import types
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -22,7 +23,7 @@ from pipestate import define_graph as classic
 from pipestate import options as opts
 from pipestate.batch import Batch
 from pipestate.conditionals_ast import do_not_convert
-from pipestate.errors import PipestateError
+from pipestate.errors import PartialRestoreWarning, PipestateError
 from pipestate.executor import Ended, Prefetcher, Produced, WorkerPool
 from pipestate.graph import DataNode, Graph
 from pipestate.operators.base import BuildEnv, Position, RunContext
@@ -74,6 +75,14 @@ class Pipeline:
             capture (a callable taking no argument, a one-shot iterator): ``"continue"`` (default, as DALI)
             restores everything else and reads the source afresh; ``"refuse"`` raises
             :class:`CheckpointError` instead. Both warn when the pipeline is built.
+        partial_restore: Restore ``checkpoint`` even if it was taken with another version of this
+            definition: operators whose identity (type, arguments, inputs) is unchanged get their state
+            back, and operators that keep no state (augmentations, decoders, random operators) may have
+            changed, been added or removed and start fresh. A reader or external source that changed or is
+            new is still a :class:`CheckpointMismatchError` naming its changed arguments; so are another
+            batch size or seed. What happened is in :attr:`restore_report`, and in a
+            :class:`~pipestate.errors.PartialRestoreWarning` when anything differed. Default ``False``:
+            all or nothing.
         **dali_options: DALI's other pipeline options (``py_num_workers``, ``output_dtype``, ...), checked
             and accepted; see the user guide.
 
@@ -104,6 +113,7 @@ class Pipeline:
         enable_checkpointing: bool = False,
         checkpoint: bytes | None = None,
         uncaptured_sources: str = "continue",
+        partial_restore: bool = False,
         **dali_options: Any,
     ) -> None:
         positional = dict(
@@ -119,6 +129,7 @@ class Pipeline:
             batch_size, num_threads, device_id, seed, prefetch_queue_depth, enable_checkpointing, dali_options
         )
         self._uncaptured = opts.check_uncaptured(uncaptured_sources)
+        self._partial = _check_partial(partial_restore)
         if checkpoint is not None and not o.enable_checkpointing:
             raise ValueError("checkpoint= needs enable_checkpointing=True")
         self.batch_size = o.batch_size
@@ -129,6 +140,7 @@ class Pipeline:
         self.options = o
         self._user_seed = o.seed
         self._restore_from = ckpt.decode(checkpoint) if checkpoint is not None else None
+        self._report: ckpt.RestoreReport | None = None
         self._graph = Graph()
         self._stage = _Stage.DEFINING
         self._scopes: list[bool] = []
@@ -247,7 +259,7 @@ class Pipeline:
         self._setup(seed)
         self._last = self._snapshot()
         if restore is not None:
-            self._apply(ckpt.resolve(restore, self._target()))
+            self._apply(ckpt.resolve(restore, self._target(), self._partial), stacklevel=5)
         fed = [op for op in self._graph.ops if getattr(op, "kind", None) == "feed"]
         if fed or type(self).iter_setup is not Pipeline.iter_setup:
             self._feeding = classic.Feeding(
@@ -290,10 +302,19 @@ class Pipeline:
         seed = self._user_seed if self._user_seed is not None else None
         return ckpt.Target(self._graph.ops, self._graph.outputs, self.batch_size, seed, self._identity_for)
 
-    def _apply(self, restored: ckpt.Restored) -> None:
+    def _diff_target(self) -> ckpt.Target:
+        """What a checkpoint is compared with by :mod:`pipestate.diff` (defining a class-style pipeline)."""
+        with self._lock:
+            self._define()
+        if self._stage is _Stage.DEFINING:
+            raise PipestateError("a pipeline is compared once set_outputs() has been called")
+        return self._target()
+
+    def _apply(self, restored: ckpt.Restored, stacklevel: int) -> None:
         """Move the pipeline to a validated checkpoint: every operator to its state, the counters to its
         position, the seed to its seed. All or nothing: if an operator refuses its state, the pipeline is
-        exactly where it was (seed included) and the error propagates."""
+        exactly where it was (seed included) and the error propagates. A partial restore warns (the warning
+        points ``stacklevel`` frames up, counting this method)."""
         previous_seed, previous = self.seed, self._last
         if restored.seed != self.seed:
             self._setup(restored.seed)
@@ -313,6 +334,9 @@ class Pipeline:
         self._iteration, self._epoch, self._iteration_in_epoch = at[:3]
         self._last = self._snapshot()
         self._restore_from = restored.data
+        self._report = restored.report
+        if restored.report.partial:
+            warnings.warn(str(restored.report), PartialRestoreWarning, stacklevel=stacklevel)
 
     # ---- running ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -502,7 +526,7 @@ class Pipeline:
             LocalCheckpointIO().save_checkpoint(data, filename)
         return data
 
-    def restore(self, checkpoint: bytes) -> None:
+    def restore(self, checkpoint: bytes, *, partial_restore: bool | None = None) -> ckpt.RestoreReport:
         """Move this pipeline to the state in ``checkpoint``, as if constructed with ``checkpoint=``.
 
         Works before the first :meth:`run` and at any later point (batches computed ahead are
@@ -510,14 +534,22 @@ class Pipeline:
         constructed without a seed adopts the checkpoint's (its operators are set up again with it).
 
         Args:
-            checkpoint: Bytes from :meth:`checkpoint` of a pipeline of the same definition.
+            checkpoint: Bytes from :meth:`checkpoint` of a pipeline of the same definition (with
+                ``partial_restore``: of another version of it).
+            partial_restore: Restore operator by operator, as the constructor's option of that name
+                describes (``None``: the pipeline's option).
+
+        Returns:
+            What was restored, started fresh and dropped (also kept in :attr:`restore_report`).
 
         Raises:
             PipestateError: if checkpointing is disabled, or the pipeline is not defined yet or closed.
             CorruptCheckpointError, UnsupportedCheckpointVersionError: if the bytes cannot be read.
-            CheckpointMismatchError: if the checkpoint was taken from a different pipeline.
+            CheckpointMismatchError: if the checkpoint was taken from a different pipeline (with
+                ``partial_restore``: a pipeline whose readers, sources, batch size or seed differ).
             CheckpointError: the pipeline is left exactly as it was whenever restore() raises.
         """
+        partial = self._partial if partial_restore is None else _check_partial(partial_restore)
         if not self.enable_checkpointing:
             raise PipestateError("restore() needs checkpointing: construct the pipeline with enable_checkpointing=True")
         with self._lock:
@@ -526,23 +558,30 @@ class Pipeline:
                 raise PipestateError("restore() before set_outputs(): define the pipeline's outputs first")
             if self._stage is _Stage.CLOSED:
                 raise PipestateError("the pipeline is closed; create a new one")
-            restored = ckpt.resolve(checkpoint, self._target())
+            restored = ckpt.resolve(checkpoint, self._target(), partial)
             # Every operator checks its state before anything moves, the batches computed ahead included (a
             # one-shot iterator cannot compute them again). _apply checks again once bound to the
             # checkpoint's seed.
             self._runtime.check(restored.states, _position(restored))
             self._stop_prefetch()
             self._rewind()  # a failed restore leaves the pipeline at the last batch returned
-            self._apply(restored)
+            self._apply(restored, stacklevel=3)
             self._failure = None
             self._ended = False
             if self._feeding is not None:
                 self._feeding.restart(self._iteration_in_epoch)
+            return restored.report
 
     @property
     def is_restored_from_checkpoint(self) -> bool:
         """True if the pipeline was constructed with ``checkpoint=`` or moved by :meth:`restore`."""
         return self._restore_from is not None
+
+    @property
+    def restore_report(self) -> ckpt.RestoreReport | None:
+        """What the last restore did (``None``: not restored): the operators restored, started fresh
+        (with their changed arguments) and dropped; ``restore_report.partial`` is True when any differed."""
+        return self._report
 
     @property
     def iterator_data(self) -> str | None:
@@ -601,6 +640,12 @@ class Pipeline:
         if name is None:
             return {k: v["epoch_size_padded"] for k, v in self.reader_meta().items()}
         return self.reader_meta(name)["epoch_size_padded"]
+
+
+def _check_partial(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"partial_restore={value!r} must be True or False")
+    return value
 
 
 def _position(restored: ckpt.Restored) -> Position:

@@ -156,7 +156,9 @@ def refused_checkpoints(blob: bytes, other: bytes) -> list[tuple[str, bool, byte
     for ahead in (3, 1000):
         counters = {data.iteration, data.iteration_in_epoch}
         ops = tuple(
-            dataclasses.replace(op, state={k: v + ahead if v in counters else v for k, v in op.state.items()})
+            dataclasses.replace(
+                op, state={k: v + ahead if isinstance(v, int) and v in counters else v for k, v in op.state.items()}
+            )
             if isinstance(op.state, dict)
             else op
             for op in data.operators

@@ -1,7 +1,8 @@
 """Generate docs/api.md, the API reference, from the public names' docstrings.
 
-Documented modules: ``pipestate`` (its ``__all__``), ``pipestate.types``, ``pipestate.math``, ``pipestate.io``,
-``pipestate.testing``, ``pipestate.tfrecord``, ``pipestate.distributed`` and every ``pipestate.plugin.*``
+Documented modules: ``pipestate`` (its ``__all__``), ``pipestate.types``, ``pipestate.math``,
+``pipestate.io``, ``pipestate.testing``, ``pipestate.tfrecord``, ``pipestate.distributed``,
+``pipestate.checkpoint.edit``, ``pipestate.diff`` and every ``pipestate.plugin.*``
 module (found by listing the package). A module's public names are its ``__all__`` or, without one, the
 names it defines that do not start with ``_``. A name re-exported by a later module points back to where
 it is documented.
@@ -34,6 +35,8 @@ CORE_MODULES = [
     "pipestate.testing",
     "pipestate.tfrecord",
     "pipestate.distributed",
+    "pipestate.checkpoint.edit",
+    "pipestate.diff",
 ]
 SECTIONS = ("Args", "Arguments", "Returns", "Yields", "Raises", "Attributes", "Example", "Examples", "Note")
 

@@ -22,6 +22,7 @@ from pipestate.checkpoint.codec import (
     seal,
 )
 from pipestate.checkpoint.job import JOB_FORMAT_VERSION, JobData, ShardTemplate, decode_job, encode_job, peek_layout
+from pipestate.checkpoint.partial import RestoreReport
 from pipestate.checkpoint.records import (
     FORMAT_VERSION,
     CheckpointData,
@@ -44,6 +45,7 @@ __all__ = [
     "Encoder",
     "JobData",
     "OperatorRecord",
+    "RestoreReport",
     "Restored",
     "ShardTemplate",
     "Target",

@@ -26,7 +26,7 @@ from pipestate.batch import Batch
 from pipestate.errors import CheckpointMismatchError
 from pipestate.operators import schema as sch
 from pipestate.operators.base import BuildEnv, Operator, Position, RunContext, SampleOrigin
-from pipestate.operators.readers import _elastic, _sampler, _stdshuffle
+from pipestate.operators.readers import _elastic, _exclusion, _sampler, _stdshuffle
 from pipestate.operators.schema import Arg
 from pipestate.rng import derive_key
 
@@ -120,7 +120,9 @@ class Reader(Operator):
         The default is ``range(size)`` (or the ``shuffle_after_epoch`` permutation). With
         ``DALI_FIXED_SHUFFLE`` and ``random_shuffle=True`` it is DALI's fixed pre-shuffle of the listing
         (``_stdshuffle``), as DALI's sequence, nemo_asr ... loaders do. A subclass may override it (e.g.
-        to visit whole archives in a shuffled order); it must be a pure function of the epoch.
+        to visit whole archives in a shuffled order); it must be a pure function of the epoch, a
+        permutation of the dataset, and vary with the epoch only with ``shuffle_after_epoch=True`` (so the
+        samples of a shard repeat every ``num_shards`` epochs otherwise).
         """
         if self.DALI_FIXED_SHUFFLE and self.args["random_shuffle"]:
             return _stdshuffle.dali_fixed_permutation(self.shard.size)
@@ -170,6 +172,8 @@ class Reader(Operator):
         self._orders: dict[int, np.ndarray] = {}
         self.layout: _sampler.Layout | None = None
         self._planned: tuple[tuple[int, int], tuple] | None = None
+        self.exclusion: _exclusion.Exclusion | None = None  # excluded samples (pipestate.checkpoint.edit)
+        self.passed = 0  # positions passed over because excluded
         if a["elastic"]:
             self.layout = _elastic.layout(a, size, env.batch_size, f"fn.{self.type}() ({self.name})")
 
@@ -197,9 +201,17 @@ class Reader(Operator):
         at = (self.epoch, self.consumed)
         planned = self._planned
         if planned is None or planned[0] != at:
-            step = _sampler.elastic_step(
-                self.shard.size, self.layout, self.shard.pad_last_batch, *at, self.global_order
-            )
+            ex = self.exclusion
+            if ex is not None and not ex.replace:  # the next global batch: the stream's next kept samples
+                indices, epochs, epoch, consumed, _ = ex.walk(*at, self.layout.global_batch_size)
+                begin, end = self.layout.bounds
+                step = (epochs[begin:end], indices[begin:end], epoch, consumed)
+            else:
+                step = _sampler.elastic_step(
+                    self.shard.size, self.layout, self.shard.pad_last_batch, *at, self.global_order
+                )
+                if ex is not None:
+                    step = (step[0], ex.replaced(step[1], step[0]), *step[2:])
             planned = self._planned = (at, step)
         return planned[1]
 
@@ -207,59 +219,120 @@ class Reader(Operator):
         """The elastic mode's sequence of reader epoch ``epoch`` (computed once, cached for two epochs)."""
         order = self._orders.get(epoch)
         if order is None:
-            order = _sampler.global_order(self.shard.size, self.shuffle, epoch, self.base_order(epoch))
+            order = self._global_order(epoch)
             self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
             self._orders[epoch] = order
         return order
 
+    def _global_order(self, epoch: int) -> np.ndarray:
+        return _sampler.global_order(self.shard.size, self.shuffle, epoch, self.base_order(epoch))
+
     def take(self, count: int) -> list[int]:
         """Advance the position by ``count`` samples and return their dataset indices."""
-        parts = []
+        ex = self.exclusion
+        if ex is not None and not ex.replace:
+            indices, _, self.epoch, self.consumed, passed = ex.walk(self.epoch, self.consumed, count)
+            self.passed += passed
+            return indices.tolist()
+        parts, epochs = [], []
         while count > 0:
             order = self.order(self.epoch)
             n = min(len(order) - self.consumed, count)
             parts.append(order[self.consumed : self.consumed + n])
+            epochs.append(np.full(n, self.epoch, dtype=np.int64))
             self.consumed += n
             count -= n
             if self.consumed == len(order):
                 self.epoch += 1
                 self.consumed = 0
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts)).tolist()
+        indices = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if ex is not None:  # pad_last_batch: an excluded sample's place is taken by the padding sample
+            indices = ex.replaced(indices, np.concatenate(epochs))
+        return indices.tolist()
 
     def order(self, epoch: int) -> np.ndarray:
         """Return reader epoch ``epoch``'s dataset indices (computed once, cached for two epochs)."""
         order = self._orders.get(epoch)
         if order is None:
-            order = _sampler.epoch_order(self.shard, self.shuffle, epoch, self.base_order(epoch))
+            order = self._epoch_order(epoch)
             self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
             self._orders[epoch] = order
         return order
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        return _sampler.epoch_order(self.shard, self.shuffle, epoch, self.base_order(epoch))
 
     def state(self) -> dict:
         position = {"epoch": self.epoch, "consumed": self.consumed, "dataset_digest": self.dataset_digest}
         if self.layout is not None:
             position["layout"] = dataclasses.asdict(self.layout)
+        if self.exclusion is not None:
+            position[_exclusion.EXCLUDED] = self.exclusion.ranges.flat
+            if self.layout is None:
+                position[_exclusion.PASSED] = self.passed
         return position
+
+    def _split(self, state: Any, where: str) -> tuple[dict, _exclusion.Ranges | None, int, int]:
+        keys = _elastic.POSITION_KEYS | ({"layout"} if self.layout is not None else set())
+        return _exclusion.split_state(state, keys, self.layout is not None, where)
 
     def check_state(self, state: Any, at: Position) -> None:
         where = f"operator {self.name!r} ({self.type})"
+        position, ranges, passed, skip = self._split(state, where)
         if self.layout is not None:
-            _elastic.check_state(state, self.layout, self.shard.size, where)
-            self._check_digest(state, where)
+            _elastic.check_state(position, self.layout, self.shard.size, where)
+            self._check_digest(position, where)
+        else:
+            if not _elastic.counters(position, _elastic.POSITION_KEYS):
+                raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not a reader position")
+            self._check_digest(position, where)
+            epoch, consumed = position["epoch"], position["consumed"]
+            walked = _sampler.samples_before(self.shard, epoch) + consumed
+            taken = at.iteration * self.batch_size  # a reader takes batch_size samples per batch
+            length = _sampler.epoch_length(self.shard, epoch)
+            if consumed >= length or passed > walked or walked - passed + skip != taken:
+                raise CheckpointMismatchError(
+                    f"{where}: position {consumed} of reader epoch {epoch} is not where this reader is after "
+                    f"{at.iteration} batches of {self.batch_size} on this dataset; the checkpoint does not fit it"
+                )
+        if ranges is None and not skip:
             return
-        if not _elastic.counters(state, _elastic.POSITION_KEYS):
-            raise CheckpointMismatchError(f"{where}: the checkpoint's state {state!r} is not a reader position")
-        self._check_digest(state, where)
-        epoch, consumed = state["epoch"], state["consumed"]
-        taken = at.iteration * self.batch_size  # a reader takes batch_size samples per batch
-        if (
-            consumed >= _sampler.epoch_length(self.shard, epoch)
-            or _sampler.samples_before(self.shard, epoch) + consumed != taken
-        ):
-            raise CheckpointMismatchError(
-                f"{where}: position {consumed} of reader epoch {epoch} is not where this reader is after "
-                f"{at.iteration} batches of {self.batch_size} on this dataset; the checkpoint does not fit it"
-            )
+        exclusion = None if ranges is None else self._exclusion(ranges, cached=False)
+        try:
+            if exclusion is not None:
+                exclusion.check_keeps(self.shard.size, position["epoch"])
+            self._advance(exclusion, position["epoch"], position["consumed"], skip)
+        except ValueError as exc:
+            raise CheckpointMismatchError(f"{where}: {exc}") from None
+
+    def _exclusion(self, ranges: _exclusion.Ranges, cached: bool = True) -> _exclusion.Exclusion:
+        """The exclusion of ``ranges`` on this reader's epochs (``cached``: through the order cache, which
+        only the thread computing batches may use)."""
+        if self.layout is not None:
+            order = self.global_order if cached else self._global_order
+            return _exclusion.Exclusion(ranges, order, self.shard.pad_last_batch, 1)
+        periodic = self.shard.num_shards == 1 or not self.shuffle.shuffle_after_epoch  # shards' sets repeat
+        order = self.order if cached else self._epoch_order
+        period = self.shard.num_shards if periodic else None
+        return _exclusion.Exclusion(ranges, order, self.shard.pad_last_batch, period)
+
+    def _advance(self, exclusion: _exclusion.Exclusion | None, epoch: int, consumed: int, count: int) -> tuple:
+        """The position ``count`` samples (of what the reader yields) after ``(epoch, consumed)``, and the
+        positions passed over; nothing is read.
+
+        Raises:
+            ValueError: the position cannot move so (every sample excluded; a count that is not a whole
+                number of global batches with ``pad_last_batch``).
+        """
+        if not count:
+            return epoch, consumed, 0
+        if exclusion is not None and not exclusion.replace:
+            return exclusion.advance(epoch, consumed, count)
+        if self.layout is not None:
+            moved = _elastic.advance(self.shard.size, self.layout, self.shard.pad_last_batch, epoch, consumed, count)
+            return (*moved, 0)
+        total = _sampler.samples_before(self.shard, epoch) + consumed + count
+        return (*_sampler.position_after(self.shard, total), 0)
 
     def _check_digest(self, state: dict, where: str) -> None:
         if state["dataset_digest"] not in (0, self.dataset_digest):
@@ -269,7 +342,16 @@ class Reader(Operator):
             )
 
     def restore(self, state: Any, at: Position) -> None:
-        self.epoch, self.consumed = state["epoch"], state["consumed"]
+        flat = state.get(_exclusion.EXCLUDED)  # check_state accepted the state: its parts are well formed
+        exclusion = self.exclusion
+        if flat is None:
+            exclusion = None
+        elif exclusion is None or exclusion.ranges.flat != flat:
+            exclusion = self._exclusion(_exclusion.Ranges(flat))
+        skip = state.get(_exclusion.SKIP, 0)
+        epoch, consumed, passed = self._advance(exclusion, state["epoch"], state["consumed"], skip)
+        self.epoch, self.consumed, self.exclusion = epoch, consumed, exclusion
+        self.passed = state.get(_exclusion.PASSED, 0) + passed
         self._planned = None
 
     def next_epoch(self) -> None:

@@ -104,6 +104,32 @@ def check_state(state: Any, mine: Layout, size: int, where: str) -> None:
     )
 
 
+def advance(size: int, mine: Layout, pad_last_batch: bool, epoch: int, consumed: int, count: int) -> tuple[int, int]:
+    """The global position ``count`` samples after ``(epoch, consumed)``, in O(1).
+
+    Without padding the job reads one stream of epochs, so it is plain arithmetic. With ``pad_last_batch``
+    an epoch's last global batch is padded and the next starts the next epoch: ``count`` must then be a
+    whole number of global batches.
+
+    Raises:
+        ValueError: with ``pad_last_batch``, ``count`` is not a multiple of the global batch size.
+    """
+    if not pad_last_batch:
+        total = consumed + count
+        return epoch + total // size, total % size
+    g = mine.global_batch_size
+    if count % g:
+        raise ValueError(
+            f"a skip of {count} samples is not a whole number of global batches of {g}; with pad_last_batch=True "
+            "skip whole global steps"
+        )
+    steps, per_epoch, left = count // g, -(-size // g), -(-(size - consumed) // g)
+    if steps < left:
+        return epoch, consumed + steps * g
+    steps -= left
+    return epoch + 1 + steps // per_epoch, steps % per_epoch * g
+
+
 def reader_meta(cfg: ShardConfig, mine: Layout) -> dict[str, int]:
     """DALI's reader metadata in the elastic mode, plus ``elastic`` (1) and ``global_batch_size``;
     ``epoch_size_padded`` is what the whole job reads per epoch (with padding: whole global batches)."""

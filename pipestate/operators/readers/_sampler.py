@@ -101,6 +101,20 @@ def samples_before(cfg: ShardConfig, epoch: int) -> int:
     return cycles * sum(period) + sum(period[:rest])
 
 
+def position_after(cfg: ShardConfig, total: int) -> tuple[int, int]:
+    """The position ``(epoch, consumed)`` after ``total`` samples from the start: the inverse of
+    :func:`samples_before` (``consumed`` is always inside its epoch; O(num_shards))."""
+    period = [epoch_length(cfg, e) for e in range(cfg.num_shards)]
+    cycles, rest = divmod(total, sum(period))
+    epoch = cycles * cfg.num_shards
+    for length in period:
+        if rest < length:
+            break
+        rest -= length
+        epoch += 1
+    return epoch, rest
+
+
 def epoch_size_padded(cfg: ShardConfig) -> int:
     """DALI's ``epoch_size_padded``: ``num_shards * ceil(size / num_shards)`` when padding, else ``size``."""
     if not cfg.pad_last_batch:
