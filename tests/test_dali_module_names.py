@@ -8,11 +8,7 @@ the same path. The exceptions are explicit, each with its reason:
   features pipestate does not have);
 - operators: a name of DALI's ``fn``/``ops`` (or an ``ops`` deprecated alias, or a sub-namespace such as
   ``fn.noise``) may be missing only while pipestate's registry has no such operator, so this list shrinks
-  by itself as operators are registered; once registered, the name must be there under DALI's name;
-- :data:`PENDING`: modules being written on other branches when this test was written (``math`` on branch
-  ``tensors``, ``auto_aug`` on ``imgcolor``). Each is an expected failure while pipestate lacks the module
-  and is checked in full as soon as it exists, so after those branches merge the test holds them to
-  DALI's names with no allowlist.
+  by itself as operators are registered; once registered, the name must be there under DALI's name.
 """
 
 from __future__ import annotations
@@ -91,8 +87,6 @@ ABSENT_NAMES = {
 }
 
 # Modules written on other branches: expected failures until pipestate has them, then checked in full.
-PENDING = {"nvidia.dali.math": "branch tensors"}
-
 _OPERATOR_NAMESPACES = ("nvidia.dali.fn", "nvidia.dali.ops")
 
 
@@ -172,32 +166,20 @@ def _ours(dali_name: str) -> str:
     return "pipestate" + dali_name[len("nvidia.dali") :]
 
 
-def _pending(dali_name: str) -> str | None:
-    """The branch writing ``dali_name``'s counterpart, while pipestate lacks it."""
-    prefix = _under(dali_name, PENDING)
-    return PENDING[prefix] if prefix and _spec(_ours(prefix)) is None else None
-
-
 @pytest.mark.parametrize("dali_module", MODULES)
 def test_dali_module_exists_in_pipestate_with_its_names(dali_module):
-    if _pending(dali_module):
-        pytest.xfail(f"{_ours(dali_module)} is written on {_pending(dali_module)}")
     try:
         theirs = importlib.import_module(dali_module)
     except ImportError as exc:  # a plugin whose framework is not installed (paddle, numba, DALI's TF plugin)
         pytest.skip(f"DALI's {dali_module} cannot be imported here: {exc}")
     module = importlib.import_module(_ours(dali_module))
-    missing, pending = [], []
-    for name, obj in sorted(_public(theirs).items()):
-        if hasattr(module, name) or _allowed(dali_module, name, obj):
-            continue
-        if _spec(f"{module.__name__}.{name}") is None:
-            (pending if inspect.ismodule(obj) and _pending(obj.__name__) else missing).append(name)
+    missing = [
+        name
+        for name, obj in sorted(_public(theirs).items())
+        if not (hasattr(module, name) or _allowed(dali_module, name, obj))
+        and _spec(f"{module.__name__}.{name}") is None
+    ]
     assert not missing, f"{module.__name__} lacks DALI's {missing}: add them, or list them with the reason here"
-    if pending:
-        pytest.xfail(
-            f"{module.__name__} lacks {pending}, written on {[_pending(f'{dali_module}.{n}') for n in pending]}"
-        )
 
 
 def test_allowlists_name_only_what_dali_has_and_pipestate_lacks():

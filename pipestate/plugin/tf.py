@@ -424,14 +424,20 @@ class _Iterator(iterator_ops.OwnedIterator):
         return flat[0] if self._single else tuple(flat)
 
 
+_NO_CHECKPOINT = (
+    "Checkpointing is not supported for pipestate dataset with inputs (experimental.DALIDatasetWithInputs, "
+    "as in DALI); use PipelineDataset, which checkpoints external sources by position"
+)
+
+
 class _NoCheckpointIterator(_Iterator):
     """An iterator that refuses to be saved, as DALI's iterators over a dataset with inputs."""
 
     def _serialize_to_tensors(self) -> dict:
-        raise RuntimeError("Checkpointing is not supported for DALI dataset with inputs.")
+        raise RuntimeError(_NO_CHECKPOINT)
 
     def _restore_from_tensors(self, restored_tensors: dict) -> Any:
-        raise RuntimeError("Checkpointing is not supported for DALI dataset with inputs.")
+        raise RuntimeError(_NO_CHECKPOINT)
 
 
 class _Experimental:
@@ -440,7 +446,7 @@ class _Experimental:
     class DALIDatasetWithInputs(DALIDataset):
         """DALI's ``experimental.DALIDatasetWithInputs``: a :class:`DALIDataset` for pipelines with external
         sources, whose iterators refuse checkpointing as DALI's do (``RuntimeError`` "Checkpointing is not
-        supported for DALI dataset with inputs." when ``tf.train.Checkpoint`` saves or restores one).
+        supported for pipestate dataset with inputs ..." when ``tf.train.Checkpoint`` saves or restores one).
         ``input_datasets`` (``tf.data`` inputs) is not supported: the external sources read Python data.
         Use :class:`PipelineDataset` to checkpoint such pipelines (their sources are checkpointed by position).
         """

@@ -20,6 +20,7 @@ import fnmatch
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -278,8 +279,8 @@ def _our_name(glob: str | None) -> str | None:
 
 
 class _Raises:
-    def __init__(self, exception: type[BaseException], glob: str | None) -> None:
-        self.exception, self.glob = exception, _our_name(glob)
+    def __init__(self, exception: type[BaseException], glob: str | None, regex: str | None = None) -> None:
+        self.exception, self.glob, self.regex = exception, _our_name(glob), _our_name(regex)
 
     def __enter__(self) -> _Raises:
         return self
@@ -291,14 +292,18 @@ class _Raises:
             return False
         if self.glob is not None and not fnmatch.fnmatchcase(str(value), f"*{self.glob}*"):
             raise AssertionError(f"{kind.__name__}({value!s}) does not match {self.glob!r}") from value
+        if self.regex is not None and not re.search(self.regex, str(value)):
+            raise AssertionError(f"{kind.__name__}({value!s}) does not match {self.regex!r}") from value
         return True
 
 
-def assert_raises(exception: type[BaseException], *args: Any, glob: str | None = None, **kwargs: Any) -> Any:
-    """nose's ``assert_raises``: a context manager, or ``assert_raises(exc, func, *args, glob=...)``."""
+def assert_raises(
+    exception: type[BaseException], *args: Any, glob: str | None = None, regex: str | None = None, **kwargs: Any
+) -> Any:
+    """nose's ``assert_raises``: a context manager, or ``assert_raises(exc, func, *args, glob=..., regex=...)``."""
     if not args:
-        return _Raises(exception, glob)
-    with _Raises(exception, glob):
+        return _Raises(exception, glob, regex)
+    with _Raises(exception, glob, regex):
         args[0](*args[1:], **kwargs)
     return None
 

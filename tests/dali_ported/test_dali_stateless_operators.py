@@ -5,6 +5,7 @@
 # (test_utils, nose_utils, nose2.tools) come from dali_test_utils.
 # Not ported (see tests/dali_ported/README.md): the operators pipestate lacks and GPU-only cases.
 
+import io
 import os
 
 import numpy as np
@@ -689,6 +690,47 @@ def test_split_and_merge(device):
             return data
         else:
             return data + types.Constant(1, dtype=types.DALIDataType.UINT8)
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@stateless_signed_off("decoders.numpy")
+def test_numpy_decoder_stateless():
+
+    class RandomEncode(RandomBatch):
+        def encode_sample(self, data):
+            buff = io.BytesIO()
+            np.save(buff, data)
+            buff.seek(0)
+            return np.frombuffer(buff.read(), dtype=np.uint8)
+
+        def __call__(self):
+            data = super().__call__()
+            return [self.encode_sample(sample) for sample in data]
+
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        enc_data = fn.external_source(source=RandomEncode())
+        dec_data = fn.decoders.numpy(enc_data)
+        return dec_data
+
+    check_is_pipeline_stateless(pipeline_factory)
+
+
+@params("cpu")
+@stateless_signed_off("zeros", "ones", "full", "zeros_like", "ones_like", "full_like")
+def test_full_operator_family(device):
+    @pipeline_def(enable_checkpointing=True)
+    def pipeline_factory():
+        sh = np.array([2, 3], dtype=np.int32)
+        fill_value = np.array([1.0, 0.4, 3.0], dtype=np.float32)
+        zeros = fn.zeros(shape=sh)
+        ones = fn.ones(shape=sh)
+        full = fn.full(fill_value, shape=sh)
+        zeros_like = fn.zeros_like(zeros)
+        ones_like = fn.ones_like(zeros)
+        full_like = fn.full_like(zeros, fill_value)
+        return zeros, ones, full, zeros_like, ones_like, full_like
 
     check_is_pipeline_stateless(pipeline_factory)
 
