@@ -96,11 +96,12 @@ def _weights(table: tuple, x: np.ndarray) -> np.ndarray:
     return current + di * (lookup[i + 1] - current)
 
 
-def _positions(n_out: int, in_rate: float, out_rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per output sample: the block's first input index (int64) and the float32 position relative to it."""
+def _positions(n_out: int, in_rate: float, out_rate: float, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per output sample ``start .. start + n_out - 1`` (``start`` a multiple of :data:`BLOCK`): the block's
+    first input index (int64) and the float32 position relative to it."""
     scale = in_rate / out_rate
     n_blocks = -(-n_out // BLOCK)
-    starts = np.arange(n_blocks, dtype=np.float64) * BLOCK * scale
+    starts = (np.arange(n_blocks, dtype=np.float64) + start // BLOCK) * BLOCK * scale
     base = np.floor(starts)
     steps = np.full((n_blocks, BLOCK), _F32(scale), dtype=_F32)
     steps[:, 0] = (starts - base).astype(_F32)
@@ -137,9 +138,14 @@ def resample(signal: np.ndarray, in_rate: float, out_rate: float, lobes: int, n_
     inside = (first >= 0) & (first + 2 * lobes <= n_in)
     out = np.empty((n_out, channels), dtype=_F32)
     lo, hi = (int(np.argmax(inside)), n_out - int(np.argmax(inside[::-1]))) if inside.any() else (0, 0)
-    if hi > lo:
+    if hi > lo and hi * 2 * lobes * 4 <= _CACHE_BYTES:
         weights = _tap_weights(in_rate, out_rate, lobes, channels > 1, hi)[:, lo:hi]
         out[lo:hi] = _interior(x, weights, first[lo:hi], lobes)
+    elif hi > lo:  # a long output: weights chunk by chunk (memory bounded by the chunk, not the output)
+        for a in range(lo - lo % BLOCK, hi, _CHUNK):
+            s, e = max(a, lo), min(a + _CHUNK, hi)
+            weights = _compute_weights(in_rate, out_rate, lobes, channels > 1, a, e - a)[:, s - a :]
+            out[s:e] = _interior(x, weights, first[s:e], lobes)
     for edge in (slice(0, lo), slice(max(hi, lo), n_out)) if hi > lo else (slice(0, n_out),):
         if edge.stop > edge.start:
             out[edge] = _general(x, window(lobes), base[edge], pos[edge], lobes)
@@ -149,6 +155,7 @@ def resample(signal: np.ndarray, in_rate: float, out_rate: float, lobes: int, n_
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_BYTES = 64 << 20
 _CACHE_LOCK = threading.Lock()
+_CHUNK = BLOCK * 1024  # output samples per chunk of weights when the output is too long to cache them
 
 
 def _tap_weights(in_rate: float, out_rate: float, lobes: int, multi: bool, n_out: int) -> np.ndarray:
@@ -161,7 +168,19 @@ def _tap_weights(in_rate: float, out_rate: float, lobes: int, multi: bool, n_out
         if cached is not None and cached.shape[1] >= n_out:
             _CACHE.move_to_end(key)
             return cached
-    base, pos = _positions(n_out, in_rate, out_rate)
+    weights = _compute_weights(in_rate, out_rate, lobes, multi, 0, n_out)
+    with _CACHE_LOCK:
+        _CACHE[key] = weights
+        _CACHE.move_to_end(key)
+        while sum(w.nbytes for w in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
+            _CACHE.popitem(last=False)
+    return weights
+
+
+def _compute_weights(in_rate: float, out_rate: float, lobes: int, multi: bool, start: int, n_out: int) -> np.ndarray:
+    """The weights of :func:`_tap_weights` for output samples ``start .. start + n_out - 1`` (``start`` a
+    multiple of :data:`BLOCK`)."""
+    base, pos = _positions(n_out, in_rate, out_rate, start)
     i0 = np.ceil(pos).astype(np.int64) - lobes
     table = window(lobes)
     taps = 2 * lobes
@@ -181,11 +200,6 @@ def _tap_weights(in_rate: float, out_rate: float, lobes: int, multi: bool, n_out
         for t in range(4 * n_vec, taps):
             weights[t] = _weights(table, tap_x)
             tap_x = tap_x + _F32(1.0)
-    with _CACHE_LOCK:
-        _CACHE[key] = weights
-        _CACHE.move_to_end(key)
-        while sum(w.nbytes for w in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
-            _CACHE.popitem(last=False)
     return weights
 
 
