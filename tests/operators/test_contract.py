@@ -410,3 +410,14 @@ def test_an_argument_given_as_none_takes_its_default_as_in_dali():
     (other,) = pipe(range=[0, 1]).run()
     assert np.array_equal(np.asarray(given_none), np.asarray(omitted))
     assert not np.array_equal(np.asarray(given_none), np.asarray(other))
+
+
+def test_an_integer_argument_beyond_64_bits_is_a_clear_error():
+    from pipestate.operators import schema as sch
+
+    for value in (2**63, -(2**63) - 1, -(2**70)):
+        with pytest.raises(ValueError, match="fits in 64 bits"):
+            sch.Int().check(value, "fn.x(): n")
+        with pytest.raises(ValueError, match=r"fits in 64 bits"):
+            sch.Seq(sch.Int()).check((1, value), "fn.x(): shape")
+    assert sch.Int().check(2**63 - 1, "fn.x(): n") == 2**63 - 1
