@@ -155,9 +155,16 @@ def path_info(path: str) -> dict[str, Any]:
     """
     if os.path.isdir(path):
         return directory_info(path)
-    if path.endswith(".ckpt"):
+    if path.endswith(".ckpt") and not _is_pipestate_file(path):
         return lightning_info(path)
     return blob_info(read_checkpoint_file(path))
+
+
+def _is_pipestate_file(path: str) -> bool:
+    """Whether the file starts as a pipestate checkpoint, job checkpoint or step file (any name)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head[:5] in (_ENVELOPE_START, _JOB_START) or is_step(head)
 
 
 def blob_info(blob: bytes) -> dict[str, Any]:

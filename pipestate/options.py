@@ -178,8 +178,9 @@ def check(
     if device_id is not None:
         device_id = sch.Int().check(device_id, "pipeline option device_id")
     if seed is not None:
-        seed = sch.Int(None, SEED_MAX).check(seed, "pipeline option seed")
-        if seed < 0:
+        negative = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and int(seed) < 0
+        seed = -1 if negative else sch.Int(None, SEED_MAX).check(seed, "pipeline option seed")
+        if seed < 0:  # any negative int, as DALI
             warnings.warn(
                 "The use of negative seed to use automatic seed asignment is deprecated. Use `None` instead.",
                 stacklevel=4,

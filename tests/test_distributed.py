@@ -78,6 +78,23 @@ def test_job_checkpoint_is_a_manifest_and_the_shards(files):
     assert "job checkpoint" in describe(job) and "3 shards" in describe(job)
 
 
+@pytest.mark.parametrize("name", ["job.pscpt", "job.ckpt"])  # .ckpt: read by its bytes, not as Lightning's
+def test_the_cli_inspects_and_verifies_a_job_checkpoint(files, tmp_path, capsys, name):
+    import json
+
+    from pipestate.cli import main
+
+    _, parts = job_at(files, 4)
+    path = tmp_path / name
+    path.write_bytes(distributed.combine(parts))
+    assert main(["inspect", str(path)]) == 0
+    assert "pipestate job checkpoint" in capsys.readouterr().out
+    assert main(["inspect", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["kind"], info["num_shards"], info["global_batch_size"], info["iteration"]) == ("job", 3, 6, 4)
+    assert main(["verify", str(path)]) == 0
+
+
 def test_missing_duplicate_and_foreign_shards_are_named(files):
     _, parts = job_at(files, 2)
     with pytest.raises(CheckpointMismatchError, match=r"shard\(s\) 1 of 3 missing"):

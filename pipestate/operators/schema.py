@@ -126,7 +126,7 @@ class Int(Kind):
         v = int(v)
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             raise ValueError(f"{where}={value!r} must be {self.text}")
-        if not -(2**63) <= v < 2**63:  # DALI's integer arguments are at most 64-bit
+        if (self.low is None and v < -(2**63)) or (self.high is None and v >= 2**63):  # DALI's ints are 64-bit
             raise ValueError(f"{where}={value!r} must be {self.text} that fits in 64 bits")
         return v
 
