@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from pipestate._proto.pipestate.caffe.v1 import caffe_pb2
-from pipestate.batch import Batch
 from pipestate.operators import schema as sch
-from pipestate.operators.base import RunContext, register
+from pipestate.operators.base import register
 from pipestate.operators.example import Example
-from pipestate.operators.readers._base import Reader, shard_args
-from pipestate.operators.readers._lmdb import LMDBError, LMDBSource
+from pipestate.operators.readers._base import shard_args
+from pipestate.operators.readers._lmdb import LMDBError
+from pipestate.operators.readers._lmdb_reader import LMDBReader
 from pipestate.operators.schema import Arg
 
 
@@ -53,7 +51,7 @@ def parse_datum(raw: bytes, where: str, image: bool, label: bool) -> list[np.nda
 
 
 @register
-class CaffeReader(Reader):
+class CaffeReader(LMDBReader):
     """Read Caffe LMDB databases of ``Datum`` records (DALI's ``fn.readers.caffe``), in key order.
 
     Needs the ``lmdb`` package (``pip install pipestate[lmdb]``).
@@ -89,10 +87,6 @@ class CaffeReader(Reader):
         if not self.num_outputs:
             raise ValueError("fn.readers.caffe(): image_available=False and label_available=False leave no output")
 
-    def discover(self) -> tuple[int, Iterable[bytes]]:
-        self.source = LMDBSource(list(self.args["path"]))
-        return len(self.source), self.source.digest_parts()
-
     def _read(self, indices: list[int]) -> list[list[np.ndarray]]:
         a = self.args
         out = []
@@ -100,17 +94,3 @@ class CaffeReader(Reader):
             out.append(parse_datum(raw, self.source.where(i), a["image_available"], a["label_available"]))
         return out
 
-    def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
-        samples = self.read_chunks(ctx, self._read, indices)
-        return tuple(
-            Batch([s[k] for s in samples])
-            if k == 0 and self.args["image_available"]
-            else Batch.from_samples([s[k] for s in samples])
-            for k in range(self.num_outputs)
-        )
-
-    def close(self) -> None:
-        """Close the databases."""
-        source = getattr(self, "source", None)
-        if source is not None:
-            source.close()

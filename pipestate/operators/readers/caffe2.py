@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from pipestate._proto.pipestate.caffe.v1 import caffe_pb2
-from pipestate.batch import Batch
 from pipestate.operators import schema as sch
-from pipestate.operators.base import RunContext, register
+from pipestate.operators.base import register
 from pipestate.operators.example import Example
-from pipestate.operators.readers._base import Reader, shard_args
-from pipestate.operators.readers._lmdb import LMDBError, LMDBSource
+from pipestate.operators.readers._base import shard_args
+from pipestate.operators.readers._lmdb import LMDBError
+from pipestate.operators.readers._lmdb_reader import LMDBReader
 from pipestate.operators.schema import Arg
 
 TP = caffe_pb2.TensorProto
@@ -108,7 +106,7 @@ def parse_protos(
 
 
 @register
-class Caffe2Reader(Reader):
+class Caffe2Reader(LMDBReader):
     """Read Caffe2 LMDB databases of ``TensorProtos`` records (DALI's ``fn.readers.caffe2``), in key order.
 
     Needs the ``lmdb`` package (``pip install pipestate[lmdb]``).
@@ -158,10 +156,6 @@ class Caffe2Reader(Reader):
                 "additional_inputs and bbox=False"
             )
 
-    def discover(self) -> tuple[int, Iterable[bytes]]:
-        self.source = LMDBSource(list(self.args["path"]))
-        return len(self.source), self.source.digest_parts()
-
     def _read(self, indices: list[int]) -> list[list[np.ndarray]]:
         a = self.args
         out = []
@@ -179,17 +173,3 @@ class Caffe2Reader(Reader):
             )
         return out
 
-    def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
-        samples = self.read_chunks(ctx, self._read, indices)
-        return tuple(
-            Batch([s[k] for s in samples])
-            if k == 0 and self.args["image_available"]
-            else Batch.from_samples([s[k] for s in samples])
-            for k in range(self.num_outputs)
-        )
-
-    def close(self) -> None:
-        """Close the databases."""
-        source = getattr(self, "source", None)
-        if source is not None:
-            source.close()
