@@ -147,7 +147,7 @@ class Reader(Operator):
                 f"fn.{self.type}() ({self.name}): the dataset has {size} sample(s), fewer than "
                 f"num_shards={a['num_shards']}; every shard needs at least one sample"
             )
-        digest = hashlib.sha256(b"\0".join(listing)).digest()
+        digest = _listing_digest(listing)
         self.dataset_digest = int.from_bytes(digest[:8], "little")
         self.shard = _sampler.ShardConfig(
             size,
@@ -411,3 +411,13 @@ def archive_order(counts: np.ndarray, key: int, epoch: int) -> np.ndarray:
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     perm = _sampler.dataset_permutation(len(counts), key, epoch)
     return np.concatenate([np.arange(starts[f], starts[f] + counts[f], dtype=np.int64) for f in perm])
+
+
+def _listing_digest(listing: Iterable[bytes]) -> bytes:
+    """SHA-256 of the listing's parts joined by NUL, without building the joined copy."""
+    h = hashlib.sha256()
+    for i, part in enumerate(listing):
+        if i:
+            h.update(b"\0")
+        h.update(part)
+    return h.digest()

@@ -14,8 +14,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipestate.operators.readers._path_table import PathTable
+
 _OPEN_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _TWO_FIELDS_PER_LINE = re.compile(r"(?:[ \t]*\S+[ \t]+\S+[ \t]*(?:\r?\n|\Z))+")
+_BYTE_KIND = np.zeros(256, dtype=np.uint8)  # for _two_fields_per_line: 0 a field's byte
+_BYTE_KIND[[9, 32]] = 1
+_BYTE_KIND[10] = 2
+_BYTE_KIND[13] = 3
+_BYTE_KIND[[11, 12, 28, 29, 30, 31]] = 4  # other ASCII whitespace (not allowed by the fast path)
 
 DEFAULT_FILE_FILTERS = (
     "*.jpg",
@@ -170,14 +177,16 @@ def list_tree(root: str, patterns: Sequence[str], case_sensitive: bool) -> list[
     return out
 
 
-def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tuple[list[str], Sequence[int], list[int]]:
+def parse_file_list(
+    list_path: str, root: str | None, with_labels: bool
+) -> tuple[PathTable, Sequence[int], Sequence[int]]:
     """Parse a ``file_list`` text file: one ``path label`` (or just ``path``) per line.
 
     The label is the last whitespace-separated field; the path is the rest of the line. Paths are relative
     to ``root`` if given, else to the directory of the list. Blank lines are skipped.
 
     Returns:
-        (paths, labels, line numbers); labels are empty when ``with_labels`` is false.
+        (paths as a :class:`PathTable`, labels, line numbers); labels are empty when ``with_labels`` is false.
 
     Raises:
         FileNotFoundError: the list does not exist.
@@ -201,15 +210,14 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
             "'relative/path label' lines"
         )
     prefix = os.path.join(base, "")
-    if with_labels and _TWO_FIELDS_PER_LINE.fullmatch(text):  # fast path: every line is `path label`
+    if with_labels and _two_fields_per_line(text):  # fast path: every line is `path label`
         tokens = text.split()
         try:
             values = np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2)
         except (ValueError, OverflowError):
             values = None  # the slow path below names the bad line
         if values is not None and ((values >= -(2**31)) & (values < 2**31)).all():
-            paths = [name if name.startswith("/") else prefix + name for name in tokens[0::2]]
-            return paths, values, list(range(1, len(paths) + 1))
+            return _prefixed(tokens[0::2], prefix), values, range(1, len(values) + 1)
     lines = text.splitlines()
     numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line and not line.isspace()]
     if not numbered:
@@ -238,8 +246,42 @@ def parse_file_list(list_path: str, root: str | None, with_labels: bool) -> tupl
                     f"{list_path}:{number}: label {label} does not fit in int32 (labels are int32, as in DALI); "
                     "use labels in [-2147483648, 2147483647]"
                 )
-    paths = [name if name.startswith("/") else prefix + name for name in names]
-    return paths, labels, numbers
+    return _prefixed(names, prefix), labels, numbers
+
+
+def _two_fields_per_line(text: str) -> bool:
+    """Whether every line of ``text`` is ``field field`` (spaces or tabs around and between, ``\\n`` or
+    ``\\r\\n`` line ends, no blank line): vectorized over an ASCII text, a regular expression otherwise."""
+    if not text.isascii():
+        return _TWO_FIELDS_PER_LINE.fullmatch(text) is not None
+    b = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    if not len(b):
+        return False
+    kind = _BYTE_KIND[b]  # 0 field, 1 space or tab, 2 newline, 3 CR, 4 other whitespace
+    if (kind == 4).any():
+        return False
+    ends = np.flatnonzero(kind == 2)
+    if "\r" in text:
+        after_cr = np.flatnonzero(kind == 3) + 1  # a CR only ends a line
+        if after_cr[-1] >= len(b) or (kind[after_cr] != 2).any():
+            return False
+    if kind[-1] != 2:
+        ends = np.append(ends, len(b))  # the last line has no newline
+    word = kind == 0
+    starts = np.flatnonzero(word[1:] & ~word[:-1]) + 1  # the first byte of every field
+    if word[0]:
+        starts = np.concatenate(([0], starts))
+    # 2 fields per line, sorted: line i's two fields start after the previous line's end and before its own
+    return len(starts) == 2 * len(ends) and bool((starts[1::2] < ends).all() and (starts[2::2] > ends[:-1]).all())
+
+
+def _prefixed(names: Sequence[str], prefix: str) -> PathTable:
+    """The table of ``names``, each relative one prefixed with ``prefix`` (absolute ones kept)."""
+    joined = "\0".join(names)
+    if not names[0].startswith("/") and "\0/" not in joined:  # all relative: one pass over the joined text
+        blob = (prefix + joined.replace("\0", "\0" + prefix)).encode("utf-8", "surrogateescape")
+        return PathTable(blob, len(names))
+    return PathTable.of([name if name.startswith("/") else prefix + name for name in names])
 
 
 def _is_int(text: str) -> bool:
@@ -252,6 +294,8 @@ def _is_int(text: str) -> bool:
 
 def encode_paths(paths: Sequence[str]) -> bytes:
     """Return the paths as one byte string (for the dataset digest)."""
+    if isinstance(paths, PathTable):
+        return paths.blob
     return "\0".join(paths).encode("utf-8", "surrogateescape")
 
 

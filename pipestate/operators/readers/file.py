@@ -13,6 +13,7 @@ from pipestate.operators.base import RunContext, register
 from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
+from pipestate.operators.readers._path_table import PathTable
 from pipestate.operators.schema import Arg
 
 
@@ -109,9 +110,9 @@ class FileReader(Reader):
             self.where = lambda i, list_path=a["file_list"]: f"{list_path}:{lines[i]}"  # formatted on error only
         else:
             paths, labels = _files.list_class_dirs(a["file_root"], a["file_filters"], a["case_sensitive_filter"])
-        self.paths = paths
+        self.paths = PathTable.of(paths)
         self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
-        return len(paths), [_files.encode_paths(paths), self.labels.tobytes()]
+        return len(self.paths), [self.paths.blob, self.labels.tobytes()]
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_samples(self.paths, self.where, chunk), indices)

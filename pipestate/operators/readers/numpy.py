@@ -16,6 +16,7 @@ from pipestate.operators.example import Example
 from pipestate.operators.readers import _files
 from pipestate.operators.readers._base import SHARD_ARGS, Reader
 from pipestate.operators.readers._npy_header import parse_header_dict
+from pipestate.operators.readers._path_table import PathTable
 from pipestate.operators.schema import Arg
 
 _MAGIC = b"\x93NUMPY"
@@ -185,8 +186,8 @@ class NumpyReader(Reader):
             paths, _, _ = _files.parse_file_list(a["file_list"], root, with_labels=False)
         else:
             paths = _files.list_tree(root, a["file_filter"], a["case_sensitive_filter"])
-        self.paths = paths
-        return len(paths), [_files.encode_paths(paths)]
+        self.paths = PathTable.of(paths)
+        return len(self.paths), [self.paths.blob]
 
     def read(self, ctx: RunContext, indices: list[int]) -> tuple[Batch, ...]:
         samples = self.read_chunks(ctx, lambda chunk: read_chunk(self.paths, self.headers, chunk), indices)

@@ -1,0 +1,67 @@
+"""The compact path table and the fast ``file_list`` parse: the same paths, labels, digests and errors as the
+line-by-line parse, with no Python object per entry."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipestate.operators.readers import _files
+from pipestate.operators.readers._path_table import PathTable
+
+_NAMES = st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(st.lists(_NAMES, max_size=30))
+def test_a_table_holds_exactly_its_paths(paths):
+    table = PathTable.of(paths)
+    assert len(table) == len(paths)
+    assert list(table) == paths and [table[i] for i in range(len(paths))] == paths
+    assert table.blob == _files.encode_paths(paths)  # the dataset digest's bytes are unchanged
+    if paths:
+        assert table[-1] == paths[-1] and table[1:3] == paths[1:3]
+    with pytest.raises(IndexError):
+        table[len(paths)]
+
+
+def test_a_table_keeps_undecodable_names():
+    name = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")  # a Latin-1 file name on a UTF-8 system
+    assert PathTable.of(["a", name])[1] == name
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="ab1 \t\n\r\x0b", max_size=16))
+def test_the_vectorized_line_check_agrees_with_the_regular_expression(text):
+    assert _files._two_fields_per_line(text) == (_files._TWO_FIELDS_PER_LINE.fullmatch(text) is not None)
+
+
+_FIELD = st.text(alphabet=string.ascii_letters + string.digits + "._/-", min_size=1, max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(st.tuples(_FIELD, st.integers(-5, 5), st.sampled_from([" ", "\t", "  "])), min_size=1, max_size=8),
+    crlf=st.booleans(),
+    final_newline=st.booleans(),
+)
+def test_the_fast_parse_equals_the_line_by_line_parse(tmp_path_factory, lines, crlf, final_newline):
+    end = "\r\n" if crlf else "\n"
+    text = end.join(f"{name}{gap}{label}" for name, label, gap in lines) + (end if final_newline else "")
+    path = tmp_path_factory.mktemp("list") / "list.txt"
+    path.write_text(text, newline="")
+    paths, labels, numbers = _files.parse_file_list(str(path), "/root", with_labels=True)
+    expected = [name if name.startswith("/") else "/root/" + name for name, _, _ in lines]
+    assert list(paths) == expected and list(np.asarray(labels)) == [label for _, label, _ in lines]
+    assert list(numbers) == list(range(1, len(lines) + 1))
+    assert paths.blob == _files.encode_paths(expected)
+
+
+def test_a_bad_line_is_still_named(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_text("a.jpg 1\nb.jpg\nc.jpg 3\n")
+    with pytest.raises(ValueError, match=r"list.txt:2: expected 'relative/path label'"):
+        _files.parse_file_list(str(path), None, with_labels=True)
