@@ -18,6 +18,7 @@ from pipestate.operators.readers._path_table import PathTable
 
 _OPEN_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _TWO_FIELDS_PER_LINE = re.compile(r"(?:[ \t]*\S+[ \t]+\S+[ \t]*(?:\r?\n|\Z))+")
+_CHUNK_CHARS = 1 << 20  # the fast file_list parse splits about this much text at a time
 _BYTE_KIND = np.zeros(256, dtype=np.uint8)  # for _two_fields_per_line: 0 a field's byte
 _BYTE_KIND[[9, 32]] = 1
 _BYTE_KIND[10] = 2
@@ -211,13 +212,9 @@ def parse_file_list(
         )
     prefix = os.path.join(base, "")
     if with_labels and _two_fields_per_line(text):  # fast path: every line is `path label`
-        tokens = text.split()
-        try:
-            values = np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2)
-        except (ValueError, OverflowError):
-            values = None  # the slow path below names the bad line
-        if values is not None and ((values >= -(2**31)) & (values < 2**31)).all():
-            return _prefixed(tokens[0::2], prefix), values, range(1, len(values) + 1)
+        parsed = _parse_pairs(text, prefix)
+        if parsed is not None:
+            return parsed[0], parsed[1], range(1, len(parsed[1]) + 1)
     lines = text.splitlines()
     numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line and not line.isspace()]
     if not numbered:
@@ -275,13 +272,39 @@ def _two_fields_per_line(text: str) -> bool:
     return len(starts) == 2 * len(ends) and bool((starts[1::2] < ends).all() and (starts[2::2] > ends[:-1]).all())
 
 
-def _prefixed(names: Sequence[str], prefix: str) -> PathTable:
-    """The table of ``names``, each relative one prefixed with ``prefix`` (absolute ones kept)."""
+def _parse_pairs(text: str, prefix: str) -> tuple[PathTable, np.ndarray] | None:
+    """Paths and int32 labels of a list whose every line is ``path label``; ``None`` when a label is not an
+    int32 (the line-by-line parse then names the line). Parsed in chunks of lines, so the strings of one chunk
+    at a time exist (the peak memory does not grow with the list)."""
+    texts, labels, pos = [], [], 0
+    while pos < len(text):
+        end = text.find("\n", min(pos + _CHUNK_CHARS, len(text)))
+        end = len(text) if end < 0 else end + 1
+        tokens = text[pos:end].split()
+        try:
+            values = np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2)
+        except (ValueError, OverflowError):
+            return None
+        if not ((values >= -(2**31)) & (values < 2**31)).all():
+            return None
+        texts.append(_prefixed_text(tokens[0::2], prefix))
+        labels.append(values.astype(np.int32))
+        pos = end
+    labels_all = np.concatenate(labels)
+    return PathTable("\0".join(texts).encode("utf-8", "surrogateescape"), len(labels_all)), labels_all
+
+
+def _prefixed_text(names: Sequence[str], prefix: str) -> str:
+    """``names`` joined by NUL, each relative one prefixed with ``prefix`` (absolute ones kept)."""
     joined = "\0".join(names)
     if not names[0].startswith("/") and "\0/" not in joined:  # all relative: one pass over the joined text
-        blob = (prefix + joined.replace("\0", "\0" + prefix)).encode("utf-8", "surrogateescape")
-        return PathTable(blob, len(names))
-    return PathTable.of([name if name.startswith("/") else prefix + name for name in names])
+        return prefix + joined.replace("\0", "\0" + prefix)
+    return "\0".join(name if name.startswith("/") else prefix + name for name in names)
+
+
+def _prefixed(names: Sequence[str], prefix: str) -> PathTable:
+    """The table of ``names``, each relative one prefixed with ``prefix`` (absolute ones kept)."""
+    return PathTable(_prefixed_text(names, prefix).encode("utf-8", "surrogateescape"), len(names))
 
 
 def _is_int(text: str) -> bool:

@@ -22,6 +22,7 @@ takes its part of every global batch (:class:`Layout`, :func:`elastic_step`). It
 
 from __future__ import annotations
 
+import array
 import dataclasses
 from collections.abc import Callable
 
@@ -143,12 +144,14 @@ def buffer_shuffle(indices: np.ndarray, initial_fill: int, key: int) -> np.ndarr
     if total == 0:
         return np.asarray(indices, dtype=np.int64)
     words = Stream(key, 0, total).words(1)[:, 0].astype(np.uint64)
-    src = np.asarray(indices, dtype=np.int64).tolist()
-    buf = src[:fill]
-    out = []
+    # Typed arrays, not lists: no int object per index stays alive (an epoch of 10^6 indices peaks at ~40 MB,
+    # not ~90 MB).
+    src = array.array("q", np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+    buf = src[:fill].tolist()
+    out = array.array("q")
     emit = out.append
     # Phase 1: a full buffer of `fill` slots; slot = floor(word * fill / 2**32).
-    slots = ((words[: total - fill] * np.uint64(fill)) >> _SHIFT32).tolist()
+    slots = array.array("q", ((words[: total - fill] * np.uint64(fill)) >> _SHIFT32).astype(np.int64).tobytes())
     for i, j in enumerate(slots, start=fill):
         emit(buf[j])
         buf[j] = src[i]
@@ -158,7 +161,7 @@ def buffer_shuffle(indices: np.ndarray, initial_fill: int, key: int) -> np.ndarr
         emit(buf[j])
         buf[j] = buf[-1]
         buf.pop()
-    return np.asarray(out, dtype=np.int64)
+    return np.frombuffer(out, dtype=np.int64).copy()
 
 
 def epoch_order(cfg: ShardConfig, shuffle: ShuffleConfig, epoch: int, base: np.ndarray | None = None) -> np.ndarray:

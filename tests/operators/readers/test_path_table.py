@@ -65,3 +65,14 @@ def test_a_bad_line_is_still_named(tmp_path):
     path.write_text("a.jpg 1\nb.jpg\nc.jpg 3\n")
     with pytest.raises(ValueError, match=r"list.txt:2: expected 'relative/path label'"):
         _files.parse_file_list(str(path), None, with_labels=True)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 13, 1 << 20])
+def test_the_fast_parse_in_chunks_of_lines_is_the_same(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(_files, "_CHUNK_CHARS", chunk)
+    lines = [(f"d{i % 3}/f{i}.jpg" if i % 4 else f"/abs/f{i}.jpg", i % 7 - 3) for i in range(50)]
+    path = tmp_path / "list.txt"
+    path.write_text("".join(f"{name}\t{label}\r\n" for name, label in lines), newline="")
+    paths, labels, _ = _files.parse_file_list(str(path), "/root", with_labels=True)
+    assert list(paths) == [n if n.startswith("/") else "/root/" + n for n, _ in lines]
+    assert labels.tolist() == [label for _, label in lines] and labels.dtype == np.int32
