@@ -15,7 +15,9 @@ shards and global batch size (``pipestate.distributed``).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -148,6 +150,8 @@ class Reader(Operator):
                 f"num_shards={a['num_shards']}; every shard needs at least one sample"
             )
         digest = _listing_digest(listing)
+        if size >= _LARGE:
+            release_freed_memory()  # the listing's parse: transient strings and arrays
         self.dataset_digest = int.from_bytes(digest[:8], "little")
         self.shard = _sampler.ShardConfig(
             size,
@@ -255,6 +259,8 @@ class Reader(Operator):
         order = self._orders.get(epoch)
         if order is None:
             order = self._epoch_order(epoch)
+            if len(order) >= _LARGE:
+                release_freed_memory()
             self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
             self._orders[epoch] = order
         return order
@@ -421,3 +427,23 @@ def _listing_digest(listing: Iterable[bytes]) -> bytes:
             h.update(b"\0")
         h.update(part)
     return h.digest()
+
+
+_LARGE = 1 << 16  # listings and epochs from this size return the memory their building freed
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to call
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed after building a large listing or epoch order back to the system (glibc keeps freed
+    heap pages, so a million-entry listing's transient strings would otherwise stay in the resident set:
+    ~180 MB instead of ~60 MB). A no-op where the C library has no ``malloc_trim``."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -76,3 +76,28 @@ def test_the_fast_parse_in_chunks_of_lines_is_the_same(tmp_path, monkeypatch, ch
     paths, labels, _ = _files.parse_file_list(str(path), "/root", with_labels=True)
     assert list(paths) == [n if n.startswith("/") else "/root/" + n for n, _ in lines]
     assert labels.tolist() == [label for _, label in lines] and labels.dtype == np.int32
+
+
+def test_a_large_listing_returns_the_memory_its_parse_freed(tmp_path, monkeypatch):
+    from pipestate import fn, pipeline_def
+    from pipestate.operators.readers import _base
+
+    calls = []
+    monkeypatch.setattr(_base, "release_freed_memory", lambda: calls.append(1))
+    (tmp_path / "f.bin").write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("f.bin 0\n" * _base._LARGE)
+
+    @pipeline_def(batch_size=4, num_threads=1, seed=1)
+    def pipe():
+        return fn.readers.file(file_list=str(tmp_path / "list.txt"), random_shuffle=True)
+
+    p = pipe()
+    p.run()
+    p.close()
+    assert len(calls) == 2  # after the listing, after the first epoch's order
+
+
+def test_releasing_memory_is_safe_to_call():
+    from pipestate.operators.readers._base import release_freed_memory
+
+    release_freed_memory()
