@@ -211,10 +211,9 @@ def parse_file_list(
             "'relative/path label' lines"
         )
     prefix = os.path.join(base, "")
-    if with_labels and _two_fields_per_line(text):  # fast path: every line is `path label`
-        parsed = _parse_pairs(text, prefix)
-        if parsed is not None:
-            return parsed[0], parsed[1], range(1, len(parsed[1]) + 1)
+    parsed = _parse_pairs(text, prefix) if with_labels else None  # fast path: every line is `path label`
+    if parsed is not None:
+        return parsed[0], parsed[1], range(1, len(parsed[1]) + 1)
     lines = text.splitlines()
     numbered = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line and not line.isspace()]
     if not numbered:
@@ -273,25 +272,34 @@ def _two_fields_per_line(text: str) -> bool:
 
 
 def _parse_pairs(text: str, prefix: str) -> tuple[PathTable, np.ndarray] | None:
-    """Paths and int32 labels of a list whose every line is ``path label``; ``None`` when a label is not an
-    int32 (the line-by-line parse then names the line). Parsed in chunks of lines, so the strings of one chunk
-    at a time exist (the peak memory does not grow with the list)."""
-    texts, labels, pos = [], [], 0
+    """Paths and int32 labels of a list whose every line is ``path label``; ``None`` when a line is not (or a
+    label is not an int32): the line-by-line parse then names the line. Parsed in chunks of lines, so the
+    strings and arrays of one chunk at a time exist (memory does not peak with the list's size)."""
+    if not text:
+        return None
+    blobs, starts, labels, pos, offset = [], [], [], 0, 0
     while pos < len(text):
         end = text.find("\n", min(pos + _CHUNK_CHARS, len(text)))
         end = len(text) if end < 0 else end + 1
-        tokens = text[pos:end].split()
+        chunk = text[pos:end]
+        if not _two_fields_per_line(chunk):
+            return None
+        tokens = chunk.split()
         try:
             values = np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2)
         except (ValueError, OverflowError):
             return None
         if not ((values >= -(2**31)) & (values < 2**31)).all():
             return None
-        texts.append(_prefixed_text(tokens[0::2], prefix))
+        blob = _prefixed_text(tokens[0::2], prefix).encode("utf-8", "surrogateescape")
+        nuls = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 0)
+        starts.append(np.concatenate(([0], nuls + 1)) + offset)
+        blobs.append(blob)
         labels.append(values.astype(np.int32))
+        offset += len(blob) + 1
         pos = end
-    labels_all = np.concatenate(labels)
-    return PathTable("\0".join(texts).encode("utf-8", "surrogateescape"), len(labels_all)), labels_all
+    bounds = np.concatenate([*starts, [offset]])  # one past each path's end, as if a NUL followed the last
+    return PathTable(b"\0".join(blobs), len(bounds) - 1, bounds), np.concatenate(labels)
 
 
 def _prefixed_text(names: Sequence[str], prefix: str) -> str:

@@ -17,9 +17,15 @@ class PathTable(Sequence[str]):
 
     __slots__ = ("blob", "_starts")
 
-    def __init__(self, blob: bytes, count: int) -> None:
-        """``blob``: ``count`` UTF-8 paths (surrogate escapes allowed) joined by NUL bytes."""
+    def __init__(self, blob: bytes, count: int, starts: np.ndarray | None = None) -> None:
+        """``blob``: ``count`` UTF-8 paths (surrogate escapes allowed) joined by NUL bytes; ``starts``: where
+        each begins, and ``len(blob) + 1`` last, when the caller knows them already."""
         self.blob = blob
+        if starts is not None:
+            if len(starts) != count + 1 or (count and int(starts[-1]) != len(blob) + 1):
+                raise ValueError(f"{len(starts)} path offsets for {count} paths in {len(blob)} bytes")
+            self._starts = np.asarray(starts, dtype=np.int64)
+            return
         if count == 0:
             self._starts = np.zeros(1, dtype=np.int64)
             return

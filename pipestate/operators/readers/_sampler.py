@@ -22,7 +22,6 @@ takes its part of every global batch (:class:`Layout`, :func:`elastic_step`). It
 
 from __future__ import annotations
 
-import array
 import dataclasses
 from collections.abc import Callable
 
@@ -123,6 +122,9 @@ def epoch_size_padded(cfg: ShardConfig) -> int:
     return cfg.num_shards * -(-cfg.size // cfg.num_shards)
 
 
+_SHUFFLE_BLOCK = 1 << 16  # steps of the shuffle buffer replayed per vectorized block
+
+
 def dataset_permutation(size: int, key: int, epoch: int) -> np.ndarray:
     """Return the permutation of ``range(size)`` used in ``epoch`` by ``shuffle_after_epoch``.
 
@@ -137,31 +139,44 @@ def buffer_shuffle(indices: np.ndarray, initial_fill: int, key: int) -> np.ndarr
 
     The buffer starts with the first ``initial_fill`` indices; each step emits a random slot and refills it
     with the next index; when the input is exhausted the buffer drains in random order. Random slot ``i``
-    comes from Philox word ``i`` of ``key``. Indices only: replaying it costs about 0.1 µs per sample.
+    comes from Philox word ``i`` of ``key``. Indices only, vectorized in blocks: replaying an epoch of 10^6
+    indices takes about 0.1 s.
     """
     total = len(indices)
     fill = min(initial_fill, total)
     if total == 0:
         return np.asarray(indices, dtype=np.int64)
     words = Stream(key, 0, total).words(1)[:, 0].astype(np.uint64)
-    # Typed arrays, not lists: no int object per index stays alive (an epoch of 10^6 indices peaks at ~40 MB,
-    # not ~90 MB).
-    src = array.array("q", np.ascontiguousarray(indices, dtype=np.int64).tobytes())
-    buf = src[:fill].tolist()
-    out = array.array("q")
-    emit = out.append
-    # Phase 1: a full buffer of `fill` slots; slot = floor(word * fill / 2**32).
-    slots = array.array("q", ((words[: total - fill] * np.uint64(fill)) >> _SHIFT32).astype(np.int64).tobytes())
-    for i, j in enumerate(slots, start=fill):
-        emit(buf[j])
-        buf[j] = src[i]
+    src = np.asarray(indices, dtype=np.int64)
+    steps = total - fill
+    out = np.empty(total, dtype=np.int64)
+    buf = src[:fill].copy()
+    # Phase 1, vectorized in blocks of steps: step t writes src[fill + t] into slot slots[t] after emitting what
+    # the slot held, i.e. the value of the slot's previous write in the block, or the slot's content when the
+    # block began. Sorting a block's steps by slot (stable: by time within a slot) puts each step right after
+    # the previous write to its slot.
+    for a in range(0, steps, _SHUFFLE_BLOCK):
+        b = min(a + _SHUFFLE_BLOCK, steps)
+        slots = ((words[a:b] * np.uint64(fill)) >> _SHIFT32).astype(np.int64)
+        by_slot = np.argsort(slots, kind="stable")
+        sorted_slots = slots[by_slot]
+        first = np.ones(b - a, dtype=bool)
+        first[1:] = sorted_slots[1:] != sorted_slots[:-1]
+        written = src[fill + a : fill + b]
+        out[a + by_slot] = np.where(first, buf[sorted_slots], written[np.roll(by_slot, 1)])
+        last = np.ones(b - a, dtype=bool)
+        last[:-1] = first[1:]
+        buf[sorted_slots[last]] = written[by_slot[last]]
     # Phase 2: drain; the buffer shrinks by one each step (the last slot moves into the emptied one).
-    for i, word in enumerate(words[total - fill :].tolist()):
+    remaining = buf.tolist()
+    tail = []
+    for i, word in enumerate(words[steps:].tolist()):
         j = (word * (fill - i)) >> 32
-        emit(buf[j])
-        buf[j] = buf[-1]
-        buf.pop()
-    return np.frombuffer(out, dtype=np.int64).copy()
+        tail.append(remaining[j])
+        remaining[j] = remaining[-1]
+        remaining.pop()
+    out[steps:] = tail
+    return out
 
 
 def epoch_order(cfg: ShardConfig, shuffle: ShuffleConfig, epoch: int, base: np.ndarray | None = None) -> np.ndarray:

@@ -101,3 +101,11 @@ def test_releasing_memory_is_safe_to_call():
     from pipestate.operators.readers._base import release_freed_memory
 
     release_freed_memory()
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n\t\n"])
+def test_an_empty_list_is_still_refused(tmp_path, text):
+    path = tmp_path / "list.txt"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="lists no files"):
+        _files.parse_file_list(str(path), None, with_labels=True)

@@ -54,6 +54,41 @@ def test_buffer_shuffle_is_a_permutation_and_deterministic(n: int, fill: int, ke
     assert (s.buffer_shuffle(indices, fill, key) == out).all()
 
 
+def _sequential_buffer_shuffle(indices: np.ndarray, fill: int, key: int) -> list[int]:
+    """The shuffle buffer step by step, as specified (the reference of the vectorized replay)."""
+    from pipestate.rng import Stream
+
+    total = len(indices)
+    fill = min(fill, total)
+    words = Stream(key, 0, total).words(1)[:, 0].astype(np.uint64).tolist() if total else []
+    src, buf, out = list(indices), list(indices[:fill]), []
+    for i in range(fill, total):
+        j = (words[i - fill] * fill) >> 32
+        out.append(buf[j])
+        buf[j] = src[i]
+    for i, word in enumerate(words[total - fill :]):
+        j = (word * (fill - i)) >> 32
+        out.append(buf[j])
+        buf[j] = buf[-1]
+        buf.pop()
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), max_size=200),
+    st.integers(1, 70),
+    st.integers(0, 2**64 - 1),
+    st.sampled_from([1, 3, 16, 1 << 16]),
+)
+def test_the_vectorized_replay_equals_the_step_by_step_buffer(indices, fill, key, block) -> None:
+    import unittest.mock
+
+    with unittest.mock.patch.object(s, "_SHUFFLE_BLOCK", block):
+        out = s.buffer_shuffle(np.asarray(indices, dtype=np.int64), fill, key)
+    assert out.dtype == np.int64 and out.tolist() == _sequential_buffer_shuffle(indices, fill, key)
+
+
 def test_buffer_of_one_keeps_the_order_and_a_buffer_only_looks_ahead_initial_fill() -> None:
     indices = np.arange(500)
     assert (s.buffer_shuffle(indices, 1, 5) == indices).all()
