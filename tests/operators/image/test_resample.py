@@ -114,3 +114,27 @@ def test_bad_arguments():
         resample(IMAGE, params, dtype=np.int32)
     with pytest.raises(ValueError, match="HWC"):
         resample(IMAGE[None], params)
+
+
+@pytest.mark.parametrize("out_size", [1, 2, 3, 224])
+@pytest.mark.parametrize("kind", ["linear", "cubic", "lanczos3", "gaussian"])
+def test_filter_weights_are_normalized_by_a_tap_after_tap_sum(out_size, kind):
+    """The normalizing total adds the taps in order, as DALI's loop (numpy's sums may pair them up, which
+    changes the last bit for wide filters: a downscale of ~500x to one pixel is where it showed)."""
+    from pipestate.operators.image._kernels import resample as r
+
+    extent = 557.3 * out_size
+    flt = r._filter_for(kind, True, extent, out_size)
+    origin, scale = np.float32(3.25), np.float32(extent / out_size)
+    first, coeffs = r._weights(out_size, origin, scale, flt)
+    f32 = np.float32
+    start = f32(origin + f32(f32(f32(f32(0.5) * scale) - f32(0.5)) - flt.anchor))
+    for i in range(out_size):
+        pos = np.float32(np.float32(i) * scale) + start
+        taps = (np.float32(np.ceil(pos) - pos) + np.arange(flt.support(), dtype=np.float32)) * flt.scale
+        raw = r._lookup(flt, taps.astype(np.float32)[:, None])[:, 0]
+        total = np.float32(0)
+        for value in raw:  # one tap after the other
+            total = np.float32(total + value)
+        expected = raw / total if total != 0 else raw
+        assert first[i] == np.ceil(pos) and coeffs[i].tobytes() == expected.astype(np.float32).tobytes()

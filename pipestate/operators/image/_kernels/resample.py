@@ -73,6 +73,8 @@ def _tables() -> dict[str, _Filter]:
 
 
 _TABLES = _tables()
+_PADDED = {id(f.table): np.concatenate(([_F(0)], f.table, [_F(0), _F(0)])).astype(_F) for f in _TABLES.values()}
+_TAP_OFFSETS = np.arange(4096, dtype=_F)  # tap k's offset from an output pixel's first source pixel
 
 
 def _filter_for(kind: str, antialias: bool, in_extent: float, out_size: int) -> _Filter | None:
@@ -100,31 +102,39 @@ def _filter_for(kind: str, antialias: bool, in_extent: float, out_size: int) -> 
 def _lookup(flt: _Filter, x: np.ndarray) -> np.ndarray:
     """``ResamplingFilter::operator()``: the table read with linear interpolation, 0 outside."""
     n = len(flt.table)
+    padded = _PADDED[id(flt.table)]  # [0, *table, 0, 0]: index i + 1 reads table[i], 0 outside it
     x0 = np.floor(x)
-    d = (x - x0).astype(_F)
-    i0 = x0.astype(np.int64)
-    i1 = i0 + 1
-    f0 = np.where((i0 < 0) | (i0 >= n), _F(0), flt.table[np.clip(i0, 0, n - 1)])
-    f1 = np.where((i1 >= n) | (i1 < 0), _F(0), flt.table[np.clip(i1, 0, n - 1)])
-    value = (f0 + d * (f1 - f0)).astype(_F)
-    return np.where((x > -1) & (x < n), value, _F(0)).astype(_F)
+    d = x - x0
+    i0 = np.minimum(np.maximum(x0, _F(-1)), _F(n)).astype(np.intp)
+    i0 += 1
+    f0 = padded[i0]
+    i0 += 1
+    f1 = padded[i0]
+    f1 -= f0
+    f1 *= d
+    f1 += f0  # f0 + d * (f1 - f0), in float32
+    f1[(x <= -1) | (x >= n)] = 0
+    return f1
 
 
 def _weights(out_size: int, origin: np.float32, scale: np.float32, flt: _Filter) -> tuple[np.ndarray, np.ndarray]:
     """``InitializeResamplingFilter``: first source index and normalized weights of every output pixel."""
     start = _F(origin + _F(_F(_F(_F(0.5) * scale) - _F(0.5)) - flt.anchor))
     support = flt.support()
-    pos = (np.arange(out_size, dtype=_F) * scale).astype(_F) + start
+    pos = np.arange(out_size, dtype=_F)
+    pos *= scale
+    pos += start
     first = np.ceil(pos)
-    frac = (first - pos).astype(_F)
-    taps = (frac[:, None] + np.arange(support, dtype=_F)[None, :]).astype(_F)
-    coeffs = _lookup(flt, (taps * flt.scale).astype(_F))
-    total = np.zeros(out_size, _F)
-    for k in range(support):
-        total += coeffs[:, k]
-    safe = np.where(total != 0, total, _F(1))
-    coeffs = np.where(total[:, None] != 0, coeffs / safe[:, None], coeffs).astype(_F)
-    return first.astype(np.int64), coeffs
+    frac = first - pos
+    offsets = _TAP_OFFSETS[:support] if support <= len(_TAP_OFFSETS) else np.arange(support, dtype=_F)
+    taps = offsets[:, None] + frac  # (support, out_size): a tap's row is contiguous
+    taps *= flt.scale
+    coeffs = _lookup(flt, taps)
+    total = np.cumsum(coeffs, axis=0)[-1]  # summed tap after tap, as DALI's loop (a sum may pair them up)
+    zero = total == 0
+    total[zero] = 1
+    coeffs /= total  # a zero total leaves its (zero) weights as they are
+    return first.astype(np.int64), coeffs.T
 
 
 def _nn_indices(out_size: int, origin: np.float32, scale: np.float32, accumulate: bool) -> np.ndarray:
@@ -213,7 +223,8 @@ def _pass_matrix(axis: _Axis, n: int, accumulate_nn: bool, first_pass: bool) -> 
     else:
         first, coeffs = _weights(axis.out, origin, axis.scale, axis.filter)
         cols = first[:, None] + np.arange(coeffs.shape[1])[None, :] + shift
-    np.clip(cols, 0, n - 1, out=cols)
+    np.minimum(cols, n - 1, out=cols)
+    np.maximum(cols, 0, out=cols)
     offset = int(cols.min()) if cols.size else 0
     width = int(cols.max()) - offset + 1 if cols.size else 1
     support = coeffs.shape[1]
