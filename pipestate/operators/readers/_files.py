@@ -10,6 +10,7 @@ import fnmatch
 import os
 import re
 import stat
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -362,3 +363,29 @@ def check_sources(args: dict, where: str) -> None:
         raise ValueError(f"{where}: give file_list= or files=, not both")
     if args["files"] is None and args["file_list"] is None and args["file_root"] is None:
         raise ValueError(f"{where}: give file_root=, file_list= or files= to say which files to read")
+
+
+class OpenFiles:
+    """A reader's files, each opened on first use (once, whichever worker thread asks first) and closed
+    together; ``what`` prefixes the error of a file that cannot be opened."""
+
+    def __init__(self, paths: Sequence[str], what: str) -> None:
+        self.paths, self._what = list(paths), what
+        self._fds: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def fd(self, k: int) -> int:
+        """The descriptor of file ``k``."""
+        fd = self._fds.get(k)
+        if fd is None:
+            with self._lock:
+                fd = self._fds.get(k)
+                if fd is None:
+                    fd = self._fds[k] = open_regular(self.paths[k], self._what)
+        return fd
+
+    def close(self) -> None:
+        """Close every file opened."""
+        with self._lock:
+            while self._fds:
+                os.close(self._fds.popitem()[1])

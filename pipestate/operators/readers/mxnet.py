@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -173,8 +172,7 @@ class MXNetReader(Reader):
         self.files = paths
         file_of = np.searchsorted(bounds, self.offsets, side="right") - 1
         self.counts = np.bincount(file_of, minlength=len(paths)).astype(np.int64)
-        self._fds: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self.open_files = _files.OpenFiles(self.files, "path: RecordIO file ")
         return len(self.offsets), [np.asarray(sizes, dtype=np.int64).tobytes(), self.offsets.tobytes()]
 
     def base_order(self, epoch: int) -> np.ndarray | None:
@@ -185,22 +183,13 @@ class MXNetReader(Reader):
         seed = a["shuffle_after_epoch_seed"]
         return archive_order(self.counts, derive_key("file-order", _DEFAULT_FILE_SEED if seed is None else seed), epoch)
 
-    def _fd(self, k: int) -> int:
-        fd = self._fds.get(k)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(k)
-                if fd is None:
-                    fd = self._fds[k] = _files.open_regular(self.files[k], "path: RecordIO file ")
-        return fd
-
     def _raw(self, start: int, end: int) -> bytes:
         """The bytes ``[start, end)`` of the concatenated files (a record may span two files)."""
         chunks = []
         k = int(np.searchsorted(self.bounds, start, side="right")) - 1
         while start < end:
             stop = min(end, int(self.bounds[k + 1]))
-            chunks.append(os.pread(self._fd(k), stop - start, start - int(self.bounds[k])))
+            chunks.append(os.pread(self.open_files.fd(k), stop - start, start - int(self.bounds[k])))
             start, k = stop, k + 1
         return b"".join(chunks)
 
@@ -219,6 +208,6 @@ class MXNetReader(Reader):
 
     def close(self) -> None:
         """Close the RecordIO files."""
-        fds = getattr(self, "_fds", {})
-        while fds:
-            os.close(fds.popitem()[1])
+        open_files = getattr(self, "open_files", None)
+        if open_files is not None:
+            open_files.close()

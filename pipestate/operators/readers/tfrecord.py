@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -151,23 +150,13 @@ class TFRecordReader(Reader):
             raise ValueError(f"fn.readers.tfrecord(): no records in {paths}")
         self.records = np.asarray(records, dtype=np.int64)
         self.files = paths
-        self._fds: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self.open_files = _files.OpenFiles(self.files, "TFRecord file ")
         return len(records), ["\0".join(paths).encode(), self.records.tobytes()]
-
-    def _fd(self, k: int) -> int:
-        fd = self._fds.get(k)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(k)
-                if fd is None:
-                    fd = self._fds[k] = _files.open_regular(self.files[k], "TFRecord file ")
-        return fd
 
     def _parse(self, index: int) -> list[np.ndarray]:
         k, offset, size = (int(v) for v in self.records[index])
         path = self.files[k]
-        raw = os.pread(self._fd(k), size, offset)
+        raw = os.pread(self.open_files.fd(k), size, offset)
         data = tfr.parse_record(raw, path, offset)
         try:
             example = example_pb2.Example.FromString(data)
@@ -214,6 +203,6 @@ class TFRecordReader(Reader):
 
     def close(self) -> None:
         """Close the TFRecord files."""
-        fds = getattr(self, "_fds", {})
-        while fds:
-            os.close(fds.popitem()[1])
+        open_files = getattr(self, "open_files", None)
+        if open_files is not None:
+            open_files.close()

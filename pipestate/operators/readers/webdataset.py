@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Iterable
 
@@ -187,8 +186,7 @@ class WebdatasetReader(Reader):
         self.comp = np.stack([np.asarray(x, dtype=np.int64) for x in (comp_file, comp_off, comp_size, comp_out)], 1)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.files = list(a["paths"])
-        self._fds: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self.open_files = _files.OpenFiles(self.files, "paths: archive ")
         return len(self.starts) - 1, [self.starts.tobytes(), self.comp.tobytes()]
 
     def base_order(self, epoch: int) -> np.ndarray | None:
@@ -201,22 +199,13 @@ class WebdatasetReader(Reader):
             self.counts, derive_key("archive-order", _DEFAULT_ARCHIVE_SEED if seed is None else seed), epoch
         )
 
-    def _fd(self, k: int) -> int:
-        fd = self._fds.get(k)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(k)
-                if fd is None:
-                    fd = self._fds[k] = _files.open_regular(self.files[k], "paths: archive ")
-        return fd
-
     def _read(self, indices: list[int]) -> list[list[np.ndarray]]:
         out = []
         empty = [np.zeros(0, dtype=d) for d in self.dtypes]
         for i in indices:
             sample = list(empty)
             for f, off, size, k in self.comp[self.starts[i] : self.starts[i + 1]].tolist():
-                data = os.pread(self._fd(f), size, off)
+                data = os.pread(self.open_files.fd(f), size, off)
                 if len(data) != size:
                     raise wds.WebdatasetError(
                         f"{self.files[f]}: the component at offset {off} is truncated ({len(data)} of {size} bytes)"
@@ -231,6 +220,6 @@ class WebdatasetReader(Reader):
 
     def close(self) -> None:
         """Close the archives."""
-        fds = getattr(self, "_fds", {})
-        while fds:
-            os.close(fds.popitem()[1])
+        open_files = getattr(self, "open_files", None)
+        if open_files is not None:
+            open_files.close()
