@@ -205,22 +205,49 @@ def mel_filters(
 
 def mel_freq_major(spec: np.ndarray, tables: tuple, nfilter: int, normalize: bool) -> np.ndarray:
     """Mel filters over axis 0 of ``(freq, ...)`` float32 (DALI's frequency-major loop: each filter sums its
-    bins in ascending order, the normalization folded into each weight)."""
-    weights, norm, intervals, _, start, end = tables
+    bins in ascending order, the normalization folded into each weight). Vectorized over the filters: step
+    ``k`` adds every filter's ``k``-th bin, so each filter still sums its bins one after the other."""
     rest = spec.shape[1:]
     flat = spec.reshape(spec.shape[0], -1)
     out = np.zeros((nfilter, flat.shape[1]), dtype=_F32)
+    for filters, bins, weights in _freq_major_plan(tables, nfilter, normalize):
+        out[filters] += weights[:, None] * flat[bins]
+    return out.reshape((nfilter, *rest))
+
+
+_PLANS: dict[tuple[int, int, bool], tuple[tuple, list]] = {}
+
+
+def _freq_major_plan(tables: tuple, nfilter: int, normalize: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per step ``k``: the filters with a ``k``-th bin, those bins, and their float32 weights (as DALI's loop
+    computes them: ``weights[b] * norm[m]`` or ``(1 - weights[b]) * norm[m]``). Cached per filter table."""
+    key = (id(tables), nfilter, normalize)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0] is tables:
+        return cached[1]
+    weights, norm, intervals, _, start, end = tables
+    per_filter: list[list[tuple[int, np.float32]]] = [[] for _ in range(nfilter)]
     for b in range(start, end + 1):
         up = int(intervals[b])
         if up - 1 >= 0:
-            w = weights[b] * norm[up - 1] if normalize else weights[b]
-            out[up - 1] += w * flat[b]
+            per_filter[up - 1].append((b, weights[b] * norm[up - 1] if normalize else weights[b]))
         if 0 <= up < nfilter:
             w = _F32(1.0) - weights[b]
-            if normalize:
-                w = w * norm[up]
-            out[up] += w * flat[b]
-    return out.reshape((nfilter, *rest))
+            per_filter[up].append((b, w * norm[up] if normalize else w))
+    plan = []
+    for k in range(max((len(f) for f in per_filter), default=0)):
+        active = [m for m in range(nfilter) if len(per_filter[m]) > k]
+        plan.append(
+            (
+                np.asarray(active, dtype=np.intp),
+                np.asarray([per_filter[m][k][0] for m in active], dtype=np.intp),
+                np.asarray([per_filter[m][k][1] for m in active], dtype=_F32),
+            )
+        )
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (tables, plan)
+    return plan
 
 
 def mel_freq_last(spec: np.ndarray, tables: tuple, nfilter: int, normalize: bool) -> np.ndarray:
