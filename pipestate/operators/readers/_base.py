@@ -436,7 +436,7 @@ _LARGE = 1 << 16  # listings and epochs from this size return the memory their b
 def _malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to call
+    except (OSError, AttributeError, TypeError):  # not glibc (or no C library handle): nothing to call
         return None
 
 
